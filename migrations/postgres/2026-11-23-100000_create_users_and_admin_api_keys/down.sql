@@ -1,0 +1,2 @@
+DROP TABLE admin_api_keys;
+DROP TABLE users;

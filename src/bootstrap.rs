@@ -1,0 +1,59 @@
+//! First-run setup: an owner and an admin key, without an existing key to authenticate with.
+
+use diesel::Connection;
+use diesel::result::QueryResult;
+
+use crate::auth::{self, ApiKeySecret};
+use crate::db::DbConnection;
+use crate::models::admin_api_key::{self, NewAdminApiKey};
+use crate::models::user::{self, NewUser};
+
+/// What bootstrap made.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub owner_id: String,
+    pub key_id: String,
+    pub secret: ApiKeySecret,
+}
+
+/// Creates a new owner and a first key for it, in one transaction. Never reveals existing keys.
+pub fn create_owner_with_key(
+    conn: &mut DbConnection,
+    owner_name: &str,
+    owner_email: Option<&str>,
+    key_name: &str,
+    now: i64,
+) -> QueryResult<Bootstrapped> {
+    let owner_id = auth::random_id("user_");
+    let key_id = auth::random_id("key_");
+    let secret = auth::generate_key();
+    conn.transaction(|conn| {
+        user::insert(
+            conn,
+            &NewUser {
+                id: &owner_id,
+                name: owner_name,
+                email: owner_email,
+                role: "owner",
+                created_at: now,
+            },
+        )?;
+        admin_api_key::insert(
+            conn,
+            &NewAdminApiKey {
+                id: &key_id,
+                name: key_name,
+                key_hash: &secret.hash(),
+                redacted_value: &secret.redacted(),
+                owner_id: &owner_id,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+    })?;
+    Ok(Bootstrapped {
+        owner_id,
+        key_id,
+        secret,
+    })
+}

@@ -1,0 +1,114 @@
+//! Command line and environment settings. Every setting has a flag and an environment
+//! variable, and the defaults run out of the box: a SQLite file in the working directory.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::PoolOptions;
+use crate::startup::Settings;
+
+/// A self-hosted authority for administrative API keys, wire-compatible with OpenAI's Admin
+/// API Keys. With no subcommand it serves the API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "admin-api-keys",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Create an owner and a first admin key; print only the key's value on stdout.
+    Bootstrap(BootstrapArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST:PORT/DB`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://admin-api-keys.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Most database connections this process opens.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+    /// Seconds a request waits for a free connection before answering 503.
+    #[arg(long, env = "DATABASE_TIMEOUT_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub database_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: String,
+    /// HTTP worker threads [default: the number of CPUs].
+    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Seconds between writes of batched `last_used_at` values.
+    #[arg(long, env = "USAGE_FLUSH_INTERVAL_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub usage_flush_interval_secs: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Name of the new owner.
+    #[arg(long)]
+    pub owner_name: String,
+    /// Email of the new owner.
+    #[arg(long)]
+    pub owner_email: Option<String>,
+    /// Name of the new key.
+    #[arg(long, default_value = "Bootstrap admin key")]
+    pub key_name: String,
+}
+
+impl DatabaseArgs {
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            max_size: self.pool_size,
+            acquire_timeout: Duration::from_secs(self.database_timeout_secs),
+        }
+    }
+}
+
+impl From<ServeArgs> for Settings {
+    fn from(args: ServeArgs) -> Self {
+        let workers = args.workers.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        Settings {
+            pool: args.database.pool_options(),
+            database_url: args.database.database_url,
+            bind_addr: args.bind_addr,
+            workers,
+            usage_flush_interval: Duration::from_secs(args.usage_flush_interval_secs),
+            max_body_bytes: args.max_body_bytes,
+        }
+    }
+}

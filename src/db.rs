@@ -1,0 +1,205 @@
+//! Storage: one Diesel connection type over PostgreSQL and SQLite, its pool, migrations and the
+//! bridge from async handlers to blocking Diesel calls.
+//!
+//! Policy: the backend is chosen by the URL scheme (`postgres://` or `sqlite://`). Connection
+//! errors are reported as the backend gave them (the derived `MultiConnection::establish` tries
+//! each backend and hides the real cause). Diesel and `pool.get()` only ever run inside
+//! [`run_blocking`], never on an async worker thread.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::ApiError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Serialises migrations when several replicas start at once on one PostgreSQL database.
+const MIGRATION_LOCK_ID: i64 = 0x6164_6d69_6e6b_6579; // "admink ey"
+
+/// A connection to either backend; Diesel derives the query plumbing for both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The shared connection pool.
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A libpq connection string (`postgres://` or `postgresql://`).
+    Postgres(String),
+    /// A SQLite database file path.
+    Sqlite(String),
+}
+
+/// A database URL that cannot be used, or a database that cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error(
+        "unsupported DATABASE_URL scheme {0:?}: use sqlite://PATH (for example sqlite://admin-api-keys.db) or postgres://USER@HOST/DB"
+    )]
+    UnsupportedScheme(String),
+    #[error(
+        "in-memory SQLite cannot be shared by a connection pool: give DATABASE_URL a file path, e.g. sqlite://admin-api-keys.db"
+    )]
+    InMemorySqlite,
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] ConnectionError),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(#[source] r2d2::Error),
+    #[error("cannot run database migrations: {0}")]
+    Migrate(String),
+}
+
+impl DatabaseTarget {
+    /// Parses a `DATABASE_URL`. Only the scheme is ever echoed back: the rest may hold a password.
+    pub fn parse(url: &str) -> Result<Self, DbSetupError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() || path == ":memory:" || path.contains("mode=memory") {
+                return Err(DbSetupError::InMemorySqlite);
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        Err(DbSetupError::UnsupportedScheme(scheme.to_owned()))
+    }
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        match self {
+            Self::Postgres(url) => PgConnection::establish(url).map(DbConnection::Pg),
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path).map_err(|e| match e {
+                    ConnectionError::BadConnection(msg) => {
+                        ConnectionError::BadConnection(format!("SQLite file {path:?}: {msg}"))
+                    }
+                    other => other,
+                })?;
+                // WAL lets readers run beside the single writer; the busy timeout makes a
+                // writer wait for the lock instead of failing at once.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// An r2d2 manager that connects to the backend the URL names and keeps its real errors.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.target.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.ping()
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a request waits for a free connection before it gets a 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Connects once (so a bad URL or an unreachable database fails fast with its real cause),
+/// applies pending migrations on that connection, then builds the pool.
+pub fn connect_and_migrate(url: &str, options: &PoolOptions) -> Result<DbPool, DbSetupError> {
+    let target = DatabaseTarget::parse(url)?;
+    let mut first = target.connect().map_err(DbSetupError::Connect)?;
+    run_migrations(&mut first)?;
+    drop(first);
+    r2d2::Pool::builder()
+        .max_size(options.max_size)
+        .min_idle(Some(1))
+        .connection_timeout(options.acquire_timeout)
+        .build(ConnectionManager { target })
+        .map_err(DbSetupError::Pool)
+}
+
+/// Applies the pending migrations of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbSetupError> {
+    let migrate =
+        |e: Box<dyn std::error::Error + Send + Sync>| DbSetupError::Migrate(e.to_string());
+    match conn {
+        DbConnection::Sqlite(conn) => {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(migrate)?;
+        }
+        DbConnection::Pg(conn) => {
+            advisory(conn, "SELECT pg_advisory_lock($1)")?;
+            let applied = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(drop)
+                .map_err(migrate);
+            advisory(conn, "SELECT pg_advisory_unlock($1)")?;
+            applied?;
+        }
+    }
+    Ok(())
+}
+
+fn advisory(conn: &mut PgConnection, sql: &str) -> Result<(), DbSetupError> {
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_ID)
+        .execute(conn)
+        .map(drop)
+        .map_err(|e| DbSetupError::Migrate(e.to_string()))
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool, inside the caller's span.
+pub async fn run_blocking<F, T>(pool: &DbPool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    actix_web::web::block(move || {
+        let _entered = span.enter();
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}

@@ -1,0 +1,271 @@
+//! The one error type of the HTTP API and its wire form.
+//!
+//! Policy: every error a client can cause is a 4xx carrying OpenAI's envelope
+//! `{"error":{"message","type","param","code"}}` with a message that says what to fix.
+//! Failures the client cannot fix are 503 (the database is unreachable or the pool is
+//! exhausted) or an opaque 500; their cause chain goes to the log, never to the client.
+//! Extractor failures (JSON, query string), unknown routes and wrong methods go through this
+//! type too, so every response of the service has the same shape.
+
+use std::fmt::Write as _;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a parameter is out of range (400).
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<&'static str>,
+    },
+    /// No usable credentials (401).
+    #[error("{message}")]
+    Unauthorized { message: String, code: &'static str },
+    /// The addressed object does not exist (404).
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        param: Option<&'static str>,
+    },
+    /// No route has this path (404).
+    #[error("No route matches {method} {path}.")]
+    UnknownRoute { method: String, path: String },
+    /// The path exists but not with this method (405).
+    #[error("Method {0} is not allowed on this path.")]
+    MethodNotAllowed(String),
+    /// The body is larger than the configured limit (413).
+    #[error("The request body is larger than the limit of {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    /// The body is not `application/json` (415).
+    #[error("The request body must be JSON: send `Content-Type: application/json`.")]
+    UnsupportedMediaType,
+    /// The database cannot be reached or the pool has no free connection (503).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else (500); the client sees an opaque message.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// OpenAI's error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+/// The details of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A human-readable explanation of what went wrong and how to fix it.
+    pub message: String,
+    /// The error class: `invalid_request_error` for problems with the request, `server_error`
+    /// for problems on our side.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The request parameter the error is about, if any.
+    pub param: Option<String>,
+    /// A stable machine-readable code, if any (e.g. `invalid_api_key`).
+    pub code: Option<String>,
+}
+
+impl ApiError {
+    /// A 400 about one parameter.
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: Some(param.to_owned()),
+            code: None,
+        }
+    }
+
+    /// A 401 with a machine-readable code.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            message: message.into(),
+            code,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::Internal(_) => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn param(&self) -> Option<String> {
+        match self {
+            Self::InvalidRequest { param, .. } => param.clone(),
+            Self::NotFound { param, .. } => param.map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest { code, .. } => *code,
+            Self::Unauthorized { code, .. } => Some(code),
+            Self::NotFound { .. } | Self::UnknownRoute { .. } => Some("not_found"),
+            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
+            Self::PayloadTooLarge { .. } => Some("payload_too_large"),
+            Self::UnsupportedMediaType => Some("unsupported_media_type"),
+            Self::Unavailable(_) => Some("service_unavailable"),
+            Self::Internal(_) => None,
+        }
+    }
+
+    /// The message the client sees; server-side causes stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) => {
+                "The service cannot reach its database right now; retry shortly.".to_owned()
+            }
+            Self::Internal(_) => {
+                "The server had an error while processing your request.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The envelope this error is sent as.
+    pub fn body(&self) -> ErrorResponse {
+        ErrorResponse {
+            error: ErrorBody {
+                message: self.public_message(),
+                kind: self.kind(),
+                param: self.param(),
+                code: self.code().map(str::to_owned),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), cause = %error_chain(self), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(self.body())
+    }
+}
+
+/// `error: cause: cause ...`, for the log.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+impl From<DieselError> for ApiError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => Self::NotFound {
+                message: "The requested object does not exist.".to_owned(),
+                param: None,
+            },
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Self::Unavailable(Box::new(error)),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(error: r2d2::Error) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+/// Turns body-extraction failures into the envelope (wired through `JsonConfig`).
+pub fn json_error_handler(
+    error: actix_web::error::JsonPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api_error = match &error {
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit: *limit }
+        }
+        E::ContentType => ApiError::UnsupportedMediaType,
+        E::Deserialize(e) => ApiError::InvalidRequest {
+            message: format!("The request body is not valid JSON: {e}"),
+            param: None,
+            code: Some("invalid_json"),
+        },
+        other => ApiError::InvalidRequest {
+            message: format!("The request body could not be read: {other}"),
+            param: None,
+            code: None,
+        },
+    };
+    api_error.into()
+}
+
+/// Turns query-string failures into the envelope (wired through `QueryConfig`).
+pub fn query_error_handler(
+    error: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidRequest {
+        message: format!("The query string is invalid: {error}"),
+        param: None,
+        code: None,
+    }
+    .into()
+}
+
+/// Turns path-parameter failures into the envelope (wired through `PathConfig`).
+pub fn path_error_handler(
+    error: actix_web::error::PathError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidRequest {
+        message: format!("The URL path is invalid: {error}"),
+        param: None,
+        code: None,
+    }
+    .into()
+}

@@ -1,0 +1,16 @@
+//! admin-api-keys: a self-hosted authority for administrative API keys whose HTTP API mirrors
+//! OpenAI's Admin API Keys.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod models;
+pub mod openapi;
+pub mod routes;
+pub mod schema;
+pub mod startup;
+pub mod usage;

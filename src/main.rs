@@ -1,0 +1,79 @@
+//! The `admin-api-keys` binary: parse arguments, set up logging, dispatch.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use admin_api_keys::bootstrap::create_owner_with_key;
+use admin_api_keys::clock::{Clock, SystemClock};
+use admin_api_keys::config::{BootstrapArgs, Cli, Command};
+use admin_api_keys::db;
+use admin_api_keys::error::error_chain;
+use admin_api_keys::routes::admin_api_keys::validate_name;
+use admin_api_keys::startup::{Application, Settings};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        None => serve(cli.serve.into()),
+        Some(Command::Serve(args)) => serve(args.into()),
+        Some(Command::Bootstrap(args)) => bootstrap(args),
+        Some(Command::Openapi) => {
+            print!("{}", admin_api_keys::openapi::document());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings.clone(), Arc::new(SystemClock))
+            .await
+            .map_err(|e| error_chain(&e))?;
+        tracing::info!(
+            addr = %settings.bind_addr,
+            port = app.port(),
+            workers = settings.workers,
+            "admin-api-keys is serving"
+        );
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
+    let owner_name =
+        validate_name(Some(&args.owner_name)).map_err(|e| format!("--owner-name: {e}"))?;
+    let key_name = validate_name(Some(&args.key_name)).map_err(|e| format!("--key-name: {e}"))?;
+    let pool = db::connect_and_migrate(&args.database.database_url, &args.database.pool_options())
+        .map_err(|e| error_chain(&e))?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let made = create_owner_with_key(
+        &mut conn,
+        &owner_name,
+        args.owner_email.as_deref(),
+        &key_name,
+        SystemClock.now(),
+    )
+    .map_err(|e| format!("cannot create the owner and key: {e}"))?;
+    tracing::info!(owner_id = %made.owner_id, key_id = %made.key_id, "bootstrapped a new owner and admin key");
+    // The key's value is the only thing on stdout, so `KEY=$(admin-api-keys bootstrap ...)` works.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", made.secret.expose())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot print the key: {e}"))
+}

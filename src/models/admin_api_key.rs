@@ -1,0 +1,169 @@
+//! The `admin_api_keys` table.
+//!
+//! Listing is keyset pagination over the `(created_at, id)` index: the cursor is the last key
+//! seen, ties within one second are broken by id, and no query uses OFFSET or COUNT, so a deep
+//! page costs the same as the first.
+
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::models::user::User;
+use crate::schema::{admin_api_keys, users};
+
+/// A stored key (never the plaintext: only its hash).
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = admin_api_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct AdminApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub redacted_value: String,
+    pub owner_id: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// A key to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = admin_api_keys)]
+pub struct NewAdminApiKey<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub key_hash: &'a str,
+    pub redacted_value: &'a str,
+    pub owner_id: &'a str,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// What authentication needs to know about a key.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = admin_api_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct AuthRecord {
+    pub id: String,
+    pub owner_id: String,
+    pub expires_at: Option<i64>,
+}
+
+/// A key with its owner, as the API shows it.
+pub type KeyWithOwner = (AdminApiKeyRow, User);
+
+/// Direction of a listing by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// The position of a key in creation order.
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// Inserts one key.
+pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<()> {
+    diesel::insert_into(admin_api_keys::table)
+        .values(key)
+        .execute(conn)
+        .map(drop)
+}
+
+/// One key with its owner.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<KeyWithOwner>> {
+    admin_api_keys::table
+        .inner_join(users::table)
+        .filter(admin_api_keys::id.eq(id))
+        .select((AdminApiKeyRow::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// The auth record of the key with this hash.
+pub fn find_auth_record(
+    conn: &mut DbConnection,
+    key_hash: &str,
+) -> QueryResult<Option<AuthRecord>> {
+    admin_api_keys::table
+        .filter(admin_api_keys::key_hash.eq(key_hash))
+        .select(AuthRecord::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Where the key `id` sits in creation order, if it exists.
+pub fn cursor_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Cursor>> {
+    admin_api_keys::table
+        .filter(admin_api_keys::id.eq(id))
+        .select((admin_api_keys::created_at, admin_api_keys::id))
+        .first::<(i64, String)>(conn)
+        .optional()
+        .map(|found| found.map(|(created_at, id)| Cursor { created_at, id }))
+}
+
+/// Up to `limit` keys strictly after `after` in `order`.
+pub fn list_page(
+    conn: &mut DbConnection,
+    after: Option<&Cursor>,
+    order: Order,
+    limit: i64,
+) -> QueryResult<Vec<KeyWithOwner>> {
+    use crate::schema::admin_api_keys::dsl::{created_at, id};
+
+    let mut query = admin_api_keys::table
+        .inner_join(users::table)
+        .select((AdminApiKeyRow::as_select(), User::as_select()))
+        .limit(limit)
+        .into_boxed();
+    // The bare range on created_at lets the index scan start at the cursor; the OR then
+    // drops the ties at or before the cursor id.
+    query = match (order, after) {
+        (Order::Asc, Some(c)) => query.filter(
+            created_at
+                .ge(c.created_at)
+                .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
+        ),
+        (Order::Desc, Some(c)) => query.filter(
+            created_at
+                .le(c.created_at)
+                .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
+        ),
+        (_, None) => query,
+    };
+    query = match order {
+        Order::Asc => query.order((created_at.asc(), id.asc())),
+        Order::Desc => query.order((created_at.desc(), id.desc())),
+    };
+    query.load(conn)
+}
+
+/// Deletes a key; returns whether it existed.
+pub fn delete(conn: &mut DbConnection, key_id: &str) -> QueryResult<bool> {
+    diesel::delete(admin_api_keys::table.filter(admin_api_keys::id.eq(key_id)))
+        .execute(conn)
+        .map(|deleted| deleted > 0)
+}
+
+/// Moves `last_used_at` forward for a batch of keys, in one transaction. Never moves it back,
+/// so replicas flushing the same key in any order converge on the latest use. Deleted keys
+/// are skipped silently.
+pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<()> {
+    use crate::schema::admin_api_keys::dsl::{id, last_used_at};
+
+    conn.transaction(|conn| {
+        for (key_id, at) in uses {
+            diesel::update(
+                admin_api_keys::table.filter(
+                    id.eq(key_id)
+                        .and(last_used_at.is_null().or(last_used_at.lt(*at))),
+                ),
+            )
+            .set(last_used_at.eq(*at))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+}

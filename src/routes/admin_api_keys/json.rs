@@ -1,0 +1,190 @@
+//! Wire types of the admin API keys resource. Field names, order and meaning follow OpenAI's
+//! `organization.admin_api_key` contract; they are separate from the row types on purpose.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::models::admin_api_key::{AdminApiKeyRow, Order};
+use crate::models::user::User;
+use crate::usage::UsageTracker;
+
+/// Always `organization.admin_api_key`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub enum AdminApiKeyObject {
+    #[serde(rename = "organization.admin_api_key")]
+    AdminApiKey,
+}
+
+/// Always `list`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub enum ListObject {
+    #[serde(rename = "list")]
+    List,
+}
+
+/// Always `organization.admin_api_key.deleted`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub enum DeletedObject {
+    #[serde(rename = "organization.admin_api_key.deleted")]
+    Deleted,
+}
+
+/// An admin API key as the API shows it. The secret itself is never part of this object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminApiKey {
+    pub object: AdminApiKeyObject,
+    /// Identifier of the key, used in the URLs of this API.
+    #[schema(example = "key_2kQy8n1XbV3mPz7TfL0aWcRe")]
+    pub id: String,
+    /// The name given to the key at creation.
+    #[schema(example = "Deploy pipeline")]
+    pub name: String,
+    /// A recognisable but harmless form of the secret: its first 8 and last 3 characters.
+    #[schema(example = "sk-admin...q3Z")]
+    pub redacted_value: String,
+    /// When the key was made, in Unix seconds.
+    #[schema(example = 1763891200)]
+    pub created_at: i64,
+    /// When the key last authenticated a request, in Unix seconds; `null` if never.
+    #[schema(required = true, example = 1763894800)]
+    pub last_used_at: Option<i64>,
+    /// When the key stops working, in Unix seconds; `null` if it never expires.
+    #[schema(required = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
+    pub owner: Owner,
+}
+
+/// The user a key belongs to. A key made through the API belongs to the owner of the key that
+/// made it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Owner {
+    /// Always `user`.
+    #[serde(rename = "type")]
+    #[schema(example = "user")]
+    pub kind: &'static str,
+    /// Always `organization.user`.
+    #[schema(example = "organization.user")]
+    pub object: &'static str,
+    /// Identifier of the user.
+    #[schema(example = "user_8QwJ3rT5yU7iO9pA1sD2fG4h")]
+    pub id: String,
+    /// The user's name.
+    #[schema(example = "Platform team")]
+    pub name: String,
+    /// When the user was made, in Unix seconds.
+    #[schema(example = 1763891200)]
+    pub created_at: i64,
+    /// The user's role in the organisation; `owner` for every user today.
+    #[schema(example = "owner")]
+    pub role: String,
+}
+
+/// The answer to a create: the key object plus its secret value, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminApiKeyCreateResponse {
+    #[serde(flatten)]
+    pub key: AdminApiKey,
+    /// The full secret. Store it now: the service keeps only a hash and cannot show it again.
+    #[schema(example = "sk-admin-4fTz9QbLw2Xc7VnR1kJm8HsD3yPa6GeU0oNiKtWq5Z1c2B")]
+    pub value: String,
+}
+
+/// One page of keys in creation order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub object: ListObject,
+    pub data: Vec<AdminApiKey>,
+    /// Id of the first key on this page; `null` when the page is empty.
+    #[schema(required = true)]
+    pub first_id: Option<String>,
+    /// Id of the last key on this page; pass it as `after` to get the next page.
+    #[schema(required = true)]
+    pub last_id: Option<String>,
+    /// Whether more keys follow this page in the requested order.
+    pub has_more: bool,
+}
+
+/// Confirmation of a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminApiKeyDeleted {
+    /// Id of the deleted key.
+    pub id: String,
+    pub object: DeletedObject,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+/// Body of a create request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdminApiKeyRequest {
+    /// A name for the key: 1 to 256 characters, not only spaces, no control characters.
+    /// Leading and trailing spaces are removed.
+    #[schema(value_type = String, required = true, example = "Deploy pipeline")]
+    pub name: Option<String>,
+    /// Lifetime of the key in seconds, from 1 to 31536000 (365 days). Leave it out for a key
+    /// that does not expire.
+    #[schema(minimum = 1, maximum = 31536000, example = 2592000)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// Sort direction by creation time.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListOrder {
+    Asc,
+    Desc,
+}
+
+/// Query parameters of a list. They arrive as text so that a bad value gets a 400 naming it.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// A key id: the page starts right after this key, in the requested order. Use the
+    /// `last_id` of the previous page.
+    pub after: Option<String>,
+    /// Page size, from 1 to 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[param(value_type = Option<ListOrder>, default = "asc")]
+    pub order: Option<String>,
+}
+
+impl From<ListOrder> for Order {
+    fn from(order: ListOrder) -> Self {
+        match order {
+            ListOrder::Asc => Order::Asc,
+            ListOrder::Desc => Order::Desc,
+        }
+    }
+}
+
+impl AdminApiKey {
+    /// The wire form of a stored key, with this process's latest unflushed use folded in.
+    pub fn from_row(row: AdminApiKeyRow, owner: User, usage: &UsageTracker) -> Self {
+        Self {
+            object: AdminApiKeyObject::AdminApiKey,
+            last_used_at: usage.overlay(&row.id, row.last_used_at),
+            id: row.id,
+            name: row.name,
+            redacted_value: row.redacted_value,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            owner: Owner::from(owner),
+        }
+    }
+}
+
+impl From<User> for Owner {
+    fn from(user: User) -> Self {
+        Self {
+            kind: "user",
+            object: "organization.user",
+            id: user.id,
+            name: user.name,
+            created_at: user.created_at,
+            role: user.role,
+        }
+    }
+}

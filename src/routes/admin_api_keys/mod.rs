@@ -1,0 +1,315 @@
+//! `/organization/admin_api_keys`: list, create, retrieve and delete admin keys.
+
+pub mod json;
+
+use actix_web::{HttpResponse, web};
+
+use self::json::{
+    AdminApiKey, AdminApiKeyCreateResponse, AdminApiKeyDeleted, ApiKeyList,
+    CreateAdminApiKeyRequest, DeletedObject, ListObject, ListOrder, ListQuery,
+};
+use crate::auth::{self, AdminKey};
+use crate::db::run_blocking;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::Json;
+use crate::models::admin_api_key::{self, NewAdminApiKey, Order};
+use crate::routes::method_not_allowed;
+use crate::startup::AppState;
+
+/// The longest lifetime a key can be given: 365 days.
+pub const MAX_EXPIRES_IN_SECONDS: i64 = 31_536_000;
+const DEFAULT_LIMIT: i64 = 20;
+const MAX_LIMIT: i64 = 100;
+
+/// Registers this resource's routes; other methods on its paths answer 405.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/organization/admin_api_keys")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/organization/admin_api_keys/{key_id}")
+            .route(web::get().to(retrieve))
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// List admin API keys
+///
+/// Returns one page of the organisation's admin keys in creation order, oldest first unless
+/// `order=desc`. Page with `after` set to the previous page's `last_id`; keys made in the same
+/// second keep a stable order, so paging never skips or repeats a key.
+#[utoipa::path(
+    get,
+    path = "/organization/admin_api_keys",
+    operation_id = "admin-api-keys-list",
+    tag = "Admin API keys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of keys.", body = ApiKeyList),
+        (status = 400, description = "`limit`, `order` or `after` is invalid; `param` names it.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn list(
+    _caller: AdminKey,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, order, limit) = validate_list_query(query.into_inner())?;
+    let rows = run_blocking(&state.pool, move |conn| {
+        let cursor = match &after {
+            None => None,
+            Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| {
+                ApiError::invalid_param(
+                    "after",
+                    format!(
+                        "No admin API key with id {id:?} exists, so there is no page after it."
+                    ),
+                )
+            })?),
+        };
+        Ok(admin_api_key::list_page(
+            conn,
+            cursor.as_ref(),
+            order,
+            limit + 1,
+        )?)
+    })
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let data: Vec<AdminApiKey> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(row, owner)| AdminApiKey::from_row(row, owner, &state.usage))
+        .collect();
+    Ok(HttpResponse::Ok().json(ApiKeyList {
+        object: ListObject::List,
+        first_id: data.first().map(|key| key.id.clone()),
+        last_id: data.last().map(|key| key.id.clone()),
+        has_more,
+        data,
+    }))
+}
+
+/// Create an admin API key
+///
+/// Makes a new key owned by the owner of the calling key. The response is the only place the
+/// secret `value` ever appears: the service stores just its SHA-256.
+#[utoipa::path(
+    post,
+    path = "/organization/admin_api_keys",
+    operation_id = "admin-api-keys-create",
+    tag = "Admin API keys",
+    request_body = CreateAdminApiKeyRequest,
+    responses(
+        (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
+        (status = 400, description = "The body is not valid JSON or a field is invalid; `param` names it.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn create(
+    caller: AdminKey,
+    state: web::Data<AppState>,
+    Json(body): Json<CreateAdminApiKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = validate_name(body.name.as_deref())?;
+    let lifetime = validate_expires_in(body.expires_in_seconds)?;
+    let now = state.clock.now();
+    let secret = auth::generate_key();
+    let key_id = auth::random_id("key_");
+    let (key_hash, redacted_value) = (secret.hash(), secret.redacted());
+    let AdminKey {
+        key_id: creator_id,
+        owner_id,
+    } = caller;
+    let (row, owner) = run_blocking(&state.pool, move |conn| {
+        admin_api_key::insert(
+            conn,
+            &NewAdminApiKey {
+                id: &key_id,
+                name: &name,
+                key_hash: &key_hash,
+                redacted_value: &redacted_value,
+                owner_id: &owner_id,
+                created_at: now,
+                expires_at: lifetime.map(|seconds| now + seconds),
+            },
+        )?;
+        Ok(admin_api_key::find(conn, &key_id)?.ok_or(diesel::result::Error::NotFound)?)
+    })
+    .await?;
+    tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
+    Ok(HttpResponse::Ok().json(AdminApiKeyCreateResponse {
+        key: AdminApiKey::from_row(row, owner, &state.usage),
+        value: secret.expose().to_owned(),
+    }))
+}
+
+/// Retrieve an admin API key
+///
+/// Returns one key as `create` returned it, without the secret value.
+#[utoipa::path(
+    get,
+    path = "/organization/admin_api_keys/{key_id}",
+    operation_id = "admin-api-keys-get",
+    tag = "Admin API keys",
+    params(("key_id" = String, Path, description = "Id of the key.")),
+    responses(
+        (status = 200, description = "The key.", body = AdminApiKey),
+        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn retrieve(
+    _caller: AdminKey,
+    state: web::Data<AppState>,
+    key_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key_id = key_id.into_inner();
+    let found = if plausible_key_id(&key_id) {
+        let id = key_id.clone();
+        run_blocking(&state.pool, move |conn| Ok(admin_api_key::find(conn, &id)?)).await?
+    } else {
+        None
+    };
+    let (row, owner) = found.ok_or_else(|| no_such_key(&key_id))?;
+    Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
+}
+
+/// Delete an admin API key
+///
+/// Removes the key for good; it stops authenticating immediately. Deleting it again, or any
+/// unknown id, answers 404.
+#[utoipa::path(
+    delete,
+    path = "/organization/admin_api_keys/{key_id}",
+    operation_id = "admin-api-keys-delete",
+    tag = "Admin API keys",
+    params(("key_id" = String, Path, description = "Id of the key to delete.")),
+    responses(
+        (status = 200, description = "The key was deleted.", body = AdminApiKeyDeleted),
+        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 404, description = "No key has this id (or it was already deleted).", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn delete(
+    caller: AdminKey,
+    state: web::Data<AppState>,
+    key_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key_id = key_id.into_inner();
+    let deleted = plausible_key_id(&key_id) && {
+        let id = key_id.clone();
+        run_blocking(&state.pool, move |conn| {
+            Ok(admin_api_key::delete(conn, &id)?)
+        })
+        .await?
+    };
+    if !deleted {
+        return Err(no_such_key(&key_id));
+    }
+    tracing::info!(key_id = %key_id, by = %caller.key_id, "admin key deleted");
+    Ok(HttpResponse::Ok().json(AdminApiKeyDeleted {
+        id: key_id,
+        object: DeletedObject::Deleted,
+        deleted: true,
+    }))
+}
+
+fn no_such_key(key_id: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("No admin API key with id {key_id:?} exists."),
+        param: Some("key_id"),
+    }
+}
+
+/// Ids we issue are short and ASCII; anything else cannot exist and never reaches the database.
+fn plausible_key_id(id: &str) -> bool {
+    id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Cleans a key name: trimmed, 1 to 256 characters, no control characters.
+pub fn validate_name(name: Option<&str>) -> Result<String, ApiError> {
+    let name = name
+        .ok_or_else(|| ApiError::invalid_param("name", "`name` is required."))?
+        .trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid_param("name", "`name` must not be empty."));
+    }
+    if name.chars().count() > 256 {
+        return Err(ApiError::invalid_param(
+            "name",
+            "`name` must be at most 256 characters.",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_param(
+            "name",
+            "`name` must not contain control characters.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_expires_in(seconds: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match seconds {
+        Some(s) if !(1..=MAX_EXPIRES_IN_SECONDS).contains(&s) => Err(ApiError::invalid_param(
+            "expires_in_seconds",
+            format!(
+                "`expires_in_seconds` must be between 1 and {MAX_EXPIRES_IN_SECONDS}; leave it out for a key that does not expire."
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn validate_list_query(query: ListQuery) -> Result<(Option<String>, Order, i64), ApiError> {
+    let present = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let limit = match present(query.limit) {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    "limit",
+                    format!("`limit` must be an integer from 1 to {MAX_LIMIT}, got {raw:?}."),
+                )
+            })?,
+    };
+    let order = match present(query.order).as_deref() {
+        None | Some("asc") => ListOrder::Asc,
+        Some("desc") => ListOrder::Desc,
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "order",
+                format!("`order` must be `asc` or `desc`, got {other:?}."),
+            ));
+        }
+    };
+    let after = present(query.after);
+    if let Some(id) = &after
+        && !plausible_key_id(id)
+    {
+        return Err(ApiError::invalid_param(
+            "after",
+            format!("No admin API key with id {id:?} exists, so there is no page after it."),
+        ));
+    }
+    Ok((after, order.into(), limit))
+}

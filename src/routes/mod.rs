@@ -1,0 +1,27 @@
+//! HTTP handlers, one module per resource.
+
+pub mod admin_api_keys;
+pub mod health;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Registers the versionless routes of the API on `cfg`; called once under `/v1` and once at the
+/// root, so clients built for either base URL work.
+pub fn api(cfg: &mut web::ServiceConfig) {
+    admin_api_keys::routes(cfg);
+}
+
+/// The answer for a known path with an unsupported method.
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// The answer for a path no route matches.
+pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::UnknownRoute {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}

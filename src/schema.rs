@@ -1,0 +1,28 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    admin_api_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_hash -> Text,
+        redacted_value -> Text,
+        owner_id -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(admin_api_keys -> users (owner_id));
+
+diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, users);

@@ -1,0 +1,147 @@
+//! Building and running the HTTP server; shared by `main` and the tests.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::clock::Clock;
+use crate::db::{self, DbPool, DbSetupError, PoolOptions};
+use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::routes;
+use crate::usage::UsageTracker;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: DbPool,
+    pub clock: Arc<dyn Clock>,
+    pub usage: Arc<UsageTracker>,
+}
+
+/// Everything `serve` needs to know.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub pool: PoolOptions,
+    /// `host:port`; port 0 picks a free port (the tests use this).
+    pub bind_addr: String,
+    pub workers: usize,
+    /// How often pending `last_used_at` values are written.
+    pub usage_flush_interval: Duration,
+    /// Largest accepted JSON body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound to its port but not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    usage_flush_interval: Duration,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let (url, pool_options) = (settings.database_url.clone(), settings.pool.clone());
+        let pool = web::block(move || db::connect_and_migrate(&url, &pool_options))
+            .await
+            .expect("the blocking pool is running")?;
+        let bind_error = |source| StartupError::Bind {
+            addr: settings.bind_addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&settings.bind_addr).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let state = web::Data::new(AppState {
+            pool,
+            clock,
+            usage: Arc::new(UsageTracker::default()),
+        });
+        let app_state = state.clone();
+        let max_body_bytes = settings.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+                )
+                .wrap(TracingLogger::default())
+                .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
+        })
+        .workers(settings.workers)
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+            usage_flush_interval: settings.usage_flush_interval,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (the tests use it to flush usage and inspect the database).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until a shutdown signal, flushing `last_used_at` periodically and once at the end.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let interval = self.usage_flush_interval;
+        let flusher = actix_web::rt::spawn(async move {
+            let mut ticks = actix_web::rt::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                state.usage.flush_logged(&state.pool).await;
+            }
+        });
+        let result = self.server.await;
+        flusher.abort();
+        self.state.usage.flush_logged(&self.state.pool).await;
+        result
+    }
+}
+
+/// Registers state, extractor error handlers and every route.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_body_bytes: usize) {
+    cfg.app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(max_body_bytes)
+                .error_handler(json_error_handler),
+        )
+        .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+        .app_data(web::PathConfig::default().error_handler(path_error_handler))
+        .route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/openapi.json", web::get().to(crate::openapi::serve))
+        .service(web::scope("/v1").configure(routes::api))
+        .configure(routes::api)
+        .default_service(web::to(routes::unknown_route));
+}
