@@ -1,0 +1,276 @@
+//! `TestApp`: one running server per test on its own database, plus request helpers.
+//!
+//! SQLite tests use a file in a fresh temp dir. PostgreSQL tests create a uniquely named
+//! database on the server in `TEST_DATABASE_URL` and drop it afterwards; without that variable
+//! they are skipped, except under `CI`, where its absence is an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use admin_api_keys::bootstrap::create_owner_with_key;
+use admin_api_keys::clock::ManualClock;
+use admin_api_keys::db::{DbConnection, PoolOptions};
+use admin_api_keys::startup::{AppState, Application, Settings};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The clock every test starts at (2027-01-15).
+pub const START: i64 = 1_800_000_000;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The plaintext of the bootstrapped key, used by the request helpers.
+    pub admin_key: String,
+    pub admin_key_id: String,
+    pub owner_id: String,
+    pub clock: ManualClock,
+    pub state: web::Data<AppState>,
+    pub database_url: String,
+    _database: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database of `backend`; `None` if PostgreSQL is not configured.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let database = TestDatabase::create(backend)?;
+        let clock = ManualClock::new(START);
+        let settings = Settings {
+            database_url: database.url(),
+            pool: PoolOptions {
+                max_size: 4,
+                acquire_timeout: Duration::from_secs(2),
+            },
+            bind_addr: "127.0.0.1:0".to_owned(),
+            workers: 1,
+            // Tests flush explicitly.
+            usage_flush_interval: Duration::from_secs(3600),
+            max_body_bytes: 64 * 1024,
+        };
+        let app = Application::build(settings, Arc::new(clock.clone()))
+            .await
+            .expect("the test server builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        actix_web::rt::spawn(app.run_until_stopped());
+
+        let pool = state.pool.clone();
+        let boot = web::block(move || {
+            let mut conn = pool.get().expect("a connection");
+            create_owner_with_key(
+                &mut conn,
+                "Test Owner",
+                Some("owner@example.com"),
+                "Bootstrap",
+                START,
+            )
+        })
+        .await
+        .unwrap()
+        .expect("bootstrap succeeds");
+
+        Some(TestApp {
+            address,
+            client: reqwest::Client::new(),
+            admin_key: boot.secret.expose().to_owned(),
+            admin_key_id: boot.key_id,
+            owner_id: boot.owner_id,
+            clock,
+            state,
+            database_url: database.url(),
+            _database: database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request with the bootstrapped key.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.request_as(&self.admin_key, method, path)
+    }
+
+    /// A request with `key` as bearer token.
+    pub fn request_as(&self, key: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates a key and returns the create response (asserting 200).
+    pub async fn create_key(&self, body: Value) -> Value {
+        let response = self
+            .post_json("/v1/organization/admin_api_keys", &body)
+            .await;
+        let (status, json) = read(response).await;
+        assert_eq!(status, StatusCode::OK, "create failed: {json}");
+        json
+    }
+
+    /// Creates a key named `name` that does not expire.
+    pub async fn create_named(&self, name: &str) -> Value {
+        self.create_key(json!({ "name": name })).await
+    }
+
+    /// `GET /v1/organization/admin_api_keys?{query}` (asserting 200).
+    pub async fn list(&self, query: &str) -> Value {
+        let (status, json) = read(
+            self.get(&format!("/v1/organization/admin_api_keys?{query}"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "list failed: {json}");
+        json
+    }
+
+    /// Writes pending `last_used_at` values now.
+    pub async fn flush_usage(&self) {
+        self.state
+            .usage
+            .flush(&self.state.pool)
+            .await
+            .expect("flush succeeds");
+    }
+
+    /// Runs `f` on a pooled connection, off the async thread.
+    pub async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.state.pool.clone();
+        web::block(move || f(&mut pool.get().expect("a connection")))
+            .await
+            .unwrap()
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?}"));
+    (status, json)
+}
+
+/// Asserts `response` is an error in OpenAI's envelope; returns its `error` object.
+pub async fn assert_error(response: reqwest::Response, status: StatusCode, context: &str) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (actual, body) = read(response).await;
+    assert_eq!(actual, status, "{context}: body {body}");
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "{context}"
+    );
+    let error = &body["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{context}: {body}"
+    );
+    assert!(error["type"].is_string(), "{context}: {body}");
+    for field in ["param", "code"] {
+        assert!(
+            error.as_object().unwrap().contains_key(field),
+            "{context}: `{field}` missing from {body}"
+        );
+    }
+    assert_eq!(error.as_object().unwrap().len(), 4, "{context}: {body}");
+    error.clone()
+}
+
+enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres { server_url: String, name: String },
+}
+
+impl TestDatabase {
+    fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::Sqlite(tempfile::tempdir().expect("a temp dir"))),
+            Backend::Postgres => {
+                let Ok(server_url) = std::env::var("TEST_DATABASE_URL") else {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "TEST_DATABASE_URL must be set in CI so the PostgreSQL suite runs"
+                    );
+                    return None;
+                };
+                let name = format!(
+                    "aak_test_{}",
+                    admin_api_keys::auth::random_id("").to_lowercase()
+                );
+                let mut conn = PgConnection::establish(&server_url)
+                    .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create the test database");
+                Some(Self::Postgres { server_url, name })
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite://{}", dir.path().join("test.db").display()),
+            Self::Postgres { server_url, name } => with_database(server_url, name),
+        }
+    }
+}
+
+/// `server_url` with its database name replaced by `name`.
+pub fn with_database(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server_url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { server_url, name } = self
+            && let Ok(mut conn) = PgConnection::establish(server_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Integration tests: each drives a real server over HTTP on its own database.
+//!
+//! Tests written as `async fn name(app: TestApp)` are listed in `backend_tests!`, which runs
+//! each once on SQLite and once on PostgreSQL (`sqlite::name`, `postgres::name`).
+
+/// Runs each listed `async fn(TestApp)` on both backends.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) =
+                        crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+mod auth;
+mod compat;
+mod create;
+mod errors;
+mod helpers;
+mod list;
+mod openapi;
+mod retrieve_delete;
+mod usage;

@@ -1,0 +1,98 @@
+use admin_api_keys::openapi::document;
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp, read};
+
+const COMMITTED: &str = "openapi/openapi.json";
+
+#[test]
+fn committed_openapi_document_matches_the_generated_one() {
+    let generated = document();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED);
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{COMMITTED} is out of date with the code. Regenerate it with\n\
+         \n    cargo run --quiet -- openapi > {COMMITTED}\n\
+         \n(or UPDATE_OPENAPI=1 cargo test --test api openapi) and commit the result."
+    );
+}
+
+#[test]
+fn the_document_carries_the_upstream_operation_ids_and_security() {
+    let spec: Value = serde_json::from_str(&document()).unwrap();
+    let ops = [
+        ("/organization/admin_api_keys", "get", "admin-api-keys-list"),
+        (
+            "/organization/admin_api_keys",
+            "post",
+            "admin-api-keys-create",
+        ),
+        (
+            "/organization/admin_api_keys/{key_id}",
+            "get",
+            "admin-api-keys-get",
+        ),
+        (
+            "/organization/admin_api_keys/{key_id}",
+            "delete",
+            "admin-api-keys-delete",
+        ),
+    ];
+    for (path, method, id) in ops {
+        let op = &spec["paths"][path][method];
+        assert_eq!(op["operationId"], id);
+        assert_eq!(
+            op["security"],
+            serde_json::json!([{ "AdminApiKeyAuth": [] }]),
+            "{id}"
+        );
+        for status in ["200", "401"] {
+            assert!(
+                op["responses"][status]["content"]["application/json"].is_object(),
+                "{id} {status}"
+            );
+        }
+    }
+    assert_eq!(spec["servers"][0]["url"], "/v1");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["AdminApiKeyAuth"]["scheme"],
+        "bearer"
+    );
+    let required = spec["components"]["schemas"]["AdminApiKey"]["required"]
+        .as_array()
+        .unwrap();
+    for field in [
+        "object",
+        "id",
+        "redacted_value",
+        "created_at",
+        "expires_at",
+        "owner",
+    ] {
+        assert!(
+            required.contains(&Value::from(field)),
+            "AdminApiKey.{field} must be required"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn the_served_document_is_the_generated_one() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+
+    let (status, served) = read(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert!(status.is_success());
+    assert_eq!(served, serde_json::from_str::<Value>(&document()).unwrap());
+}
