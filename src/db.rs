@@ -53,9 +53,9 @@ pub enum DbSetupError {
         "in-memory SQLite cannot be shared by a connection pool: give DATABASE_URL a file path, e.g. sqlite://admin-api-keys.db"
     )]
     InMemorySqlite,
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database")]
     Connect(#[source] ConnectionError),
-    #[error("cannot build the connection pool: {0}")]
+    #[error("cannot build the connection pool")]
     Pool(#[source] r2d2::Error),
     #[error("cannot run database migrations: {0}")]
     Migrate(String),

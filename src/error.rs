@@ -182,10 +182,11 @@ impl ResponseError for ApiError {
 
 /// `error: cause: cause ...`, for the log.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
+    // libpq ends its messages with a newline; keep the chain on one line.
+    let mut out = error.to_string().trim_end().to_owned();
     let mut source = error.source();
     while let Some(cause) = source {
-        let _ = write!(out, ": {cause}");
+        let _ = write!(out, ": {}", cause.to_string().trim_end().replace('\n', " "));
         source = cause.source();
     }
     out

@@ -42,7 +42,7 @@ pub struct Settings {
 pub enum StartupError {
     #[error(transparent)]
     Database(#[from] DbSetupError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
         #[source]
