@@ -10,10 +10,13 @@
 
 use std::fmt;
 
-use actix_web::dev::Payload;
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::LocalBoxFuture;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use rand::RngExt;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -107,7 +110,8 @@ fn base62_checksum(body: &str) -> String {
 
 /// True when `token` has the prefix, length, alphabet and checksum of a key we issue.
 pub fn is_well_formed(token: &str) -> bool {
-    if token.len() != KEY_LEN || !token.starts_with(KEY_PREFIX) {
+    // ASCII first: the split below must fall on a character boundary.
+    if token.len() != KEY_LEN || !token.is_ascii() || !token.starts_with(KEY_PREFIX) {
         return false;
     }
     let (body, checksum) = token.split_at(KEY_LEN - KEY_CHECKSUM_LEN);
@@ -145,19 +149,43 @@ pub struct AdminKey {
     pub owner_id: String,
 }
 
+/// Middleware in front of every API route: authenticates the request before anything else
+/// (body, query or path parsing) can answer, so a caller without a valid key learns nothing
+/// but 401. The authenticated key is left in the request extensions for [`AdminKey`].
+pub async fn require_admin_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let authenticated = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => match bearer_token(req.request()) {
+            Ok(token) => authenticate(state, token).await,
+            Err(e) => Err(e),
+        },
+        None => Err(ApiError::Internal(
+            "AppState is not registered with the App".into(),
+        )),
+    };
+    match authenticated {
+        Ok(key) => {
+            req.extensions_mut().insert(key);
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        // Answer here rather than return Err, so outer middleware (no-store) still applies.
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// Handlers take `AdminKey` to see who is calling; [`require_admin_key`] put it there.
 impl FromRequest for AdminKey {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req).map(str::to_owned);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                ApiError::Internal("AppState is not registered with the App".into())
-            })?;
-            authenticate(&state, &token?).await
-        })
+        ready(req.extensions().get::<AdminKey>().cloned().ok_or_else(|| {
+            ApiError::Internal("a handler taking AdminKey is not behind require_admin_key".into())
+        }))
     }
 }
 
@@ -250,6 +278,10 @@ mod tests {
             (&format!("{good}a"), "one long"),
             (&good.replacen("sk-admin-", "sk-proj--", 1), "wrong prefix"),
             (&format!("{}!{}", &good[..20], &good[21..]), "bad alphabet"),
+            (
+                &format!("{}é{}", &good[..47], &good[49..]),
+                "non-ASCII at the checksum split",
+            ),
         ];
         for (token, why) in cases {
             assert!(!is_well_formed(token), "{why}: {token:?} was accepted");

@@ -73,8 +73,10 @@ pub struct ErrorBody {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The request parameter the error is about, if any.
+    #[schema(required = true)]
     pub param: Option<String>,
     /// A stable machine-readable code, if any (e.g. `invalid_api_key`).
+    #[schema(required = true)]
     pub code: Option<String>,
 }
 

@@ -138,10 +138,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_b
         )
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
-        .route("/healthz", web::get().to(routes::health::healthz))
-        .route("/readyz", web::get().to(routes::health::readyz))
-        .route("/openapi.json", web::get().to(crate::openapi::serve))
+        .service(probe("/healthz", web::get().to(routes::health::healthz)))
+        .service(probe("/readyz", web::get().to(routes::health::readyz)))
+        .service(probe("/openapi.json", web::get().to(crate::openapi::serve)))
         .service(web::scope("/v1").configure(routes::api))
         .configure(routes::api)
         .default_service(web::to(routes::unknown_route));
+}
+
+/// An unauthenticated GET-only resource; other methods answer 405.
+fn probe(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(routes::method_not_allowed))
 }

@@ -3,6 +3,7 @@
 pub mod admin_api_keys;
 pub mod health;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
@@ -10,7 +11,11 @@ use crate::error::ApiError;
 /// Registers the versionless routes of the API on `cfg`; called once under `/v1` and once at the
 /// root, so clients built for either base URL work.
 pub fn api(cfg: &mut web::ServiceConfig) {
-    admin_api_keys::routes(cfg);
+    cfg.service(
+        web::scope("/organization")
+            .wrap(from_fn(crate::auth::require_admin_key))
+            .configure(admin_api_keys::routes),
+    );
 }
 
 /// The answer for a known path with an unsupported method.

@@ -8,6 +8,7 @@ backend_tests!(
     every_api_route_requires_a_key_under_both_prefixes,
     an_expired_key_gets_401_from_its_expiry_second,
     the_bearer_scheme_is_case_insensitive,
+    authentication_is_checked_before_the_request_is_validated,
 );
 
 async fn requests_without_a_valid_bearer_key_get_401(app: TestApp) {
@@ -176,4 +177,41 @@ async fn the_bearer_scheme_is_case_insensitive(app: TestApp) {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn authentication_is_checked_before_the_request_is_validated(app: TestApp) {
+    // Well-formed but never issued: only the database can tell it is unknown.
+    let stranger = admin_api_keys::auth::generate_key().expose().to_owned();
+    let base = "/v1/organization/admin_api_keys";
+    let cases = [
+        (
+            app.request_as(&stranger, Method::POST, base)
+                .json(&json!({ "nme": "x" })),
+            "unknown body field",
+        ),
+        (
+            app.request_as(&stranger, Method::POST, base)
+                .header("Content-Type", "text/plain")
+                .body("x"),
+            "wrong content type",
+        ),
+        (
+            app.request_as(&stranger, Method::GET, &format!("{base}?limit=0")),
+            "bad limit",
+        ),
+        (
+            app.request_as(&stranger, Method::GET, &format!("{base}?after=key_nope")),
+            "unknown after",
+        ),
+        (
+            app.request_as(&stranger, Method::GET, &format!("{base}/key_nope")),
+            "unknown key id",
+        ),
+        (app.request_as(&stranger, Method::PUT, base), "wrong method"),
+    ];
+    for (request, why) in cases {
+        let response = request.send().await.unwrap();
+        let error = assert_error(response, StatusCode::UNAUTHORIZED, why).await;
+        assert_eq!(error["code"], "invalid_api_key", "{why}");
+    }
 }

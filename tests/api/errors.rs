@@ -32,6 +32,9 @@ async fn wrong_methods_get_405_in_the_envelope(app: TestApp) {
         (Method::DELETE, PATH.to_owned()),
         (Method::PATCH, format!("{PATH}/{}", app.admin_key_id)),
         (Method::PUT, "/organization/admin_api_keys".to_owned()),
+        (Method::POST, "/healthz".to_owned()),
+        (Method::DELETE, "/readyz".to_owned()),
+        (Method::PUT, "/openapi.json".to_owned()),
     ];
     for (method, path) in cases {
         let response = app.request(method.clone(), &path).send().await.unwrap();

@@ -124,7 +124,7 @@ pub struct CreateAdminApiKeyRequest {
     pub name: Option<String>,
     /// Lifetime of the key in seconds, from 1 to 31536000 (365 days). Leave it out for a key
     /// that does not expire.
-    #[schema(minimum = 1, maximum = 31536000, example = 2592000)]
+    #[schema(nullable = false, minimum = 1, maximum = 31536000, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
 }
 

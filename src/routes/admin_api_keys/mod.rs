@@ -21,16 +21,17 @@ pub const MAX_EXPIRES_IN_SECONDS: i64 = 31_536_000;
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
 
-/// Registers this resource's routes; other methods on its paths answer 405.
+/// Registers this resource's routes (relative to the authenticated `/organization` scope);
+/// other methods on its paths answer 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/organization/admin_api_keys")
+        web::resource("/admin_api_keys")
             .route(web::get().to(list))
             .route(web::post().to(create))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
-        web::resource("/organization/admin_api_keys/{key_id}")
+        web::resource("/admin_api_keys/{key_id}")
             .route(web::get().to(retrieve))
             .route(web::delete().to(delete))
             .default_service(web::to(method_not_allowed)),
@@ -52,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (status = 200, description = "One page of keys.", body = ApiKeyList),
         (status = 400, description = "`limit`, `order` or `after` is invalid; `param` names it.", body = ErrorResponse),
         (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
     security(("AdminApiKeyAuth" = []))
@@ -113,6 +115,7 @@ pub async fn list(
         (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
     security(("AdminApiKeyAuth" = []))
@@ -168,6 +171,7 @@ pub async fn create(
         (status = 200, description = "The key.", body = AdminApiKey),
         (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
         (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
     security(("AdminApiKeyAuth" = []))
@@ -202,6 +206,7 @@ pub async fn retrieve(
         (status = 200, description = "The key was deleted.", body = AdminApiKeyDeleted),
         (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
         (status = 404, description = "No key has this id (or it was already deleted).", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
     security(("AdminApiKeyAuth" = []))
