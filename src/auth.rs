@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::models::admin_api_key;
+use crate::scopes::{Scope, Scopes};
 use crate::startup::AppState;
 
 /// Every key starts with this.
@@ -142,11 +143,38 @@ fn redact(token: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// The authenticated caller of a request: the key that was presented and its owner.
+/// The authenticated caller of a request: the key that was presented, its owner and scopes.
 #[derive(Clone, Debug)]
 pub struct AdminKey {
     pub key_id: String,
     pub owner_id: String,
+    pub scopes: Scopes,
+}
+
+impl AdminKey {
+    /// 403 unless the caller holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden {
+            message: format!("This key lacks the `{scope}` scope that this operation needs."),
+            code: format!("missing_scope.{scope}"),
+        })
+    }
+
+    /// 403 unless the caller holds every scope in `granted` (no escalation).
+    pub fn may_grant(&self, granted: Scopes) -> Result<(), ApiError> {
+        match granted.missing_from(self.scopes).first() {
+            None => Ok(()),
+            Some(scope) => Err(ApiError::Forbidden {
+                message: format!(
+                    "A key cannot grant a scope it does not hold itself: this key lacks `{scope}`."
+                ),
+                code: format!("missing_scope.{scope}"),
+            }),
+        }
+    }
 }
 
 /// Middleware in front of every API route: authenticates the request before anything else
@@ -229,6 +257,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
     })
     .await?
     .ok_or_else(invalid)?;
+    if !record.enabled {
+        return Err(ApiError::unauthorized(
+            "api_key_disabled",
+            "The admin API key provided is disabled; re-enable it or use another key.",
+        ));
+    }
     let now = state.clock.now();
     if record
         .expires_at
@@ -241,6 +275,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
     }
     state.usage.record(&record.id, now);
     Ok(AdminKey {
+        scopes: Scopes::from_db(&record.scopes),
         key_id: record.id,
         owner_id: record.owner_id,
     })

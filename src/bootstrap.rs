@@ -7,6 +7,7 @@ use crate::auth::{self, ApiKeySecret};
 use crate::db::DbConnection;
 use crate::models::admin_api_key::{self, NewAdminApiKey};
 use crate::models::user::{self, NewUser};
+use crate::scopes::Scopes;
 
 /// What bootstrap made.
 #[derive(Debug)]
@@ -16,7 +17,7 @@ pub struct Bootstrapped {
     pub secret: ApiKeySecret,
 }
 
-/// Creates a new owner and a first key for it, in one transaction. Never reveals existing keys.
+/// Creates a new owner and a first key for it holding every scope, in one transaction. Never reveals existing keys.
 pub fn create_owner_with_key(
     conn: &mut DbConnection,
     owner_name: &str,
@@ -48,6 +49,7 @@ pub fn create_owner_with_key(
                 owner_id: &owner_id,
                 created_at: now,
                 expires_at: None,
+                scopes: &Scopes::all().to_db(),
             },
         )
     })?;

@@ -31,6 +31,12 @@ pub enum ApiError {
     /// No usable credentials (401).
     #[error("{message}")]
     Unauthorized { message: String, code: &'static str },
+    /// The key lacks a scope the operation needs, or tried to grant one it lacks (403).
+    #[error("{message}")]
+    Forbidden { message: String, code: String },
+    /// The change would break an invariant of the organisation (409).
+    #[error("{message}")]
+    Conflict { message: String, code: &'static str },
     /// The addressed object does not exist (404).
     #[error("{message}")]
     NotFound {
@@ -113,10 +119,11 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> Option<&'static str> {
+    fn code(&self) -> Option<&str> {
         match self {
             Self::InvalidRequest { code, .. } => *code,
-            Self::Unauthorized { code, .. } => Some(code),
+            Self::Unauthorized { code, .. } | Self::Conflict { code, .. } => Some(code),
+            Self::Forbidden { code, .. } => Some(code),
             Self::NotFound { .. } | Self::UnknownRoute { .. } => Some("not_found"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::PayloadTooLarge { .. } => Some("payload_too_large"),
@@ -157,6 +164,8 @@ impl ResponseError for ApiError {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::NotFound { .. } | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

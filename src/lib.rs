@@ -12,5 +12,6 @@ pub mod models;
 pub mod openapi;
 pub mod routes;
 pub mod schema;
+pub mod scopes;
 pub mod startup;
 pub mod usage;

@@ -29,6 +29,7 @@ use crate::routes::admin_api_keys::{self, json};
         admin_api_keys::list,
         admin_api_keys::create,
         admin_api_keys::retrieve,
+        admin_api_keys::update,
         admin_api_keys::delete,
     ),
     components(schemas(
@@ -37,6 +38,8 @@ use crate::routes::admin_api_keys::{self, json};
         json::ApiKeyList,
         json::AdminApiKeyDeleted,
         json::CreateAdminApiKeyRequest,
+        json::UpdateAdminApiKeyRequest,
+        crate::scopes::Scope,
         json::Owner,
         ErrorResponse,
         ErrorBody,

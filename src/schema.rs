@@ -10,6 +10,8 @@ diesel::table! {
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         expires_at -> Nullable<BigInt>,
+        scopes -> Text,
+        enabled -> Bool,
     }
 }
 

@@ -22,9 +22,11 @@ pub struct AdminApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
+    pub scopes: String,
+    pub enabled: bool,
 }
 
-/// A key to insert.
+/// A key to insert (enabled).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = admin_api_keys)]
 pub struct NewAdminApiKey<'a> {
@@ -35,6 +37,16 @@ pub struct NewAdminApiKey<'a> {
     pub owner_id: &'a str,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub scopes: &'a str,
+}
+
+/// A partial update: `None` leaves a column as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = admin_api_keys)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub scopes: Option<String>,
 }
 
 /// What authentication needs to know about a key.
@@ -45,6 +57,8 @@ pub struct AuthRecord {
     pub id: String,
     pub owner_id: String,
     pub expires_at: Option<i64>,
+    pub scopes: String,
+    pub enabled: bool,
 }
 
 /// A key with its owner, as the API shows it.
@@ -145,6 +159,43 @@ pub fn delete(conn: &mut DbConnection, key_id: &str) -> QueryResult<bool> {
     diesel::delete(admin_api_keys::table.filter(admin_api_keys::id.eq(key_id)))
         .execute(conn)
         .map(|deleted| deleted > 0)
+}
+
+/// Applies `changes` to a key; returns whether it exists.
+pub fn update(conn: &mut DbConnection, key_id: &str, changes: &KeyChanges) -> QueryResult<bool> {
+    let target = admin_api_keys::table.filter(admin_api_keys::id.eq(key_id));
+    if changes.name.is_none() && changes.enabled.is_none() && changes.scopes.is_none() {
+        return diesel::select(diesel::dsl::exists(target)).get_result(conn);
+    }
+    diesel::update(target)
+        .set(changes)
+        .execute(conn)
+        .map(|updated| updated > 0)
+}
+
+/// Whether some enabled, unexpired key can still manage keys. Stops at the first match.
+pub fn any_active_writer(conn: &mut DbConnection, now: i64) -> QueryResult<bool> {
+    use crate::schema::admin_api_keys::dsl::{enabled, expires_at, scopes};
+    let write = format!("%{}%", crate::scopes::Scope::AdminApiKeysWrite.as_str());
+    diesel::select(diesel::dsl::exists(
+        admin_api_keys::table.filter(
+            enabled
+                .eq(true)
+                .and(expires_at.is_null().or(expires_at.gt(now)))
+                .and(scopes.like(write)),
+        ),
+    ))
+    .get_result(conn)
+}
+
+/// On PostgreSQL, serialises changes that must keep an active writer (held until the
+/// transaction ends), so two concurrent disables cannot each count on the other key.
+/// SQLite already runs one write transaction at a time.
+pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7306640870925985637)").execute(pg)?;
+    }
+    Ok(())
 }
 
 /// Moves `last_used_at` forward for a batch of keys, in one transaction. Never moves it back,

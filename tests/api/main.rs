@@ -37,6 +37,7 @@ mod compat;
 mod create;
 mod errors;
 mod helpers;
+mod lifecycle;
 mod list;
 mod openapi;
 mod retrieve_delete;

@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::models::admin_api_key::{AdminApiKeyRow, Order};
 use crate::models::user::User;
+use crate::scopes::{Scope, Scopes};
 use crate::usage::UsageTracker;
 
 /// Always `organization.admin_api_key`.
@@ -52,6 +53,10 @@ pub struct AdminApiKey {
     #[schema(required = true, example = 1766483200)]
     pub expires_at: Option<i64>,
     pub owner: Owner,
+    /// What the key may do. Not part of OpenAI's object; clients that do not know it ignore it.
+    pub scopes: Vec<Scope>,
+    /// Whether the key authenticates requests; a disabled key gets 401 until re-enabled.
+    pub enabled: bool,
 }
 
 /// The user a key belongs to. A key made through the API belongs to the owner of the key that
@@ -126,6 +131,25 @@ pub struct CreateAdminApiKeyRequest {
     /// that does not expire.
     #[schema(nullable = false, minimum = 1, maximum = 31536000, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
+    /// Scopes of the new key; each must be held by the calling key. Leave it out to give the
+    /// new key the caller's own scopes.
+    #[schema(nullable = false)]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// Body of an update: every field is optional and absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAdminApiKeyRequest {
+    /// A new name (same rules as on create).
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// `false` disables the key (it gets 401 until re-enabled); `true` re-enables it.
+    #[schema(nullable = false)]
+    pub enabled: Option<bool>,
+    /// The key's new scopes, replacing the old ones; each must be held by the calling key.
+    #[schema(nullable = false)]
+    pub scopes: Option<Vec<Scope>>,
 }
 
 /// Sort direction by creation time.
@@ -172,6 +196,8 @@ impl AdminApiKey {
             created_at: row.created_at,
             expires_at: row.expires_at,
             owner: Owner::from(owner),
+            scopes: Scopes::from_db(&row.scopes).iter().collect(),
+            enabled: row.enabled,
         }
     }
 }

@@ -7,13 +7,15 @@ use actix_web::{HttpResponse, web};
 use self::json::{
     AdminApiKey, AdminApiKeyCreateResponse, AdminApiKeyDeleted, ApiKeyList,
     CreateAdminApiKeyRequest, DeletedObject, ListObject, ListOrder, ListQuery,
+    UpdateAdminApiKeyRequest,
 };
 use crate::auth::{self, AdminKey};
 use crate::db::run_blocking;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
-use crate::models::admin_api_key::{self, NewAdminApiKey, Order};
+use crate::models::admin_api_key::{self, KeyChanges, NewAdminApiKey, Order};
 use crate::routes::method_not_allowed;
+use crate::scopes::{Scope, Scopes};
 use crate::startup::AppState;
 
 /// The longest lifetime a key can be given: 365 days.
@@ -33,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin_api_keys/{key_id}")
             .route(web::get().to(retrieve))
+            .route(web::post().to(update))
             .route(web::delete().to(delete))
             .default_service(web::to(method_not_allowed)),
     );
@@ -52,17 +55,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "One page of keys.", body = ApiKeyList),
         (status = 400, description = "`limit`, `order` or `after` is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
         (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
     security(("AdminApiKeyAuth" = []))
 )]
 pub async fn list(
-    _caller: AdminKey,
+    caller: AdminKey,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AdminApiKeysRead)?;
     let (after, order, limit) = validate_list_query(query.into_inner())?;
     let rows = run_blocking(&state.pool, move |conn| {
         let cursor = match &after {
@@ -112,7 +117,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
         (status = 400, description = "The body is not valid JSON or a field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
         (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
@@ -125,8 +131,14 @@ pub async fn create(
     state: web::Data<AppState>,
     Json(body): Json<CreateAdminApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AdminApiKeysWrite)?;
     let name = validate_name(body.name.as_deref())?;
     let lifetime = validate_expires_in(body.expires_in_seconds)?;
+    let scopes = match body.scopes {
+        None => caller.scopes,
+        Some(requested) => validate_scopes(&caller, &requested)?,
+    }
+    .to_db();
     let now = state.clock.now();
     let secret = auth::generate_key();
     let key_id = auth::random_id("key_");
@@ -134,6 +146,7 @@ pub async fn create(
     let AdminKey {
         key_id: creator_id,
         owner_id,
+        ..
     } = caller;
     let (row, owner) = run_blocking(&state.pool, move |conn| {
         admin_api_key::insert(
@@ -146,6 +159,7 @@ pub async fn create(
                 owner_id: &owner_id,
                 created_at: now,
                 expires_at: lifetime.map(|seconds| now + seconds),
+                scopes: &scopes,
             },
         )?;
         Ok(admin_api_key::find(conn, &key_id)?.ok_or(diesel::result::Error::NotFound)?)
@@ -169,7 +183,8 @@ pub async fn create(
     params(("key_id" = String, Path, description = "Id of the key.")),
     responses(
         (status = 200, description = "The key.", body = AdminApiKey),
-        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
         (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
         (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
@@ -177,10 +192,11 @@ pub async fn create(
     security(("AdminApiKeyAuth" = []))
 )]
 pub async fn retrieve(
-    _caller: AdminKey,
+    caller: AdminKey,
     state: web::Data<AppState>,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AdminApiKeysRead)?;
     let key_id = key_id.into_inner();
     let found = if plausible_key_id(&key_id) {
         let id = key_id.clone();
@@ -204,8 +220,10 @@ pub async fn retrieve(
     params(("key_id" = String, Path, description = "Id of the key to delete.")),
     responses(
         (status = 200, description = "The key was deleted.", body = AdminApiKeyDeleted),
-        (status = 401, description = "The bearer key is missing, invalid, deleted or expired.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
         (status = 404, description = "No key has this id (or it was already deleted).", body = ErrorResponse),
+        (status = 409, description = "Deleting it would leave no enabled, unexpired key able to manage keys.", body = ErrorResponse),
         (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
         (status = 503, description = "The database is unavailable.", body = ErrorResponse),
     ),
@@ -216,11 +234,15 @@ pub async fn delete(
     state: web::Data<AppState>,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AdminApiKeysWrite)?;
     let key_id = key_id.into_inner();
+    let now = state.clock.now();
     let deleted = plausible_key_id(&key_id) && {
         let id = key_id.clone();
         run_blocking(&state.pool, move |conn| {
-            Ok(admin_api_key::delete(conn, &id)?)
+            keep_an_active_writer(conn, now, "delete", |conn| {
+                Ok(admin_api_key::delete(conn, &id)?)
+            })
         })
         .await?
     };
@@ -233,6 +255,114 @@ pub async fn delete(
         object: DeletedObject::Deleted,
         deleted: true,
     }))
+}
+
+/// Update an admin API key
+///
+/// Changes any of `name`, `enabled` and `scopes`; fields left out keep their value. Disabling
+/// a key makes it answer 401 at once; re-enabling restores it with the same secret. A key can
+/// only grant scopes it holds. A change that would leave no enabled, unexpired key holding
+/// `admin_api_keys.write` is refused with 409.
+#[utoipa::path(
+    post,
+    path = "/organization/admin_api_keys/{key_id}",
+    operation_id = "admin-api-keys-update",
+    tag = "Admin API keys",
+    params(("key_id" = String, Path, description = "Id of the key to change.")),
+    request_body = UpdateAdminApiKeyRequest,
+    responses(
+        (status = 200, description = "The key after the change.", body = AdminApiKey),
+        (status = 400, description = "A field is invalid; `param` names it.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks `admin_api_keys.write`, or a scope it tried to grant.", body = ErrorResponse),
+        (status = 404, description = "No key has this id.", body = ErrorResponse),
+        (status = 409, description = "The change would lock the organisation out.", body = ErrorResponse),
+        (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn update(
+    caller: AdminKey,
+    state: web::Data<AppState>,
+    key_id: web::Path<String>,
+    Json(body): Json<UpdateAdminApiKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AdminApiKeysWrite)?;
+    let key_id = key_id.into_inner();
+    let changes = KeyChanges {
+        name: body
+            .name
+            .as_deref()
+            .map(|n| validate_name(Some(n)))
+            .transpose()?,
+        enabled: body.enabled,
+        scopes: body
+            .scopes
+            .map(|requested| validate_scopes(&caller, &requested))
+            .transpose()?
+            .map(Scopes::to_db),
+    };
+    if !plausible_key_id(&key_id) {
+        return Err(no_such_key(&key_id));
+    }
+    let now = state.clock.now();
+    let id = key_id.clone();
+    let found = run_blocking(&state.pool, move |conn| {
+        let exists = keep_an_active_writer(conn, now, "change", |conn| {
+            Ok(admin_api_key::update(conn, &id, &changes)?)
+        })?;
+        Ok(if exists {
+            admin_api_key::find(conn, &id)?
+        } else {
+            None
+        })
+    })
+    .await?;
+    let (row, owner) = found.ok_or_else(|| no_such_key(&key_id))?;
+    tracing::info!(key_id = %row.id, by = %caller.key_id, "admin key updated");
+    Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
+}
+
+/// Runs `change` in a transaction that is rolled back with 409 if afterwards no enabled,
+/// unexpired key holds `admin_api_keys.write`: the organisation must never lock itself out.
+fn keep_an_active_writer<T>(
+    conn: &mut crate::db::DbConnection,
+    now: i64,
+    what: &str,
+    change: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        admin_api_key::lock_key_guard(conn)?;
+        let result = change(conn)?;
+        if !admin_api_key::any_active_writer(conn, now)? {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "Refusing to {what} this key: no enabled, unexpired key holding \
+                     `admin_api_keys.write` would remain. Create or enable another such key \
+                     first; if every such key is lost, `admin-api-keys bootstrap` makes a new one."
+                ),
+                code: "last_admin_key",
+            });
+        }
+        Ok(result)
+    })
+}
+
+/// Checks requested scopes: at least one, and none the caller lacks.
+fn validate_scopes(caller: &AdminKey, requested: &[Scope]) -> Result<Scopes, ApiError> {
+    let scopes: Scopes = requested.iter().copied().collect();
+    if scopes.is_empty() {
+        return Err(ApiError::invalid_param(
+            "scopes",
+            "`scopes` must name at least one scope.",
+        ));
+    }
+    caller.may_grant(scopes)?;
+    Ok(scopes)
 }
 
 fn no_such_key(key_id: &str) -> ApiError {
