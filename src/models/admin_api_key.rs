@@ -118,20 +118,81 @@ pub fn cursor_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Cursor
         .map(|found| found.map(|(created_at, id)| Cursor { created_at, id }))
 }
 
-/// Up to `limit` keys strictly after `after` in `order`.
+/// The state of a key for the `status` filter. Exclusive: a disabled key is `Disabled`
+/// whether or not it has also expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Disabled,
+}
+
+/// Narrows a listing; every part is optional and they combine with AND.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// Case-insensitive substring of the name, an exact id, or a prefix of `redacted_value`.
+    pub search: Option<String>,
+    pub status: Option<KeyStatus>,
+    /// The time `status` is judged at.
+    pub now: i64,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// `text` with LIKE's wildcards escaped (escape character `\`).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Up to `limit` keys strictly after `after` in `order` that pass `filter`.
 pub fn list_page(
     conn: &mut DbConnection,
     after: Option<&Cursor>,
     order: Order,
     limit: i64,
+    filter: &ListFilter,
 ) -> QueryResult<Vec<KeyWithOwner>> {
-    use crate::schema::admin_api_keys::dsl::{created_at, id};
+    use crate::schema::admin_api_keys::dsl::{
+        created_at, enabled, expires_at, id, name, redacted_value,
+    };
 
     let mut query = admin_api_keys::table
         .inner_join(users::table)
         .select((AdminApiKeyRow::as_select(), User::as_select()))
         .limit(limit)
         .into_boxed();
+    if let Some(search) = &filter.search {
+        // Both sides go through the database's lower(), so case folding is consistent
+        // (ASCII-only on SQLite, locale-aware on PostgreSQL).
+        let needle = like_literal(search);
+        query = query.filter(
+            lower(name)
+                .like(lower(format!("%{needle}%")))
+                .escape('\\')
+                .or(id.eq(search.clone()))
+                .or(lower(redacted_value)
+                    .like(lower(format!("{needle}%")))
+                    .escape('\\')),
+        );
+    }
+    let now = filter.now;
+    query = match filter.status {
+        None => query,
+        Some(KeyStatus::Disabled) => query.filter(enabled.eq(false)),
+        Some(KeyStatus::Expired) => query.filter(enabled.eq(true).and(expires_at.le(now))),
+        Some(KeyStatus::Active) => query.filter(
+            enabled
+                .eq(true)
+                .and(expires_at.is_null().or(expires_at.gt(now))),
+        ),
+    };
     // The bare range on created_at lets the index scan start at the cursor; the OR then
     // drops the ties at or before the cursor id.
     query = match (order, after) {

@@ -41,4 +41,5 @@ mod lifecycle;
 mod list;
 mod openapi;
 mod retrieve_delete;
+mod search;
 mod usage;

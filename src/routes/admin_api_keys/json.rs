@@ -173,6 +173,22 @@ pub struct ListQuery {
     /// `asc` (oldest first, the default) or `desc` (newest first).
     #[param(value_type = Option<ListOrder>, default = "asc")]
     pub order: Option<String>,
+    /// Only keys whose name contains this text (case-insensitive), whose id is exactly this
+    /// text, or whose `redacted_value` starts with it. Combines with the other parameters.
+    pub search: Option<String>,
+    /// Only keys in this state: `active` (enabled and not expired), `expired` (enabled, past
+    /// `expires_at`) or `disabled`.
+    #[param(value_type = Option<KeyStatusParam>)]
+    pub status: Option<String>,
+}
+
+/// Values of the `status` filter.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatusParam {
+    Active,
+    Expired,
+    Disabled,
 }
 
 impl From<ListOrder> for Order {

@@ -13,7 +13,9 @@ use crate::auth::{self, AdminKey};
 use crate::db::run_blocking;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
-use crate::models::admin_api_key::{self, KeyChanges, NewAdminApiKey, Order};
+use crate::models::admin_api_key::{
+    self, KeyChanges, KeyStatus, ListFilter, NewAdminApiKey, Order,
+};
 use crate::routes::method_not_allowed;
 use crate::scopes::{Scope, Scopes};
 use crate::startup::AppState;
@@ -54,7 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     params(ListQuery),
     responses(
         (status = 200, description = "One page of keys.", body = ApiKeyList),
-        (status = 400, description = "`limit`, `order` or `after` is invalid; `param` names it.", body = ErrorResponse),
+        (status = 400, description = "`limit`, `order`, `after`, `search` or `status` is invalid; `param` names it.", body = ErrorResponse),
         (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
         (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
         (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
@@ -68,7 +70,13 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
-    let (after, order, limit) = validate_list_query(query.into_inner())?;
+    let ListParams {
+        after,
+        order,
+        limit,
+        mut filter,
+    } = validate_list_query(query.into_inner())?;
+    filter.now = state.clock.now();
     let rows = run_blocking(&state.pool, move |conn| {
         let cursor = match &after {
             None => None,
@@ -86,6 +94,7 @@ pub async fn list(
             cursor.as_ref(),
             order,
             limit + 1,
+            &filter,
         )?)
     })
     .await?;
@@ -412,7 +421,15 @@ fn validate_expires_in(seconds: Option<i64>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn validate_list_query(query: ListQuery) -> Result<(Option<String>, Order, i64), ApiError> {
+/// A validated list query.
+struct ListParams {
+    after: Option<String>,
+    order: Order,
+    limit: i64,
+    filter: ListFilter,
+}
+
+fn validate_list_query(query: ListQuery) -> Result<ListParams, ApiError> {
     let present = |value: Option<String>| value.filter(|v| !v.is_empty());
     let limit = match present(query.limit) {
         None => DEFAULT_LIMIT,
@@ -446,5 +463,35 @@ fn validate_list_query(query: ListQuery) -> Result<(Option<String>, Order, i64),
             format!("No admin API key with id {id:?} exists, so there is no page after it."),
         ));
     }
-    Ok((after, order.into(), limit))
+    let status = match present(query.status).as_deref() {
+        None => None,
+        Some("active") => Some(KeyStatus::Active),
+        Some("expired") => Some(KeyStatus::Expired),
+        Some("disabled") => Some(KeyStatus::Disabled),
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "status",
+                format!("`status` must be `active`, `expired` or `disabled`, got {other:?}."),
+            ));
+        }
+    };
+    let search = present(query.search);
+    if let Some(text) = &search
+        && (text.chars().count() > 256 || text.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid_param(
+            "search",
+            "`search` must be at most 256 characters, without control characters.",
+        ));
+    }
+    Ok(ListParams {
+        after,
+        order: order.into(),
+        limit,
+        filter: ListFilter {
+            search,
+            status,
+            now: 0,
+        },
+    })
 }
