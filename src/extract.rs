@@ -6,6 +6,7 @@
 //! `serde_path_to_error`, so a 400 carries `param` set to the field that was wrong.
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -36,5 +37,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     .into()
                 })
         })
+    }
+}
+
+/// Like [`Json`], but a request without a body (no `Content-Type`, no length) means
+/// `T::default()`; for operations whose every field is optional.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let no_body = !headers.contains_key(header::CONTENT_TYPE)
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0")
+            && !headers.contains_key(header::TRANSFER_ENCODING);
+        if no_body {
+            return Box::pin(async { Ok(OptionalJson(T::default())) });
+        }
+        let body = Json::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|Json(value)| OptionalJson(value)) })
     }
 }

@@ -30,6 +30,7 @@ use crate::routes::admin_api_keys::{self, json};
         admin_api_keys::create,
         admin_api_keys::retrieve,
         admin_api_keys::update,
+        admin_api_keys::rotate::rotate,
         admin_api_keys::delete,
     ),
     components(schemas(
@@ -39,6 +40,8 @@ use crate::routes::admin_api_keys::{self, json};
         json::AdminApiKeyDeleted,
         json::CreateAdminApiKeyRequest,
         json::UpdateAdminApiKeyRequest,
+        json::RotateAdminApiKeyRequest,
+        json::AdminApiKeyRotateResponse,
         crate::scopes::Scope,
         json::Owner,
         ErrorResponse,

@@ -234,6 +234,20 @@ pub fn update(conn: &mut DbConnection, key_id: &str, changes: &KeyChanges) -> Qu
         .map(|updated| updated > 0)
 }
 
+/// Makes a key expire at `at`, or keeps its earlier expiry.
+pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<()> {
+    use crate::schema::admin_api_keys::dsl::{expires_at, id};
+    diesel::update(
+        admin_api_keys::table.filter(
+            id.eq(key_id)
+                .and(expires_at.is_null().or(expires_at.gt(at))),
+        ),
+    )
+    .set(expires_at.eq(at))
+    .execute(conn)
+    .map(drop)
+}
+
 /// Whether some enabled, unexpired key can still manage keys. Stops at the first match.
 pub fn any_active_writer(conn: &mut DbConnection, now: i64) -> QueryResult<bool> {
     use crate::schema::admin_api_keys::dsl::{enabled, expires_at, scopes};

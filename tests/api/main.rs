@@ -41,5 +41,6 @@ mod lifecycle;
 mod list;
 mod openapi;
 mod retrieve_delete;
+mod rotate;
 mod search;
 mod usage;

@@ -94,6 +94,27 @@ pub struct AdminApiKeyCreateResponse {
     pub value: String,
 }
 
+/// Body of a rotation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateAdminApiKeyRequest {
+    /// Lifetime of the new key in seconds (1 to 31536000); leave it out for no expiry.
+    #[schema(nullable = false, minimum = 1, maximum = 31536000)]
+    pub expires_in_seconds: Option<i64>,
+    /// How long the old key keeps working, in seconds (0 to 604800, default 0: it stops now).
+    #[schema(nullable = false, minimum = 0, maximum = 604800, default = 0)]
+    pub previous_key_expires_in_seconds: Option<i64>,
+}
+
+/// The answer to a rotation: the new key with its secret, and the id it replaces.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminApiKeyRotateResponse {
+    #[serde(flatten)]
+    pub created: AdminApiKeyCreateResponse,
+    /// Id of the key this one replaces; its `expires_at` now marks the end of the overlap.
+    pub rotated_from: String,
+}
+
 /// One page of keys in creation order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {

@@ -1,6 +1,7 @@
 //! `/organization/admin_api_keys`: list, create, retrieve and delete admin keys.
 
 pub mod json;
+pub mod rotate;
 
 use actix_web::{HttpResponse, web};
 
@@ -9,7 +10,7 @@ use self::json::{
     CreateAdminApiKeyRequest, DeletedObject, ListObject, ListOrder, ListQuery,
     UpdateAdminApiKeyRequest,
 };
-use crate::auth::{self, AdminKey};
+use crate::auth::{self, AdminKey, ApiKeySecret};
 use crate::db::run_blocking;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
@@ -39,6 +40,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(retrieve))
             .route(web::post().to(update))
             .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin_api_keys/{key_id}/rotate")
+            .route(web::post().to(rotate::rotate))
             .default_service(web::to(method_not_allowed)),
     );
 }
@@ -149,29 +155,22 @@ pub async fn create(
     }
     .to_db();
     let now = state.clock.now();
-    let secret = auth::generate_key();
-    let key_id = auth::random_id("key_");
-    let (key_hash, redacted_value) = (secret.hash(), secret.redacted());
     let AdminKey {
         key_id: creator_id,
         owner_id,
         ..
     } = caller;
-    let (row, owner) = run_blocking(&state.pool, move |conn| {
-        admin_api_key::insert(
+    let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
+        issue_key(
             conn,
-            &NewAdminApiKey {
-                id: &key_id,
+            &NewKey {
                 name: &name,
-                key_hash: &key_hash,
-                redacted_value: &redacted_value,
                 owner_id: &owner_id,
+                scopes: &scopes,
                 created_at: now,
                 expires_at: lifetime.map(|seconds| now + seconds),
-                scopes: &scopes,
             },
-        )?;
-        Ok(admin_api_key::find(conn, &key_id)?.ok_or(diesel::result::Error::NotFound)?)
+        )
     })
     .await?;
     tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
@@ -337,7 +336,7 @@ pub async fn update(
 
 /// Runs `change` in a transaction that is rolled back with 409 if afterwards no enabled,
 /// unexpired key holds `admin_api_keys.write`: the organisation must never lock itself out.
-fn keep_an_active_writer<T>(
+pub(crate) fn keep_an_active_writer<T>(
     conn: &mut crate::db::DbConnection,
     now: i64,
     what: &str,
@@ -374,7 +373,40 @@ fn validate_scopes(caller: &AdminKey, requested: &[Scope]) -> Result<Scopes, Api
     Ok(scopes)
 }
 
-fn no_such_key(key_id: &str) -> ApiError {
+/// What a new key is made of; `issue_key` adds the secret and the id.
+pub(crate) struct NewKey<'a> {
+    pub name: &'a str,
+    pub owner_id: &'a str,
+    pub scopes: &'a str,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Draws a secret, stores the key under its hash and reads it back with its owner.
+pub(crate) fn issue_key(
+    conn: &mut crate::db::DbConnection,
+    key: &NewKey<'_>,
+) -> Result<(ApiKeySecret, admin_api_key::KeyWithOwner), ApiError> {
+    let secret = auth::generate_key();
+    let key_id = auth::random_id("key_");
+    admin_api_key::insert(
+        conn,
+        &NewAdminApiKey {
+            id: &key_id,
+            name: key.name,
+            key_hash: &secret.hash(),
+            redacted_value: &secret.redacted(),
+            owner_id: key.owner_id,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            scopes: key.scopes,
+        },
+    )?;
+    let stored = admin_api_key::find(conn, &key_id)?.ok_or(diesel::result::Error::NotFound)?;
+    Ok((secret, stored))
+}
+
+pub(crate) fn no_such_key(key_id: &str) -> ApiError {
     ApiError::NotFound {
         message: format!("No admin API key with id {key_id:?} exists."),
         param: Some("key_id"),
@@ -382,7 +414,7 @@ fn no_such_key(key_id: &str) -> ApiError {
 }
 
 /// Ids we issue are short and ASCII; anything else cannot exist and never reaches the database.
-fn plausible_key_id(id: &str) -> bool {
+pub(crate) fn plausible_key_id(id: &str) -> bool {
     id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -409,7 +441,7 @@ pub fn validate_name(name: Option<&str>) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn validate_expires_in(seconds: Option<i64>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn validate_expires_in(seconds: Option<i64>) -> Result<Option<i64>, ApiError> {
     match seconds {
         Some(s) if !(1..=MAX_EXPIRES_IN_SECONDS).contains(&s) => Err(ApiError::invalid_param(
             "expires_in_seconds",
