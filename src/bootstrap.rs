@@ -3,6 +3,9 @@
 use diesel::Connection;
 use diesel::result::QueryResult;
 
+use serde_json::json;
+
+use crate::audit::{self, Actor};
 use crate::auth::{self, ApiKeySecret};
 use crate::db::DbConnection;
 use crate::models::admin_api_key::{self, NewAdminApiKey};
@@ -17,7 +20,8 @@ pub struct Bootstrapped {
     pub secret: ApiKeySecret,
 }
 
-/// Creates a new owner and a first key for it holding every scope, in one transaction. Never reveals existing keys.
+/// Creates a new owner and a first key for it holding every scope, and records
+/// `api_key.created` with a `session` actor (the new owner), in one transaction. Never reveals existing keys.
 pub fn create_owner_with_key(
     conn: &mut DbConnection,
     owner_name: &str,
@@ -39,6 +43,7 @@ pub fn create_owner_with_key(
                 created_at: now,
             },
         )?;
+        let scopes = Scopes::all();
         admin_api_key::insert(
             conn,
             &NewAdminApiKey {
@@ -49,9 +54,19 @@ pub fn create_owner_with_key(
                 owner_id: &owner_id,
                 created_at: now,
                 expires_at: None,
-                scopes: &Scopes::all().to_db(),
+                scopes: &scopes.to_db(),
             },
-        )
+        )?;
+        let actor = Actor::Session {
+            user_id: owner_id.clone(),
+            email: owner_email.map(str::to_owned),
+        };
+        let scopes: Vec<_> = scopes.iter().collect();
+        let details = json!({
+            "id": key_id,
+            "data": { "scopes": scopes, "name": key_name, "expires_at": null }
+        });
+        audit::record(conn, now, &actor, audit::API_KEY_CREATED, &key_id, &details)
     })?;
     Ok(Bootstrapped {
         owner_id,

@@ -1,6 +1,7 @@
 //! admin-api-keys: a self-hosted authority for administrative API keys whose HTTP API mirrors
 //! OpenAI's Admin API Keys.
 
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod clock;

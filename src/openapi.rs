@@ -32,6 +32,7 @@ use crate::routes::admin_api_keys::{self, json};
         admin_api_keys::update,
         admin_api_keys::rotate::rotate,
         admin_api_keys::delete,
+        crate::routes::audit_logs::list,
     ),
     components(schemas(
         json::AdminApiKey,
@@ -44,11 +45,16 @@ use crate::routes::admin_api_keys::{self, json};
         json::AdminApiKeyRotateResponse,
         crate::scopes::Scope,
         json::Owner,
+        crate::routes::audit_logs::AuditLog,
+        crate::routes::audit_logs::AuditLogList,
         ErrorResponse,
         ErrorBody,
     )),
     modifiers(&SecurityAddon),
-    tags((name = "Admin API keys", description = "Keys that authenticate calls to this API."))
+    tags(
+        (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
+        (name = "Audit logs", description = "The append-only record of changes to keys.")
+    )
 )]
 pub struct ApiDoc;
 

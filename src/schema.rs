@@ -16,6 +16,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_logs (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        effective_at -> BigInt,
+        actor_id -> Text,
+        actor -> Text,
+        resource_id -> Text,
+        details -> Text,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Text,
         name -> Text,
@@ -27,4 +40,4 @@ diesel::table! {
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
 
-diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, users);
+diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, audit_logs, users);

@@ -2,4 +2,5 @@
 //! returns `QueryResult`; mapping to HTTP happens in the routes.
 
 pub mod admin_api_key;
+pub mod audit_log;
 pub mod user;

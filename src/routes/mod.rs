@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub mod admin_api_keys;
+pub mod audit_logs;
 pub mod health;
 
 use actix_web::middleware::from_fn;
@@ -14,7 +15,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/organization")
             .wrap(from_fn(crate::auth::require_admin_key))
-            .configure(admin_api_keys::routes),
+            .configure(admin_api_keys::routes)
+            .configure(audit_logs::routes),
     );
 }
 

@@ -32,6 +32,7 @@ macro_rules! backend_tests {
     };
 }
 
+mod audit;
 mod auth;
 mod compat;
 mod create;

@@ -10,6 +10,10 @@ use self::json::{
     CreateAdminApiKeyRequest, DeletedObject, ListObject, ListOrder, ListQuery,
     UpdateAdminApiKeyRequest,
 };
+use diesel::Connection;
+use serde_json::json;
+
+use crate::audit::{self, Actor};
 use crate::auth::{self, AdminKey, ApiKeySecret};
 use crate::db::run_blocking;
 use crate::error::{ApiError, ErrorResponse};
@@ -155,22 +159,23 @@ pub async fn create(
     }
     .to_db();
     let now = state.clock.now();
-    let AdminKey {
-        key_id: creator_id,
-        owner_id,
-        ..
-    } = caller;
+    let creator_id = caller.key_id.clone();
     let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
-        issue_key(
-            conn,
-            &NewKey {
-                name: &name,
-                owner_id: &owner_id,
-                scopes: &scopes,
-                created_at: now,
-                expires_at: lifetime.map(|seconds| now + seconds),
-            },
-        )
+        conn.transaction(|conn| {
+            let actor = Actor::of_key(conn, &caller)?;
+            let issued = issue_key(
+                conn,
+                &NewKey {
+                    name: &name,
+                    owner_id: &caller.owner_id,
+                    scopes: &scopes,
+                    created_at: now,
+                    expires_at: lifetime.map(|seconds| now + seconds),
+                },
+            )?;
+            record_created(conn, now, &actor, &issued.1.0)?;
+            Ok(issued)
+        })
     })
     .await?;
     tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
@@ -246,10 +251,22 @@ pub async fn delete(
     let key_id = key_id.into_inner();
     let now = state.clock.now();
     let deleted = plausible_key_id(&key_id) && {
-        let id = key_id.clone();
+        let (id, caller) = (key_id.clone(), caller.clone());
         run_blocking(&state.pool, move |conn| {
             keep_an_active_writer(conn, now, "delete", |conn| {
-                Ok(admin_api_key::delete(conn, &id)?)
+                let deleted = admin_api_key::delete(conn, &id)?;
+                if deleted {
+                    let actor = Actor::of_key(conn, &caller)?;
+                    audit::record(
+                        conn,
+                        now,
+                        &actor,
+                        audit::API_KEY_DELETED,
+                        &id,
+                        &json!({ "id": id }),
+                    )?;
+                }
+                Ok(deleted)
             })
         })
         .await?
@@ -317,10 +334,29 @@ pub async fn update(
         return Err(no_such_key(&key_id));
     }
     let now = state.clock.now();
-    let id = key_id.clone();
+    let mut requested = serde_json::Map::new();
+    if let Some(name) = &changes.name {
+        requested.insert("name".into(), json!(name));
+    }
+    if let Some(enabled) = changes.enabled {
+        requested.insert("enabled".into(), json!(enabled));
+    }
+    if let Some(scopes) = &changes.scopes {
+        requested.insert(
+            "scopes".into(),
+            json!(Scopes::from_db(scopes).iter().collect::<Vec<_>>()),
+        );
+    }
+    let (id, caller_key) = (key_id.clone(), caller.clone());
     let found = run_blocking(&state.pool, move |conn| {
         let exists = keep_an_active_writer(conn, now, "change", |conn| {
-            Ok(admin_api_key::update(conn, &id, &changes)?)
+            let exists = admin_api_key::update(conn, &id, &changes)?;
+            if exists {
+                let actor = Actor::of_key(conn, &caller_key)?;
+                let details = json!({ "id": id, "changes_requested": requested });
+                audit::record(conn, now, &actor, audit::API_KEY_UPDATED, &id, &details)?;
+            }
+            Ok(exists)
         })?;
         Ok(if exists {
             admin_api_key::find(conn, &id)?
@@ -342,7 +378,6 @@ pub(crate) fn keep_an_active_writer<T>(
     what: &str,
     change: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    use diesel::Connection;
     conn.transaction(|conn| {
         admin_api_key::lock_key_guard(conn)?;
         let result = change(conn)?;
@@ -404,6 +439,28 @@ pub(crate) fn issue_key(
     )?;
     let stored = admin_api_key::find(conn, &key_id)?.ok_or(diesel::result::Error::NotFound)?;
     Ok((secret, stored))
+}
+
+/// Records `api_key.created` for a key just issued.
+pub(crate) fn record_created(
+    conn: &mut crate::db::DbConnection,
+    now: i64,
+    actor: &Actor,
+    key: &admin_api_key::AdminApiKeyRow,
+) -> Result<(), ApiError> {
+    let scopes: Vec<Scope> = Scopes::from_db(&key.scopes).iter().collect();
+    let details = json!({
+        "id": key.id,
+        "data": { "scopes": scopes, "name": key.name, "expires_at": key.expires_at }
+    });
+    Ok(audit::record(
+        conn,
+        now,
+        actor,
+        audit::API_KEY_CREATED,
+        &key.id,
+        &details,
+    )?)
 }
 
 pub(crate) fn no_such_key(key_id: &str) -> ApiError {

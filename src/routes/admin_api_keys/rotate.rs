@@ -5,9 +5,13 @@ use actix_web::{HttpResponse, web};
 use super::json::{
     AdminApiKey, AdminApiKeyCreateResponse, AdminApiKeyRotateResponse, RotateAdminApiKeyRequest,
 };
+use serde_json::json;
+
 use super::{
-    NewKey, issue_key, keep_an_active_writer, no_such_key, plausible_key_id, validate_expires_in,
+    NewKey, issue_key, keep_an_active_writer, no_such_key, plausible_key_id, record_created,
+    validate_expires_in,
 };
+use crate::audit::{self, Actor};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::error::{ApiError, ErrorResponse};
@@ -75,6 +79,7 @@ pub async fn rotate(
             let (old, _) =
                 admin_api_key::find(conn, &old_id)?.ok_or_else(|| no_such_key(&old_id))?;
             caller.may_grant(Scopes::from_db(&old.scopes))?;
+            let actor = Actor::of_key(conn, &caller)?;
             let issued = issue_key(
                 conn,
                 &NewKey {
@@ -85,7 +90,16 @@ pub async fn rotate(
                     expires_at: lifetime.map(|seconds| now + seconds),
                 },
             )?;
-            admin_api_key::expire_by(conn, &old_id, now + overlap)?;
+            record_created(conn, now, &actor, &issued.1.0)?;
+            let old_expires_at = old
+                .expires_at
+                .map_or(now + overlap, |at| at.min(now + overlap));
+            admin_api_key::expire_by(conn, &old_id, old_expires_at)?;
+            let details = json!({
+                "id": old_id,
+                "changes_requested": { "expires_at": old_expires_at, "rotated_to": issued.1.0.id }
+            });
+            audit::record(conn, now, &actor, audit::API_KEY_UPDATED, &old_id, &details)?;
             Ok(issued)
         })
     })

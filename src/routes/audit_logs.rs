@@ -1,0 +1,275 @@
+//! `GET /organization/audit_logs`: the append-only record of key changes, in OpenAI's shape.
+//!
+//! The query string is parsed by hand because the array filters repeat their key
+//! (`event_types[]=a&event_types[]=b`), which `web::Query` cannot collect.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AdminKey;
+use crate::db::run_blocking;
+use crate::error::{ApiError, ErrorResponse};
+use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
+use crate::routes::admin_api_keys::json::ListObject;
+use crate::routes::method_not_allowed;
+use crate::scopes::Scope;
+use crate::startup::AppState;
+
+const MAX_FILTER_VALUES: usize = 100;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/audit_logs")
+            .route(web::get().to(list))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// One recorded event. Exactly one of the `api_key.*` fields is present: the one named by
+/// `type`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    /// Identifier of the entry; use it as `after` or `before`.
+    pub id: String,
+    /// `api_key.created`, `api_key.updated` or `api_key.deleted`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the change happened, in Unix seconds.
+    pub effective_at: i64,
+    /// Who made the change: `{"type":"api_key","api_key":{"id","type":"user","user":{"id","email"}}}`,
+    /// or for the `bootstrap` command `{"type":"session","session":{"user":{"id","email"}}}`.
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    /// `{"id", "data": {"scopes", "name", "expires_at"}}` of the new key.
+    #[serde(rename = "api_key.created", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub api_key_created: Option<Value>,
+    /// `{"id", "changes_requested": {...}}`: the fields that were set (`name`, `enabled`,
+    /// `scopes`, or `expires_at` and `rotated_to` for a rotation).
+    #[serde(rename = "api_key.updated", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub api_key_updated: Option<Value>,
+    /// `{"id"}` of the deleted key.
+    #[serde(rename = "api_key.deleted", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub api_key_deleted: Option<Value>,
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLogList {
+    pub object: ListObject,
+    pub data: Vec<AuditLog>,
+    #[schema(required = true)]
+    pub first_id: Option<String>,
+    #[schema(required = true)]
+    pub last_id: Option<String>,
+    /// Whether more entries lie beyond this page, away from the cursor.
+    pub has_more: bool,
+}
+
+/// Query parameters (documentation only; see `parse_query`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuditLogQuery {
+    /// Only events after this Unix second.
+    #[serde(rename = "effective_at[gt]")]
+    effective_at_gt: Option<i64>,
+    /// Only events at or after this Unix second.
+    #[serde(rename = "effective_at[gte]")]
+    effective_at_gte: Option<i64>,
+    /// Only events before this Unix second.
+    #[serde(rename = "effective_at[lt]")]
+    effective_at_lt: Option<i64>,
+    /// Only events at or before this Unix second.
+    #[serde(rename = "effective_at[lte]")]
+    effective_at_lte: Option<i64>,
+    /// Only events of these types (repeat the parameter for several).
+    #[serde(rename = "event_types[]")]
+    event_types: Option<Vec<String>>,
+    /// Only events made by these keys (or, for bootstrap, users).
+    #[serde(rename = "actor_ids[]")]
+    actor_ids: Option<Vec<String>>,
+    /// Only events about these keys.
+    #[serde(rename = "resource_ids[]")]
+    resource_ids: Option<Vec<String>>,
+    /// Page size, from 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<i64>,
+    /// An entry id: the page holds the entries older than it (the next page).
+    after: Option<String>,
+    /// An entry id: the page holds the entries newer than it (the previous page).
+    before: Option<String>,
+}
+
+struct Params {
+    limit: i64,
+    after: Option<String>,
+    before: Option<String>,
+    filter: AuditFilter,
+}
+
+/// List audit log entries
+///
+/// Returns recorded key changes, newest first, with OpenAI's audit log filters and cursors.
+/// Entries cannot be changed or deleted through the API.
+#[utoipa::path(
+    get,
+    path = "/organization/audit_logs",
+    operation_id = "list-audit-logs",
+    tag = "Audit logs",
+    params(AuditLogQuery),
+    responses(
+        (status = 200, description = "One page of entries.", body = AuditLogList),
+        (status = 400, description = "A parameter is invalid; `param` names it.", body = ErrorResponse),
+        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
+        (status = 403, description = "The bearer key lacks `audit_logs.read`.", body = ErrorResponse),
+        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
+        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn list(
+    caller: AdminKey,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::AuditLogsRead)?;
+    let Params {
+        limit,
+        after,
+        before,
+        filter,
+    } = parse_query(req.query_string())?;
+    let (rows, has_more) = run_blocking(&state.pool, move |conn| {
+        let cursor = match (&after, &before) {
+            (Some(id), _) => Some(cursor_at(conn, "after", id, AuditCursor::After)?),
+            (None, Some(id)) => Some(cursor_at(conn, "before", id, AuditCursor::Before)?),
+            (None, None) => None,
+        };
+        Ok(audit_log::list_page(conn, cursor.as_ref(), &filter, limit)?)
+    })
+    .await?;
+    let data: Vec<AuditLog> = rows.into_iter().map(AuditLog::from).collect();
+    Ok(HttpResponse::Ok().json(AuditLogList {
+        object: ListObject::List,
+        first_id: data.first().map(|e| e.id.clone()),
+        last_id: data.last().map(|e| e.id.clone()),
+        has_more,
+        data,
+    }))
+}
+
+fn cursor_at(
+    conn: &mut crate::db::DbConnection,
+    param: &str,
+    id: &str,
+    make: fn(i64, String) -> AuditCursor,
+) -> Result<AuditCursor, ApiError> {
+    let (at, id) = audit_log::position_of(conn, id)?.ok_or_else(|| {
+        ApiError::invalid_param(param, format!("No audit log entry with id {id:?} exists."))
+    })?;
+    Ok(make(at, id))
+}
+
+fn parse_query(query: &str) -> Result<Params, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| ApiError::InvalidRequest {
+            message: format!("The query string is invalid: {e}"),
+            param: None,
+            code: None,
+        })?;
+    let mut params = Params {
+        limit: 20,
+        after: None,
+        before: None,
+        filter: AuditFilter::default(),
+    };
+    let integer = |name: &str, value: &str| {
+        value.parse::<i64>().map_err(|_| {
+            ApiError::invalid_param(name, format!("`{name}` must be an integer, got {value:?}."))
+        })
+    };
+    for (name, value) in pairs {
+        if value.is_empty() {
+            continue;
+        }
+        let f = &mut params.filter;
+        match name.as_str() {
+            "limit" => {
+                params.limit = integer(&name, &value)?;
+                if !(1..=100).contains(&params.limit) {
+                    return Err(ApiError::invalid_param(
+                        "limit",
+                        "`limit` must be from 1 to 100.",
+                    ));
+                }
+            }
+            "after" => params.after = Some(value),
+            "before" => params.before = Some(value),
+            "effective_at[gt]" => f.effective_gt = Some(integer(&name, &value)?),
+            "effective_at[gte]" => f.effective_gte = Some(integer(&name, &value)?),
+            "effective_at[lt]" => f.effective_lt = Some(integer(&name, &value)?),
+            "effective_at[lte]" => f.effective_lte = Some(integer(&name, &value)?),
+            "event_types[]" | "event_types" => push(&mut f.event_types, "event_types[]", value)?,
+            "actor_ids[]" | "actor_ids" => push(&mut f.actor_ids, "actor_ids[]", value)?,
+            "resource_ids[]" | "resource_ids" => {
+                push(&mut f.resource_ids, "resource_ids[]", value)?
+            }
+            // Upstream filters this service has nothing to match against: refuse rather than
+            // silently return a wider result than asked for.
+            "project_ids[]" | "actor_emails[]" | "tenant_only" => {
+                return Err(ApiError::invalid_param(
+                    &name,
+                    format!("`{name}` is not supported by this service."),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if params.after.is_some() && params.before.is_some() {
+        return Err(ApiError::invalid_param(
+            "before",
+            "Give `after` or `before`, not both.",
+        ));
+    }
+    Ok(params)
+}
+
+fn push(values: &mut Vec<String>, param: &str, value: String) -> Result<(), ApiError> {
+    if values.len() == MAX_FILTER_VALUES {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("`{param}` accepts at most {MAX_FILTER_VALUES} values."),
+        ));
+    }
+    values.push(value);
+    Ok(())
+}
+
+impl From<AuditLogRow> for AuditLog {
+    fn from(row: AuditLogRow) -> Self {
+        // Both columns hold JSON this service wrote.
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
+        let details = Some(parse(&row.details));
+        let mut entry = AuditLog {
+            actor: parse(&row.actor),
+            id: row.id,
+            effective_at: row.effective_at,
+            api_key_created: None,
+            api_key_updated: None,
+            api_key_deleted: None,
+            kind: row.type_,
+        };
+        match entry.kind.as_str() {
+            crate::audit::API_KEY_CREATED => entry.api_key_created = details,
+            crate::audit::API_KEY_UPDATED => entry.api_key_updated = details,
+            crate::audit::API_KEY_DELETED => entry.api_key_deleted = details,
+            _ => {}
+        }
+        entry
+    }
+}
