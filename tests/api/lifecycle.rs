@@ -42,16 +42,22 @@ async fn every_route_enforces_its_scope(app: TestApp) {
         "admin_api_keys.write",
         "audit_logs.read",
     );
-    // (scopes held, [list, retrieve, create, update, delete] expected statuses)
-    let matrix: [(&[&str], [u16; 5]); 4] = [
-        (&[r], [200, 200, 403, 403, 403]),
-        (&[w], [403, 403, 200, 200, 200]),
-        (&[a], [403, 403, 403, 403, 403]),
-        (&[r, w], [200, 200, 200, 200, 200]),
+    let routes = [
+        "list", "retrieve", "create", "update", "rotate", "audit", "delete",
+    ];
+    let needs = [r, r, w, w, w, a, w];
+    // (scopes held, expected status per route above)
+    let matrix: [(&[&str], [u16; 7]); 5] = [
+        (&[r], [200, 200, 403, 403, 403, 403, 403]),
+        (&[w], [403, 403, 200, 200, 200, 403, 200]),
+        (&[a], [403, 403, 403, 403, 403, 200, 403]),
+        (&[r, w], [200, 200, 200, 200, 200, 403, 200]),
+        (&[r, w, a], [200, 200, 200, 200, 200, 200, 200]),
     ];
     for (held, expected) in matrix {
         let (_, caller) = key_with(&app, held).await;
-        let (victim, _) = key_with(&app, &[r]).await;
+        // Every writer in the matrix may rotate it: it holds only the write scope.
+        let (victim, _) = key_with(&app, &[w]).await;
         let requests = [
             app.request_as(&caller, Method::GET, PATH),
             app.request_as(&caller, Method::GET, &format!("{PATH}/{victim}")),
@@ -59,21 +65,19 @@ async fn every_route_enforces_its_scope(app: TestApp) {
                 .json(&json!({ "name": "child", "scopes": [held[0]] })),
             app.request_as(&caller, Method::POST, &format!("{PATH}/{victim}"))
                 .json(&json!({ "name": "renamed" })),
+            app.request_as(&caller, Method::POST, &format!("{PATH}/{victim}/rotate")),
+            app.request_as(&caller, Method::GET, "/v1/organization/audit_logs"),
             app.request_as(&caller, Method::DELETE, &format!("{PATH}/{victim}")),
         ];
-        for (route, (request, status)) in ["list", "retrieve", "create", "update", "delete"]
+        for ((route, needed), (request, status)) in routes
             .iter()
+            .zip(needs)
             .zip(requests.into_iter().zip(expected))
         {
             let response = request.send().await.unwrap();
             let why = format!("{route} with {held:?}");
             if status == 403 {
                 let error = assert_error(response, StatusCode::FORBIDDEN, &why).await;
-                let needed = if ["list", "retrieve"].contains(route) {
-                    r
-                } else {
-                    w
-                };
                 assert_eq!(error["code"], format!("missing_scope.{needed}"), "{why}");
             } else {
                 assert_eq!(response.status().as_u16(), status, "{why}");
