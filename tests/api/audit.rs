@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{START, TestApp, assert_error, read};
+use crate::helpers::{START, TestApp, assert_error, ids, read};
 
 backend_tests!(
     key_changes_are_recorded_newest_first_with_actor_and_details,
@@ -30,15 +30,6 @@ fn types(page: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect()
 }
 

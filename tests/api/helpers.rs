@@ -173,6 +173,16 @@ impl TestApp {
     }
 }
 
+/// The `id`s of a list page's `data`, in order (keys or audit entries).
+pub fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .expect("a list page")
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
 /// Status and JSON body of a response.
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, read};
+use crate::helpers::{TestApp, assert_error, ids, read};
 
 backend_tests!(
     every_route_enforces_its_scope,
@@ -163,13 +163,8 @@ async fn disabling_a_key_rejects_it_and_enabling_restores_the_same_value(app: Te
     );
     let error = assert_error(call().await.unwrap(), StatusCode::UNAUTHORIZED, "disabled").await;
     assert_eq!(error["code"], "api_key_disabled");
-    let listed = app.list("limit=100").await;
     assert!(
-        listed["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["id"] == id.as_str()),
+        ids(&app.list("limit=100").await).contains(&id),
         "disabled keys stay listed"
     );
 

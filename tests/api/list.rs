@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, assert_error, read};
+use crate::helpers::{TestApp, assert_error, ids, read};
 
 backend_tests!(
     list_returns_the_documented_envelope_oldest_first_by_default,
@@ -13,15 +13,6 @@ backend_tests!(
     list_rejects_an_after_id_that_does_not_exist,
     list_never_contains_key_values,
 );
-
-fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// Makes `n` keys; every `per_second` keys share one `created_at` second.
 async fn make_keys(app: &TestApp, n: usize, per_second: usize) -> Vec<String> {

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, ids};
 
 backend_tests!(
     search_matches_name_substring_any_case_exact_id_and_redacted_prefix,
@@ -12,15 +12,6 @@ backend_tests!(
     status_filter_narrows_to_active_expired_or_disabled,
     bad_status_or_search_is_a_400,
 );
-
-fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 fn id_of(key: &Value) -> String {
     key["id"].as_str().unwrap().to_owned()
