@@ -1,6 +1,5 @@
 //! First-run setup: an owner and an admin key, without an existing key to authenticate with.
 
-use diesel::Connection;
 use diesel::result::QueryResult;
 
 use serde_json::json;
@@ -32,7 +31,7 @@ pub fn create_owner_with_key(
     let owner_id = auth::random_id("user_");
     let key_id = auth::random_id("key_");
     let secret = auth::generate_key();
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         user::insert(
             conn,
             &NewUser {

@@ -188,6 +188,25 @@ fn advisory(conn: &mut PgConnection, sql: &str) -> Result<(), DbSetupError> {
         .map_err(|e| DbSetupError::Migrate(e.to_string()))
 }
 
+/// Runs `f` in a transaction that is a writer from its first statement.
+///
+/// SQLite starts transactions DEFERRED: one that reads before it writes cannot wait for the
+/// write lock when another connection commits in between, and fails at once with "database
+/// is locked" (seen as 500s under concurrent creates). A no-op UPDATE as the first statement
+/// takes the write lock up front, where the busy timeout applies. PostgreSQL needs nothing.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            sqlite.batch_execute("UPDATE users SET id = id WHERE 0")?;
+        }
+        f(conn)
+    })
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool, inside the caller's span.
 pub async fn run_blocking<F, T>(pool: &DbPool, f: F) -> Result<T, ApiError>
 where

@@ -265,7 +265,7 @@ pub fn any_active_writer(conn: &mut DbConnection, now: i64) -> QueryResult<bool>
 
 /// On PostgreSQL, serialises changes that must keep an active writer (held until the
 /// transaction ends), so two concurrent disables cannot each count on the other key.
-/// SQLite already runs one write transaction at a time.
+/// SQLite already runs one write transaction at a time (see `db::write_transaction`).
 pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
     if let DbConnection::Pg(pg) = conn {
         diesel::sql_query("SELECT pg_advisory_xact_lock(7306640870925985637)").execute(pg)?;
@@ -279,7 +279,7 @@ pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
 pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<()> {
     use crate::schema::admin_api_keys::dsl::{id, last_used_at};
 
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         for (key_id, at) in uses {
             diesel::update(
                 admin_api_keys::table.filter(

@@ -11,6 +11,7 @@ backend_tests!(
     create_trims_the_name,
     create_rejects_invalid_bodies_naming_the_param,
     created_key_authenticates_and_inherits_the_creators_owner,
+    concurrent_creates_all_succeed,
 );
 
 const PATH: &str = "/v1/organization/admin_api_keys";
@@ -179,4 +180,24 @@ async fn created_key_authenticates_and_inherits_the_creators_owner(app: TestApp)
     assert_eq!(status, StatusCode::OK, "{grandchild}");
     assert_eq!(grandchild["owner"]["id"], app.owner_id.as_str());
     assert_eq!(grandchild["owner"], child["owner"]);
+}
+
+async fn concurrent_creates_all_succeed(app: TestApp) {
+    // SQLite once answered some of these with "database is locked" (500).
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            let request = app
+                .request(Method::POST, PATH)
+                .json(&json!({ "name": format!("parallel {i}") }));
+            actix_web::rt::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.await.unwrap(), StatusCode::OK);
+    }
+
+    let listed = app.list("limit=100").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 41);
+    let audit = app.get("/v1/organization/audit_logs?limit=100").await;
+    assert_eq!(read(audit).await.1["data"].as_array().unwrap().len(), 41);
 }

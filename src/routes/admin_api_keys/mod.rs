@@ -10,12 +10,11 @@ use self::json::{
     CreateAdminApiKeyRequest, DeletedObject, ListObject, ListOrder, ListQuery,
     UpdateAdminApiKeyRequest,
 };
-use diesel::Connection;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
 use crate::auth::{self, AdminKey, ApiKeySecret};
-use crate::db::run_blocking;
+use crate::db::{run_blocking, write_transaction};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
 use crate::models::admin_api_key::{
@@ -161,7 +160,7 @@ pub async fn create(
     let now = state.clock.now();
     let creator_id = caller.key_id.clone();
     let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
-        conn.transaction(|conn| {
+        write_transaction(conn, |conn| {
             let actor = Actor::of_key(conn, &caller)?;
             let issued = issue_key(
                 conn,
@@ -378,7 +377,7 @@ pub(crate) fn keep_an_active_writer<T>(
     what: &str,
     change: impl FnOnce(&mut crate::db::DbConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         admin_api_key::lock_key_guard(conn)?;
         let result = change(conn)?;
         if !admin_api_key::any_active_writer(conn, now)? {
