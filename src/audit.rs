@@ -61,6 +61,11 @@ impl Actor {
     }
 
     fn to_json(&self) -> Value {
+        // The contract types `email` as a string: leave it out rather than send null.
+        let user = |user_id: &str, email: &Option<String>| match email {
+            Some(email) => json!({ "id": user_id, "email": email }),
+            None => json!({ "id": user_id }),
+        };
         match self {
             Actor::ApiKey {
                 key_id,
@@ -68,11 +73,11 @@ impl Actor {
                 email,
             } => json!({
                 "type": "api_key",
-                "api_key": { "id": key_id, "type": "user", "user": { "id": user_id, "email": email } }
+                "api_key": { "id": key_id, "type": "user", "user": user(user_id, email) }
             }),
             Actor::Session { user_id, email } => json!({
                 "type": "session",
-                "session": { "user": { "id": user_id, "email": email } }
+                "session": { "user": user(user_id, email) }
             }),
         }
     }

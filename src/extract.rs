@@ -23,24 +23,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
-        Box::pin(async move {
-            let value = value.await?.into_inner();
-            serde_path_to_error::deserialize(value)
-                .map(Json)
-                .map_err(|e| {
-                    let path = e.path().to_string();
-                    ApiError::InvalidRequest {
-                        message: format!("Invalid request body: {}", e.inner()),
-                        param: (path != ".").then_some(path),
-                        code: None,
-                    }
-                    .into()
-                })
-        })
+        Box::pin(async move { deserialize(value.await?.into_inner()).map(Json) })
     }
 }
 
-/// Like [`Json`], but a request without a body (no `Content-Type`, no length) means
+fn deserialize<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, actix_web::Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::InvalidRequest {
+            message: format!("Invalid request body: {}", e.inner()),
+            param: (path != ".").then_some(path),
+            code: None,
+        }
+        .into()
+    })
+}
+
+/// Like [`Json`], but no body (length 0, whatever the content type) or a JSON `null` means
 /// `T::default()`; for operations whose every field is optional.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
@@ -51,15 +50,19 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let headers = req.headers();
-        let no_body = !headers.contains_key(header::CONTENT_TYPE)
-            && headers
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|length| length.as_bytes() == b"0")
-            && !headers.contains_key(header::TRANSFER_ENCODING);
+        let length = headers.get(header::CONTENT_LENGTH);
+        // In HTTP/1.1 a request with neither header has no body.
+        let no_body = length.is_some_and(|length| length.as_bytes() == b"0")
+            || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
         if no_body {
             return Box::pin(async { Ok(OptionalJson(T::default())) });
         }
-        let body = Json::<T>::from_request(req, payload);
-        Box::pin(async move { body.await.map(|Json(value)| OptionalJson(value)) })
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            match value.await?.into_inner() {
+                serde_json::Value::Null => Ok(OptionalJson(T::default())),
+                value => deserialize(value).map(OptionalJson),
+            }
+        })
     }
 }

@@ -234,8 +234,8 @@ pub fn update(conn: &mut DbConnection, key_id: &str, changes: &KeyChanges) -> Qu
         .map(|updated| updated > 0)
 }
 
-/// Makes a key expire at `at`, or keeps its earlier expiry.
-pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<()> {
+/// Makes a key expire at `at` unless it already expires sooner; returns whether it changed.
+pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<bool> {
     use crate::schema::admin_api_keys::dsl::{expires_at, id};
     diesel::update(
         admin_api_keys::table.filter(
@@ -245,7 +245,7 @@ pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<
     )
     .set(expires_at.eq(at))
     .execute(conn)
-    .map(drop)
+    .map(|changed| changed > 0)
 }
 
 /// Whether some enabled, unexpired key can still manage keys. Stops at the first match.

@@ -194,8 +194,23 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
         })
     };
     for (name, value) in pairs {
+        let bare = name.strip_suffix("[]").unwrap_or(&name);
+        if matches!(bare, "project_ids" | "actor_emails" | "tenant_only") {
+            // Upstream filters this service has nothing to match against: refuse rather than
+            // silently return a wider result than asked for.
+            return Err(ApiError::invalid_param(
+                &name,
+                format!("`{name}` is not supported by this service."),
+            ));
+        }
         if value.is_empty() {
             continue;
+        }
+        if value.len() > 256 || value.chars().any(char::is_control) {
+            return Err(ApiError::invalid_param(
+                &name,
+                format!("`{name}` must be at most 256 characters, without control characters."),
+            ));
         }
         let f = &mut params.filter;
         match name.as_str() {
@@ -218,14 +233,6 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
             "actor_ids[]" | "actor_ids" => push(&mut f.actor_ids, "actor_ids[]", value)?,
             "resource_ids[]" | "resource_ids" => {
                 push(&mut f.resource_ids, "resource_ids[]", value)?
-            }
-            // Upstream filters this service has nothing to match against: refuse rather than
-            // silently return a wider result than asked for.
-            "project_ids[]" | "actor_emails[]" | "tenant_only" => {
-                return Err(ApiError::invalid_param(
-                    &name,
-                    format!("`{name}` is not supported by this service."),
-                ));
             }
             _ => {}
         }

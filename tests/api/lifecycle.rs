@@ -213,9 +213,11 @@ async fn update_changes_only_the_fields_sent(app: TestApp) {
         "a scope change dropped the name"
     );
 
-    let (status, same) = read(patch(&app, &app.admin_key, &id, json!({})).await).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(same, rescoped);
+    // An empty update is a mistake (and must not let a write-only key read keys).
+    let empty = patch(&app, &app.admin_key, &id, json!({})).await;
+    assert_error(empty, StatusCode::BAD_REQUEST, "empty update").await;
+    let (_, unchanged) = read(app.get(&format!("{PATH}/{id}")).await).await;
+    assert_eq!(unchanged, rescoped);
 }
 
 async fn update_rejects_invalid_fields_and_unknown_keys(app: TestApp) {

@@ -9,6 +9,7 @@ backend_tests!(
     rotation_issues_a_new_key_and_stops_the_old_one_now_by_default,
     during_the_overlap_both_keys_work_and_last_used_at_shows_old_use,
     rotation_cannot_escalate_and_validates_its_fields,
+    rotation_accepts_no_body_an_empty_body_or_null,
 );
 
 const PATH: &str = "/v1/organization/admin_api_keys";
@@ -137,4 +138,27 @@ async fn rotation_cannot_escalate_and_validates_its_fields(app: TestApp) {
         3,
         "a failed rotation stored a key"
     );
+}
+
+async fn rotation_accepts_no_body_an_empty_body_or_null(app: TestApp) {
+    let mut id = app.create_named("spinning").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bodies: [(Option<&str>, &str); 3] = [
+        (None, ""),
+        (Some("application/json"), ""),
+        (Some("application/json"), "null"),
+    ];
+    for (content_type, body) in bodies {
+        let mut request = app
+            .request(Method::POST, &format!("{PATH}/{id}/rotate"))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let (status, new) = read(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{content_type:?} {body:?}: {new}");
+        id = new["id"].as_str().unwrap().to_owned();
+    }
 }

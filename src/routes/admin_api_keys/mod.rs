@@ -329,6 +329,13 @@ pub async fn update(
             .transpose()?
             .map(Scopes::to_db),
     };
+    if changes.name.is_none() && changes.enabled.is_none() && changes.scopes.is_none() {
+        return Err(ApiError::InvalidRequest {
+            message: "Send at least one of `name`, `enabled` and `scopes`.".to_owned(),
+            param: None,
+            code: None,
+        });
+    }
     if !plausible_key_id(&key_id) {
         return Err(no_such_key(&key_id));
     }
@@ -349,6 +356,12 @@ pub async fn update(
     let (id, caller_key) = (key_id.clone(), caller.clone());
     let found = run_blocking(&state.pool, move |conn| {
         let exists = keep_an_active_writer(conn, now, "change", |conn| {
+            // Re-enabling restores the key's scopes to use: only a caller holding them may.
+            if changes.enabled == Some(true)
+                && let Some((target, _)) = admin_api_key::find(conn, &id)?
+            {
+                caller_key.may_grant(Scopes::from_db(&target.scopes))?;
+            }
             let exists = admin_api_key::update(conn, &id, &changes)?;
             if exists {
                 let actor = Actor::of_key(conn, &caller_key)?;

@@ -94,11 +94,12 @@ pub async fn rotate(
             let old_expires_at = old
                 .expires_at
                 .map_or(now + overlap, |at| at.min(now + overlap));
-            admin_api_key::expire_by(conn, &old_id, old_expires_at)?;
-            let details = json!({
-                "id": old_id,
-                "changes_requested": { "expires_at": old_expires_at, "rotated_to": issued.1.0.id }
-            });
+            let mut requested = serde_json::Map::new();
+            if admin_api_key::expire_by(conn, &old_id, old_expires_at)? {
+                requested.insert("expires_at".into(), json!(old_expires_at));
+            }
+            requested.insert("rotated_to".into(), json!(issued.1.0.id));
+            let details = json!({ "id": old_id, "changes_requested": requested });
             audit::record(conn, now, &actor, audit::API_KEY_UPDATED, &old_id, &details)?;
             Ok(issued)
         })
