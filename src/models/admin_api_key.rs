@@ -248,15 +248,16 @@ pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<
     .map(|changed| changed > 0)
 }
 
-/// Whether some enabled, unexpired key can still manage keys. Stops at the first match.
-pub fn any_active_writer(conn: &mut DbConnection, now: i64) -> QueryResult<bool> {
+/// Whether some enabled key still valid at `valid_at` can manage keys. Stops at the first
+/// match.
+pub fn any_active_writer(conn: &mut DbConnection, valid_at: i64) -> QueryResult<bool> {
     use crate::schema::admin_api_keys::dsl::{enabled, expires_at, scopes};
     let write = format!("%{}%", crate::scopes::Scope::AdminApiKeysWrite.as_str());
     diesel::select(diesel::dsl::exists(
         admin_api_keys::table.filter(
             enabled
                 .eq(true)
-                .and(expires_at.is_null().or(expires_at.gt(now)))
+                .and(expires_at.is_null().or(expires_at.gt(valid_at)))
                 .and(scopes.like(write)),
         ),
     ))

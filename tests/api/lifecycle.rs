@@ -272,6 +272,14 @@ async fn the_last_active_writer_cannot_be_disabled_deleted_or_demoted(app: TestA
     }
     let delete = app.delete(&format!("{PATH}/{boot}")).await;
     assert_error(delete, StatusCode::CONFLICT, "delete").await;
+    // Rotating the last writer into a key about to expire would lock everyone out shortly.
+    let short = app
+        .request(Method::POST, &format!("{PATH}/{boot}/rotate"))
+        .json(&json!({ "expires_in_seconds": 60 }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(short, StatusCode::CONFLICT, "rotate into a 60 s key").await;
     let (_, still) = read(app.get(&format!("{PATH}/{boot}")).await).await;
     assert_eq!(
         (

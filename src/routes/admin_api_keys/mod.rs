@@ -285,8 +285,8 @@ pub async fn delete(
 ///
 /// Changes any of `name`, `enabled` and `scopes`; fields left out keep their value. Disabling
 /// a key makes it answer 401 at once; re-enabling restores it with the same secret. A key can
-/// only grant scopes it holds. A change that would leave no enabled, unexpired key holding
-/// `admin_api_keys.write` is refused with 409.
+/// only grant scopes it holds. A change that would leave no enabled key holding
+/// `admin_api_keys.write` and valid for at least 5 more minutes is refused with 409.
 #[utoipa::path(
     post,
     path = "/organization/admin_api_keys/{key_id}",
@@ -382,8 +382,14 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
 }
 
-/// Runs `change` in a transaction that is rolled back with 409 if afterwards no enabled,
-/// unexpired key holds `admin_api_keys.write`: the organisation must never lock itself out.
+/// A writer only counts for the lock-out guard if it stays valid at least this long (5
+/// minutes): otherwise rotating the last writer into a 1-second key would pass the guard and
+/// lock the organisation out a moment later.
+pub const GUARD_MIN_REMAINING_SECONDS: i64 = 300;
+
+/// Runs `change` in a transaction that is rolled back with 409 if afterwards no enabled key
+/// valid for at least [`GUARD_MIN_REMAINING_SECONDS`] holds `admin_api_keys.write`: the
+/// organisation must never lock itself out.
 pub(crate) fn keep_an_active_writer<T>(
     conn: &mut crate::db::DbConnection,
     now: i64,
@@ -393,12 +399,13 @@ pub(crate) fn keep_an_active_writer<T>(
     write_transaction(conn, |conn| {
         admin_api_key::lock_key_guard(conn)?;
         let result = change(conn)?;
-        if !admin_api_key::any_active_writer(conn, now)? {
+        if !admin_api_key::any_active_writer(conn, now + GUARD_MIN_REMAINING_SECONDS)? {
             return Err(ApiError::Conflict {
                 message: format!(
-                    "Refusing to {what} this key: no enabled, unexpired key holding \
-                     `admin_api_keys.write` would remain. Create or enable another such key \
-                     first; if every such key is lost, `admin-api-keys bootstrap` makes a new one."
+                    "Refusing to {what} this key: no enabled key holding \
+                     `admin_api_keys.write` and valid for at least {GUARD_MIN_REMAINING_SECONDS} \
+                     seconds would remain. Create or enable another such key first; if every \
+                     such key is lost, `admin-api-keys bootstrap` makes a new one."
                 ),
                 code: "last_admin_key",
             });
