@@ -21,6 +21,7 @@ use rand::RngExt;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 
+use crate::auth_cache::{CachedKey, KeyDigest, Lookup};
 use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::models::admin_api_key;
@@ -122,12 +123,21 @@ pub fn is_well_formed(token: &str) -> bool {
         && base62_checksum(body) == checksum
 }
 
-/// Lowercase hex SHA-256 of the key.
+/// Lowercase hex SHA-256 of the key: the form stored in the database.
 pub fn hash_key(token: &str) -> String {
+    hex(&digest_key(token))
+}
+
+/// SHA-256 of the key, as the auth cache keys it.
+pub fn digest_key(token: &str) -> KeyDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(digest: &KeyDigest) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(64);
-    for byte in digest.iter() {
+    for byte in digest {
         out.push(HEX[usize::from(byte >> 4)] as char);
         out.push(HEX[usize::from(byte & 0x0f)] as char);
     }
@@ -239,8 +249,9 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Checks a presented key: format first (no database access for garbage), then the stored hash,
-/// then expiry against the clock. Records the use for `last_used_at`.
+/// Checks a presented key: format first (garbage never reaches the cache or the database),
+/// then the auth cache, the database only on a miss, then enabled and expiry against the clock.
+/// Records the use for `last_used_at`, at most once per key per second.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, ApiError> {
     let invalid = || {
         ApiError::unauthorized(
@@ -251,34 +262,49 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
     if !is_well_formed(token) {
         return Err(invalid());
     }
-    let hash = hash_key(token);
-    let record = run_blocking(&state.pool, move |conn| {
-        Ok(admin_api_key::find_auth_record(conn, &hash)?)
+    let digest = digest_key(token);
+    let now = state.clock.now();
+    let key = match state.auth_cache.lookup(&digest, now) {
+        Lookup::Known(key) => key,
+        Lookup::Unknown => return Err(invalid()),
+        Lookup::Miss(ticket) => {
+            let hash = hex(&digest);
+            let record = run_blocking(&state.pool, move |conn| {
+                Ok(admin_api_key::find_auth_record(conn, &hash)?)
+            })
+            .await?;
+            state
+                .auth_cache
+                .fill(digest, ticket, record, now)
+                .ok_or_else(invalid)?
+        }
+    };
+    check_usable(&key, now)?;
+    if key.first_use_in(now) {
+        state.usage.record(&key.key_id, now);
+    }
+    Ok(AdminKey {
+        key_id: key.key_id.clone(),
+        owner_id: key.owner_id.clone(),
+        scopes: key.scopes,
     })
-    .await?
-    .ok_or_else(invalid)?;
-    if !record.enabled {
+}
+
+/// 401 for a key that exists but is disabled or expired at `now`.
+fn check_usable(key: &CachedKey, now: i64) -> Result<(), ApiError> {
+    if !key.enabled {
         return Err(ApiError::unauthorized(
             "api_key_disabled",
             "The admin API key provided is disabled; re-enable it or use another key.",
         ));
     }
-    let now = state.clock.now();
-    if record
-        .expires_at
-        .is_some_and(|expires_at| expires_at <= now)
-    {
+    if key.expires_at.is_some_and(|expires_at| expires_at <= now) {
         return Err(ApiError::unauthorized(
             "api_key_expired",
             "The admin API key provided has expired.",
         ));
     }
-    state.usage.record(&record.id, now);
-    Ok(AdminKey {
-        scopes: Scopes::from_db(&record.scopes),
-        key_id: record.id,
-        owner_id: record.owner_id,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

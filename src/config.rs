@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth_cache::AuthCacheOptions;
 use crate::db::PoolOptions;
 use crate::startup::Settings;
 
@@ -71,6 +72,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Keys (and, separately, unknown key hashes) the auth cache holds.
+    #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub auth_cache_capacity: u64,
+    /// Seconds a cached key is trusted without hearing of a change; 0 turns the cache off.
+    /// Changes made through the API take effect at once regardless (see README).
+    #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub auth_cache_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -109,6 +119,10 @@ impl From<ServeArgs> for Settings {
             workers,
             usage_flush_interval: Duration::from_secs(args.usage_flush_interval_secs),
             max_body_bytes: args.max_body_bytes,
+            auth_cache: AuthCacheOptions {
+                capacity: usize::try_from(args.auth_cache_capacity).unwrap_or(usize::MAX),
+                ttl: Duration::from_secs(args.auth_cache_ttl_secs),
+            },
         }
     }
 }

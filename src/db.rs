@@ -6,9 +6,11 @@
 //! each backend and hides the real cause). Diesel and `pool.get()` only ever run inside
 //! [`run_blocking`], never on an async worker thread.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
@@ -102,10 +104,23 @@ impl DatabaseTarget {
     }
 }
 
+/// Counts the statements every pooled connection runs, so tests (and operators) can see how
+/// many database round trips a request costs.
+#[derive(Clone, Debug, Default)]
+pub struct QueryCounter(Arc<AtomicU64>);
+
+impl QueryCounter {
+    /// Statements started so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// An r2d2 manager that connects to the backend the URL names and keeps its real errors.
 #[derive(Debug)]
 pub struct ConnectionManager {
     target: DatabaseTarget,
+    queries: QueryCounter,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -113,7 +128,14 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        self.target.connect()
+        let mut conn = self.target.connect()?;
+        let queries = Arc::clone(&self.queries.0);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                queries.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
@@ -144,8 +166,17 @@ impl Default for PoolOptions {
 }
 
 /// Connects once (so a bad URL or an unreachable database fails fast with its real cause),
-/// applies pending migrations on that connection, then builds the pool.
-pub fn connect_and_migrate(url: &str, options: &PoolOptions) -> Result<DbPool, DbSetupError> {
+/// applies pending migrations on that connection, then builds the pool, whose statements
+/// `queries` counts.
+///
+/// Connections are not pinged on checkout: that would double the round trips of every
+/// request. A connection that died is found by the query that uses it (a 503, see
+/// `ApiError`) and then discarded by `has_broken`.
+pub fn connect_and_migrate(
+    url: &str,
+    options: &PoolOptions,
+    queries: QueryCounter,
+) -> Result<DbPool, DbSetupError> {
     let target = DatabaseTarget::parse(url)?;
     let mut first = target.connect().map_err(DbSetupError::Connect)?;
     run_migrations(&mut first)?;
@@ -153,8 +184,9 @@ pub fn connect_and_migrate(url: &str, options: &PoolOptions) -> Result<DbPool, D
     r2d2::Pool::builder()
         .max_size(options.max_size)
         .min_idle(Some(1))
+        .test_on_check_out(false)
         .connection_timeout(options.acquire_timeout)
-        .build(ConnectionManager { target })
+        .build(ConnectionManager { target, queries })
         .map_err(DbSetupError::Pool)
 }
 

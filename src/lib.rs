@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod auth_cache;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod invalidation;
 pub mod models;
 pub mod openapi;
 pub mod routes;

@@ -59,8 +59,12 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
     let owner_name =
         validate_name(Some(&args.owner_name)).map_err(|e| format!("--owner-name: {e}"))?;
     let key_name = validate_name(Some(&args.key_name)).map_err(|e| format!("--key-name: {e}"))?;
-    let pool = db::connect_and_migrate(&args.database.database_url, &args.database.pool_options())
-        .map_err(|e| error_chain(&e))?;
+    let pool = db::connect_and_migrate(
+        &args.database.database_url,
+        &args.database.pool_options(),
+        db::QueryCounter::default(),
+    )
+    .map_err(|e| error_chain(&e))?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let made = create_owner_with_key(
         &mut conn,

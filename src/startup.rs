@@ -10,9 +10,11 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth_cache::{AuthCache, AuthCacheOptions};
 use crate::clock::Clock;
-use crate::db::{self, DbPool, DbSetupError, PoolOptions};
+use crate::db::{self, DatabaseTarget, DbPool, DbSetupError, PoolOptions, QueryCounter};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::invalidation;
 use crate::routes;
 use crate::usage::UsageTracker;
 
@@ -21,6 +23,10 @@ pub struct AppState {
     pub pool: DbPool,
     pub clock: Arc<dyn Clock>,
     pub usage: Arc<UsageTracker>,
+    /// Who each recently presented key is; see `auth_cache`.
+    pub auth_cache: Arc<AuthCache>,
+    /// Statements run through the pool.
+    pub queries: QueryCounter,
 }
 
 /// Everything `serve` needs to know.
@@ -35,6 +41,7 @@ pub struct Settings {
     pub usage_flush_interval: Duration,
     /// Largest accepted JSON body, in bytes.
     pub max_body_bytes: usize,
+    pub auth_cache: AuthCacheOptions,
 }
 
 /// Why the service could not start.
@@ -42,6 +49,8 @@ pub struct Settings {
 pub enum StartupError {
     #[error(transparent)]
     Database(#[from] DbSetupError),
+    #[error("cannot start the invalidation listener")]
+    Listener(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
@@ -59,12 +68,29 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database, applies migrations and binds the listener.
+    /// Connects to the database, applies migrations, subscribes to invalidations (on
+    /// PostgreSQL) and binds the listener.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let queries = QueryCounter::default();
+        let auth_cache = Arc::new(AuthCache::new(settings.auth_cache));
         let (url, pool_options) = (settings.database_url.clone(), settings.pool.clone());
-        let pool = web::block(move || db::connect_and_migrate(&url, &pool_options))
-            .await
-            .expect("the blocking pool is running")?;
+        let counter = queries.clone();
+        let (pool, listener) = web::block(move || {
+            let pool = db::connect_and_migrate(&url, &pool_options, counter)?;
+            let listener = match DatabaseTarget::parse(&url)? {
+                DatabaseTarget::Postgres(url) => Some((
+                    invalidation::listen(&url).map_err(DbSetupError::Connect)?,
+                    url,
+                )),
+                DatabaseTarget::Sqlite(_) => None,
+            };
+            Ok::<_, DbSetupError>((pool, listener))
+        })
+        .await
+        .expect("the blocking pool is running")?;
+        if let Some((conn, url)) = listener {
+            invalidation::spawn(url, conn, &auth_cache).map_err(StartupError::Listener)?;
+        }
         let bind_error = |source| StartupError::Bind {
             addr: settings.bind_addr.clone(),
             source,
@@ -75,6 +101,8 @@ impl Application {
             pool,
             clock,
             usage: Arc::new(UsageTracker::default()),
+            auth_cache,
+            queries,
         });
         let app_state = state.clone();
         let max_body_bytes = settings.max_body_bytes;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use admin_api_keys::auth_cache::AuthCacheOptions;
 use admin_api_keys::bootstrap::create_owner_with_key;
 use admin_api_keys::clock::ManualClock;
 use admin_api_keys::db::{DbConnection, PoolOptions};
@@ -35,32 +36,39 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub state: web::Data<AppState>,
     pub database_url: String,
-    _database: TestDatabase,
+    _database: Arc<TestDatabase>,
+}
+
+/// Builds and starts a server on `database_url`; returns its address and state.
+async fn start_server(database_url: &str, clock: &ManualClock) -> (String, web::Data<AppState>) {
+    let settings = Settings {
+        database_url: database_url.to_owned(),
+        pool: PoolOptions {
+            max_size: 4,
+            acquire_timeout: Duration::from_secs(2),
+        },
+        bind_addr: "127.0.0.1:0".to_owned(),
+        workers: 1,
+        // Tests flush explicitly.
+        usage_flush_interval: Duration::from_secs(3600),
+        max_body_bytes: 64 * 1024,
+        auth_cache: AuthCacheOptions::default(),
+    };
+    let app = Application::build(settings, Arc::new(clock.clone()))
+        .await
+        .expect("the test server builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    actix_web::rt::spawn(app.run_until_stopped());
+    (address, state)
 }
 
 impl TestApp {
     /// Starts a server on a fresh database of `backend`; `None` if PostgreSQL is not configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        let database = TestDatabase::create(backend)?;
+        let database = Arc::new(TestDatabase::create(backend)?);
         let clock = ManualClock::new(START);
-        let settings = Settings {
-            database_url: database.url(),
-            pool: PoolOptions {
-                max_size: 4,
-                acquire_timeout: Duration::from_secs(2),
-            },
-            bind_addr: "127.0.0.1:0".to_owned(),
-            workers: 1,
-            // Tests flush explicitly.
-            usage_flush_interval: Duration::from_secs(3600),
-            max_body_bytes: 64 * 1024,
-        };
-        let app = Application::build(settings, Arc::new(clock.clone()))
-            .await
-            .expect("the test server builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
-        actix_web::rt::spawn(app.run_until_stopped());
+        let (address, state) = start_server(&database.url(), &clock).await;
 
         let pool = state.pool.clone();
         let boot = web::block(move || {
@@ -88,6 +96,28 @@ impl TestApp {
             database_url: database.url(),
             _database: database,
         })
+    }
+
+    /// A second server on this app's database, with its own pool and auth cache (another
+    /// replica) and the same clock and bootstrap key.
+    pub async fn spawn_replica(&self) -> TestApp {
+        let (address, state) = start_server(&self.database_url, &self.clock).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            admin_key: self.admin_key.clone(),
+            admin_key_id: self.admin_key_id.clone(),
+            owner_id: self.owner_id.clone(),
+            clock: self.clock.clone(),
+            state,
+            database_url: self.database_url.clone(),
+            _database: Arc::clone(&self._database),
+        }
+    }
+
+    /// Statements this server's pool has run so far.
+    pub fn queries(&self) -> u64 {
+        self.state.queries.get()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -34,6 +34,7 @@ macro_rules! backend_tests {
 
 mod audit;
 mod auth;
+mod cache;
 mod compat;
 mod create;
 mod errors;

@@ -177,6 +177,7 @@ pub async fn create(
         })
     })
     .await?;
+    state.auth_cache.forget_unknown();
     tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
     Ok(HttpResponse::Ok().json(AdminApiKeyCreateResponse {
         key: AdminApiKey::from_row(row, owner, &state.usage),
@@ -273,6 +274,7 @@ pub async fn delete(
     if !deleted {
         return Err(no_such_key(&key_id));
     }
+    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %key_id, by = %caller.key_id, "admin key deleted");
     Ok(HttpResponse::Ok().json(AdminApiKeyDeleted {
         id: key_id,
@@ -378,6 +380,7 @@ pub async fn update(
     })
     .await?;
     let (row, owner) = found.ok_or_else(|| no_such_key(&key_id))?;
+    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %row.id, by = %caller.key_id, "admin key updated");
     Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
 }

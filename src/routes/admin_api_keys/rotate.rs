@@ -105,6 +105,8 @@ pub async fn rotate(
         })
     })
     .await?;
+    state.auth_cache.forget_unknown();
+    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %row.id, rotated_from = %key_id, by = %caller_id, "admin key rotated");
     Ok(HttpResponse::Ok().json(AdminApiKeyRotateResponse {
         created: AdminApiKeyCreateResponse {

@@ -1,0 +1,29 @@
+-- Tell every replica's auth cache about changes that matter to authentication (see
+-- src/invalidation.rs). NOTIFY is delivered on commit, whoever made the change.
+CREATE FUNCTION admin_api_keys_notify_auth() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_notify('admin_api_keys_auth', 'created:' || NEW.id);
+        RETURN NEW;
+    END IF;
+    PERFORM pg_notify('admin_api_keys_auth', 'changed:' || OLD.id);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER admin_api_keys_auth_insert_delete
+    AFTER INSERT OR DELETE ON admin_api_keys
+    FOR EACH ROW EXECUTE FUNCTION admin_api_keys_notify_auth();
+
+-- last_used_at (written by every usage flush) and name are not part of the auth record.
+CREATE TRIGGER admin_api_keys_auth_update
+    AFTER UPDATE ON admin_api_keys
+    FOR EACH ROW
+    WHEN (OLD.id IS DISTINCT FROM NEW.id
+       OR OLD.key_hash IS DISTINCT FROM NEW.key_hash
+       OR OLD.owner_id IS DISTINCT FROM NEW.owner_id
+       OR OLD.scopes IS DISTINCT FROM NEW.scopes
+       OR OLD.enabled IS DISTINCT FROM NEW.enabled
+       OR OLD.expires_at IS DISTINCT FROM NEW.expires_at)
+    EXECUTE FUNCTION admin_api_keys_notify_auth();

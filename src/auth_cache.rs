@@ -1,0 +1,327 @@
+//! An in-process cache of the keys this replica has seen, so that authenticating a request
+//! needs no database round trip in steady state.
+//!
+//! Policy:
+//! - Entries are keyed by the SHA-256 of the presented key and hold its auth record (id, owner,
+//!   scopes, enabled, expiry). Expiry is judged against the clock on every request, cached or
+//!   not, so a key stops working the second it expires.
+//! - Hashes the database does not know are remembered in a second, separate cache, so a flood of
+//!   well-formed but invented keys reaches the database once per hash per TTL. Malformed keys
+//!   never get this far.
+//! - Both caches are bounded by entry count (S3-FIFO eviction); nothing here grows with the
+//!   number of stored keys.
+//! - A change to a key (delete, disable, scope change, expiry, rotation) drops its entry: at once
+//!   on the replica that made it, and on every other replica through PostgreSQL `NOTIFY` (see
+//!   [`crate::invalidation`]). A new key empties the unknown-hash cache. Entries also expire
+//!   after a TTL: the backstop for changes made behind the service's back, not the mechanism.
+//! - While the invalidation listener is down the cache is bypassed, and it is emptied when the
+//!   listener is back, because notifications sent in between are lost.
+//! - A fill whose database read may predate an invalidation is discarded (a generation counter
+//!   moved), so a slow lookup cannot put back the record a change just removed.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quick_cache::sync::Cache;
+
+use crate::models::admin_api_key::AuthRecord;
+use crate::scopes::Scopes;
+
+/// SHA-256 of a presented key.
+pub type KeyDigest = [u8; 32];
+
+/// What authentication needs to know about a key, as cached.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub key_id: String,
+    pub owner_id: String,
+    pub scopes: Scopes,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    cached_at: i64,
+    /// The latest second this key was seen in, so usage is recorded once per key per second.
+    last_seen: AtomicI64,
+}
+
+impl CachedKey {
+    fn new(record: AuthRecord, now: i64) -> Self {
+        Self {
+            scopes: Scopes::from_db(&record.scopes),
+            key_id: record.id,
+            owner_id: record.owner_id,
+            enabled: record.enabled,
+            expires_at: record.expires_at,
+            cached_at: now,
+            last_seen: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Notes a use at `now`; true the first time in each second.
+    pub fn first_use_in(&self, now: i64) -> bool {
+        self.last_seen.fetch_max(now, Ordering::Relaxed) < now
+    }
+}
+
+/// The answer of [`AuthCache::lookup`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// The key is known.
+    Known(Arc<CachedKey>),
+    /// The database recently did not know this hash.
+    Unknown,
+    /// Ask the database, then hand the answer and this ticket to [`AuthCache::fill`].
+    Miss(FillTicket),
+}
+
+/// The invalidation generation a lookup missed at.
+#[derive(Debug)]
+pub struct FillTicket(u64);
+
+/// Sizes and lifetime of the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthCacheOptions {
+    /// Most keys (and, separately, most unknown hashes) held.
+    pub capacity: usize,
+    /// How long an entry is trusted without a notification; zero disables caching.
+    pub ttl: Duration,
+}
+
+impl Default for AuthCacheOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The cache; see the module docs for its policy.
+pub struct AuthCache {
+    known: Cache<KeyDigest, Arc<CachedKey>>,
+    unknown: Cache<KeyDigest, i64>,
+    ttl_secs: i64,
+    /// False while invalidations may be missed (the listener is down).
+    trusted: AtomicBool,
+    /// Moves on every invalidation; only changed with `invalidating` held.
+    generation: AtomicU64,
+    /// Orders fills against invalidations; never taken on a hit.
+    invalidating: Mutex<()>,
+}
+
+impl AuthCache {
+    /// An empty cache, trusted from the start (no listener is needed, or it is connected).
+    pub fn new(options: AuthCacheOptions) -> Self {
+        let capacity = options.capacity.max(1);
+        Self {
+            known: Cache::new(capacity),
+            unknown: Cache::new(capacity),
+            ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
+            trusted: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+            invalidating: Mutex::new(()),
+        }
+    }
+
+    /// What the cache knows about `digest` at `now`.
+    pub fn lookup(&self, digest: &KeyDigest, now: i64) -> Lookup {
+        if self.trusted.load(Ordering::Acquire) {
+            if let Some(key) = self.known.get(digest)
+                && self.fresh(key.cached_at, now)
+            {
+                return Lookup::Known(key);
+            }
+            if let Some(cached_at) = self.unknown.get(digest)
+                && self.fresh(cached_at, now)
+            {
+                return Lookup::Unknown;
+            }
+        }
+        Lookup::Miss(FillTicket(self.generation.load(Ordering::Acquire)))
+    }
+
+    /// Caches what the database said about `digest` (unless an invalidation happened since the
+    /// ticket was issued) and returns the key, if it exists.
+    pub fn fill(
+        &self,
+        digest: KeyDigest,
+        ticket: FillTicket,
+        record: Option<AuthRecord>,
+        now: i64,
+    ) -> Option<Arc<CachedKey>> {
+        let key = record.map(|record| Arc::new(CachedKey::new(record, now)));
+        let _guard = self.lock();
+        let current = self.generation.load(Ordering::Acquire) == ticket.0;
+        if current && self.ttl_secs > 0 && self.trusted.load(Ordering::Acquire) {
+            match &key {
+                Some(key) => {
+                    self.unknown.remove(&digest);
+                    self.known.insert(digest, Arc::clone(key));
+                }
+                None => self.unknown.insert(digest, now),
+            }
+        }
+        key
+    }
+
+    /// Drops the entry of the key `key_id`: it was changed or deleted.
+    pub fn forget_key(&self, key_id: &str) {
+        let _guard = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.known.retain(|_, key| key.key_id != key_id);
+    }
+
+    /// Empties the unknown-hash cache: a key was created, and its hash may be in there.
+    pub fn forget_unknown(&self) {
+        let _guard = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.unknown.clear();
+    }
+
+    /// Empties the cache and sets whether it may be used until the next call.
+    pub fn reset(&self, trusted: bool) {
+        let _guard = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.trusted.store(trusted, Ordering::Release);
+        self.known.clear();
+        self.unknown.clear();
+    }
+
+    /// Keys currently cached (known, unknown).
+    pub fn len(&self) -> (usize, usize) {
+        (self.known.len(), self.unknown.len())
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty() && self.unknown.is_empty()
+    }
+
+    fn fresh(&self, cached_at: i64, now: i64) -> bool {
+        now.saturating_sub(cached_at) < self.ttl_secs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.invalidating
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for AuthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthCache")
+            .field("known", &self.known.len())
+            .field("unknown", &self.unknown.len())
+            .field("ttl_secs", &self.ttl_secs)
+            .field("trusted", &self.trusted.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> AuthRecord {
+        AuthRecord {
+            id: id.to_owned(),
+            owner_id: "user_1".to_owned(),
+            expires_at: None,
+            scopes: "admin_api_keys.read".to_owned(),
+            enabled: true,
+        }
+    }
+
+    fn cache(ttl_secs: u64) -> AuthCache {
+        AuthCache::new(AuthCacheOptions {
+            capacity: 100,
+            ttl: Duration::from_secs(ttl_secs),
+        })
+    }
+
+    fn ticket(cache: &AuthCache, digest: &KeyDigest, now: i64) -> FillTicket {
+        match cache.lookup(digest, now) {
+            Lookup::Miss(ticket) => ticket,
+            other => panic!("expected a miss, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_filled_key_is_served_until_its_ttl_runs_out() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(matches!(cache.lookup(&[1; 32], 129), Lookup::Known(k) if k.key_id == "key_a"));
+        assert!(matches!(cache.lookup(&[1; 32], 130), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn unknown_hashes_are_remembered_and_forgotten_when_a_key_is_created() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[2; 32], 100);
+        assert!(cache.fill([2; 32], t, None, 100).is_none());
+        assert!(matches!(cache.lookup(&[2; 32], 101), Lookup::Unknown));
+        cache.forget_unknown();
+        assert!(matches!(cache.lookup(&[2; 32], 101), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn forgetting_a_key_drops_only_that_key() {
+        let cache = cache(30);
+        for (byte, id) in [(1, "key_a"), (2, "key_b")] {
+            let t = ticket(&cache, &[byte; 32], 100);
+            cache.fill([byte; 32], t, Some(record(id)), 100);
+        }
+        cache.forget_key("key_a");
+        assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Miss(_)));
+        assert!(matches!(cache.lookup(&[2; 32], 100), Lookup::Known(_)));
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_not_cached() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        // The database was read before this change committed; the record may be stale.
+        cache.forget_key("key_a");
+        let served = cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(served.is_some(), "the caller still gets the record it read");
+        assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn an_untrusted_cache_always_misses_and_caches_nothing() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        cache.reset(false);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(cache.is_empty());
+        cache.reset(true);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Known(_)));
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_caching() {
+        let cache = cache(0);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn usage_is_noted_once_per_second() {
+        let key = CachedKey::new(record("key_a"), 100);
+        assert!(key.first_use_in(100));
+        assert!(!key.first_use_in(100));
+        assert!(key.first_use_in(101));
+        assert!(
+            !key.first_use_in(100),
+            "an older second does not count again"
+        );
+    }
+}
