@@ -43,16 +43,13 @@ impl UsageTracker {
         self.lock().len()
     }
 
-    /// Writes all pending uses in one transaction. On failure they stay pending for the next try.
+    /// Writes all pending uses in one statement. On failure they stay pending for the next try.
     pub async fn flush(&self, pool: &DbPool) -> Result<usize, ApiError> {
-        let mut batch: Vec<(String, i64)> = self
+        let batch: Vec<(String, i64)> = self
             .lock()
             .iter()
             .map(|(id, at)| (id.clone(), *at))
             .collect();
-        // Every replica locks rows in the same (id) order, so concurrent flushes of the same
-        // keys on PostgreSQL wait for each other instead of deadlocking.
-        batch.sort_unstable();
         if batch.is_empty() {
             return Ok(0);
         }

@@ -274,23 +274,40 @@ pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
     Ok(())
 }
 
-/// Moves `last_used_at` forward for a batch of keys, in one transaction. Never moves it back,
+/// Moves `last_used_at` forward for a batch of keys in one statement. Never moves it back,
 /// so replicas flushing the same key in any order converge on the latest use. Deleted keys
 /// are skipped silently.
-pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<()> {
-    use crate::schema::admin_api_keys::dsl::{id, last_used_at};
+///
+/// The batch travels as two arrays on PostgreSQL and as one JSON array on SQLite, so the
+/// statement text (and its cached plan) is the same whatever the batch size. Should two
+/// replicas' flushes deadlock on PostgreSQL, the loser's values stay pending for its next flush.
+pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Text};
 
-    crate::db::write_transaction(conn, |conn| {
-        for (key_id, at) in uses {
-            diesel::update(
-                admin_api_keys::table.filter(
-                    id.eq(key_id)
-                        .and(last_used_at.is_null().or(last_used_at.lt(*at))),
-                ),
+    match conn {
+        DbConnection::Pg(pg) => {
+            let (ids, times): (Vec<&str>, Vec<i64>) =
+                uses.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
+            diesel::sql_query(
+                "UPDATE admin_api_keys AS k SET last_used_at = u.at \
+                 FROM unnest($1::text[], $2::bigint[]) AS u(id, at) \
+                 WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
             )
-            .set(last_used_at.eq(*at))
-            .execute(conn)?;
+            .bind::<Array<Text>, _>(ids)
+            .bind::<Array<BigInt>, _>(times)
+            .execute(pg)
         }
-        Ok(())
-    })
+        DbConnection::Sqlite(sqlite) => {
+            let batch = serde_json::to_string(uses)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            diesel::sql_query(
+                "UPDATE admin_api_keys SET last_used_at = u.at \
+                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS u \
+                 WHERE admin_api_keys.id = u.id \
+                   AND (admin_api_keys.last_used_at IS NULL OR admin_api_keys.last_used_at < u.at)",
+            )
+            .bind::<Text, _>(batch)
+            .execute(sqlite)
+        }
+    }
 }

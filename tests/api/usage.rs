@@ -9,6 +9,7 @@ backend_tests!(
     last_used_at_is_null_until_the_key_is_used_then_shows_at_once,
     last_used_at_is_written_in_a_batch_not_per_request,
     flush_never_moves_last_used_at_backwards,
+    a_flush_writes_every_pending_key_in_one_statement,
 );
 
 async fn stored_last_used(app: &TestApp, id: &str) -> Option<i64> {
@@ -85,4 +86,53 @@ async fn flush_never_moves_last_used_at_backwards(app: TestApp) {
     app.flush_usage().await;
 
     assert_eq!(stored_last_used(&app, &id).await, Some(START + 100));
+}
+
+async fn a_flush_writes_every_pending_key_in_one_statement(app: TestApp) {
+    let mut keys = Vec::new();
+    for n in 0..5 {
+        let key = app.create_named(&format!("worker {n}")).await;
+        keys.push((
+            key["id"].as_str().unwrap().to_owned(),
+            key["value"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for (n, (_, value)) in keys.iter().enumerate() {
+        app.clock.set(START + 10 + n as i64);
+        let response = app
+            .request_as(
+                value,
+                Method::GET,
+                "/v1/organization/admin_api_keys?limit=0",
+            )
+            .send()
+            .await;
+        assert_eq!(response.unwrap().status(), 400);
+    }
+    // A deleted key's pending use is skipped, not an error.
+    let gone = &keys[0].0;
+    app.delete(&format!("/v1/organization/admin_api_keys/{gone}"))
+        .await;
+    assert_eq!(
+        app.state.usage.pending_len(),
+        6,
+        "five keys and the bootstrap key"
+    );
+
+    let before = app.queries();
+    app.flush_usage().await;
+    assert_eq!(
+        app.queries() - before,
+        1,
+        "one statement for the whole batch"
+    );
+
+    assert_eq!(app.state.usage.pending_len(), 0);
+    for (n, (id, _)) in keys.iter().enumerate().skip(1) {
+        assert_eq!(
+            stored_last_used(&app, id).await,
+            Some(START + 10 + n as i64),
+            "{id}"
+        );
+    }
 }
