@@ -251,13 +251,15 @@ pub async fn assert_error(response: reqwest::Response, status: StatusCode, conte
     error.clone()
 }
 
-enum TestDatabase {
+/// A database that exists for one test and is dropped after it.
+pub enum TestDatabase {
     Sqlite(tempfile::TempDir),
     Postgres { server_url: String, name: String },
 }
 
 impl TestDatabase {
-    fn create(backend: Backend) -> Option<Self> {
+    /// A fresh database; `None` for PostgreSQL when `TEST_DATABASE_URL` is not set.
+    pub fn create(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Sqlite => Some(Self::Sqlite(tempfile::tempdir().expect("a temp dir"))),
             Backend::Postgres => {
@@ -282,7 +284,8 @@ impl TestDatabase {
         }
     }
 
-    fn url(&self) -> String {
+    /// Its `DATABASE_URL`.
+    pub fn url(&self) -> String {
         match self {
             Self::Sqlite(dir) => format!("sqlite://{}", dir.path().join("test.db").display()),
             Self::Postgres { server_url, name } => with_database(server_url, name),

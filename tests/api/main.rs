@@ -42,6 +42,7 @@ mod helpers;
 mod lifecycle;
 mod list;
 mod openapi;
+mod replicas;
 mod retrieve_delete;
 mod rotate;
 mod search;
