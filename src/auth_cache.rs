@@ -1,5 +1,5 @@
 //! An in-process cache of the keys this replica has seen, so that authenticating a request
-//! needs no database round trip in steady state.
+//! needs no database round trip in steady state, and neither does retrieving a key.
 //!
 //! Policy:
 //! - Entries are keyed by the SHA-256 of the presented key and hold its auth record (id, owner,
@@ -8,7 +8,11 @@
 //! - Hashes the database does not know are remembered in a second, separate cache, so a flood of
 //!   well-formed but invented keys reaches the database once per hash per TTL. Malformed keys
 //!   never get this far.
-//! - Both caches are bounded by entry count (S3-FIFO eviction); nothing here grows with the
+//! - Retrieved keys (the row with its owner, as `GET .../admin_api_keys/{id}` shows it) are
+//!   cached by id in a third cache under the same invalidation. Their `last_used_at` may lag
+//!   other replicas' uses by up to the TTL on top of the usage flush interval; this replica's
+//!   own uses are overlaid fresh, as everywhere.
+//! - Every cache is bounded by entry count (S3-FIFO eviction); nothing here grows with the
 //!   number of stored keys.
 //! - A change to a key (delete, disable, scope change, expiry, rotation) drops its entry: at once
 //!   on the replica that made it, and on every other replica through PostgreSQL `NOTIFY` (see
@@ -25,7 +29,7 @@ use std::time::Duration;
 
 use quick_cache::sync::Cache;
 
-use crate::models::admin_api_key::AuthRecord;
+use crate::models::admin_api_key::{AuthRecord, KeyWithOwner};
 use crate::scopes::Scopes;
 
 /// SHA-256 of a presented key.
@@ -74,6 +78,13 @@ pub enum Lookup {
     Miss(FillTicket),
 }
 
+/// A key as `retrieve` shows it, when it was read.
+#[derive(Debug)]
+pub struct CachedView {
+    pub key: KeyWithOwner,
+    cached_at: i64,
+}
+
 /// The invalidation generation a lookup missed at.
 #[derive(Debug)]
 pub struct FillTicket(u64);
@@ -100,6 +111,7 @@ impl Default for AuthCacheOptions {
 pub struct AuthCache {
     known: Cache<KeyDigest, Arc<CachedKey>>,
     unknown: Cache<KeyDigest, i64>,
+    views: Cache<String, Arc<CachedView>>,
     ttl_secs: i64,
     /// False while invalidations may be missed (the listener is down).
     trusted: AtomicBool,
@@ -116,6 +128,7 @@ impl AuthCache {
         Self {
             known: Cache::new(capacity),
             unknown: Cache::new(capacity),
+            views: Cache::new(capacity),
             ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
             trusted: AtomicBool::new(true),
             generation: AtomicU64::new(0),
@@ -150,18 +163,53 @@ impl AuthCache {
         now: i64,
     ) -> Option<Arc<CachedKey>> {
         let key = record.map(|record| Arc::new(CachedKey::new(record, now)));
+        self.admit(ticket, || match &key {
+            Some(key) => {
+                self.unknown.remove(&digest);
+                self.known.insert(digest, Arc::clone(key));
+            }
+            None => self.unknown.insert(digest, now),
+        });
+        key
+    }
+
+    /// The key `key_id` as last read, if cached and fresh at `now`; otherwise a ticket for
+    /// [`AuthCache::fill_view`].
+    pub fn view(&self, key_id: &str, now: i64) -> Result<Arc<CachedView>, FillTicket> {
+        if self.trusted.load(Ordering::Acquire)
+            && let Some(view) = self.views.get(key_id)
+            && self.fresh(view.cached_at, now)
+        {
+            return Ok(view);
+        }
+        Err(FillTicket(self.generation.load(Ordering::Acquire)))
+    }
+
+    /// Caches a key read for `retrieve` (unless an invalidation happened since the ticket was
+    /// issued). Absent keys are not remembered.
+    pub fn fill_view(
+        &self,
+        ticket: FillTicket,
+        found: Option<KeyWithOwner>,
+        now: i64,
+    ) -> Option<Arc<CachedView>> {
+        let view = Arc::new(CachedView {
+            key: found?,
+            cached_at: now,
+        });
+        self.admit(ticket, || {
+            self.views.insert(view.key.0.id.clone(), Arc::clone(&view));
+        });
+        Some(view)
+    }
+
+    /// Runs `insert` unless the cache is off or was invalidated after `ticket` was issued.
+    fn admit(&self, ticket: FillTicket, insert: impl FnOnce()) {
         let _guard = self.lock();
         let current = self.generation.load(Ordering::Acquire) == ticket.0;
         if current && self.ttl_secs > 0 && self.trusted.load(Ordering::Acquire) {
-            match &key {
-                Some(key) => {
-                    self.unknown.remove(&digest);
-                    self.known.insert(digest, Arc::clone(key));
-                }
-                None => self.unknown.insert(digest, now),
-            }
+            insert();
         }
-        key
     }
 
     /// Drops the entry of the key `key_id`: it was changed or deleted.
@@ -169,6 +217,17 @@ impl AuthCache {
         let _guard = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.known.retain(|_, key| key.key_id != key_id);
+        self.views.remove(key_id);
+    }
+
+    /// Drops the cached views of `key_ids`: their `last_used_at` was just written, and the
+    /// pending use that covered it is about to be forgotten.
+    pub fn forget_views<'a>(&self, key_ids: impl IntoIterator<Item = &'a str>) {
+        let _guard = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for key_id in key_ids {
+            self.views.remove(key_id);
+        }
     }
 
     /// Empties the unknown-hash cache: a key was created, and its hash may be in there.
@@ -185,6 +244,7 @@ impl AuthCache {
         self.trusted.store(trusted, Ordering::Release);
         self.known.clear();
         self.unknown.clear();
+        self.views.clear();
     }
 
     /// Keys currently cached (known, unknown).
@@ -194,7 +254,7 @@ impl AuthCache {
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty() && self.unknown.is_empty()
+        self.known.is_empty() && self.unknown.is_empty() && self.views.is_empty()
     }
 
     fn fresh(&self, cached_at: i64, now: i64) -> bool {
@@ -214,6 +274,7 @@ impl std::fmt::Debug for AuthCache {
         f.debug_struct("AuthCache")
             .field("known", &self.known.len())
             .field("unknown", &self.unknown.len())
+            .field("views", &self.views.len())
             .field("ttl_secs", &self.ttl_secs)
             .field("trusted", &self.trusted.load(Ordering::Relaxed))
             .finish()

@@ -1,11 +1,11 @@
 //! Cross-replica cache invalidation over PostgreSQL `LISTEN`/`NOTIFY`.
 //!
-//! Policy: the database announces every change that matters to authentication. Triggers on
+//! Policy: the database announces every change that matters to the auth cache. Triggers on
 //! `admin_api_keys` (migration `notify_auth_changes`) send `NOTIFY admin_api_keys_auth` with
-//! `changed:<key id>` when a key is deleted or its hash, owner, scopes, enabled flag or expiry
-//! changes, and `created:<key id>` when a key is inserted; `last_used_at` and name updates stay
-//! silent. Because the trigger fires inside the writing transaction, the notification is sent
-//! on commit, whoever committed: this service, another replica, or an operator's `psql`.
+//! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes, and
+//! `created:<key id>` when a key is inserted; usage flushes stay silent. The trigger fires
+//! inside the writing transaction, so the notification goes out on commit, whoever committed:
+//! this service, another replica, or an operator's `psql`.
 //!
 //! Each replica listens on one dedicated connection (outside the pool) on a thread of its own.
 //! libpq delivers notifications on that connection only when it reads from the socket, so the

@@ -146,12 +146,18 @@ impl Application {
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                state.usage.flush_logged(&state.pool).await;
+                state
+                    .usage
+                    .flush_logged(&state.pool, &state.auth_cache)
+                    .await;
             }
         });
         let result = self.server.await;
         flusher.abort();
-        self.state.usage.flush_logged(&self.state.pool).await;
+        self.state
+            .usage
+            .flush_logged(&self.state.pool, &self.state.auth_cache)
+            .await;
         result
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::auth_cache::AuthCache;
 use crate::db::{DbPool, run_blocking};
 use crate::error::{ApiError, error_chain};
 use crate::models::admin_api_key;
@@ -44,7 +45,9 @@ impl UsageTracker {
     }
 
     /// Writes all pending uses in one statement. On failure they stay pending for the next try.
-    pub async fn flush(&self, pool: &DbPool) -> Result<usize, ApiError> {
+    /// Cached views of the written keys are dropped first, so that once a pending use is
+    /// forgotten no response falls back to an older `last_used_at`.
+    pub async fn flush(&self, pool: &DbPool, cache: &AuthCache) -> Result<usize, ApiError> {
         let batch: Vec<(String, i64)> = self
             .lock()
             .iter()
@@ -58,6 +61,7 @@ impl UsageTracker {
             Ok(admin_api_key::record_last_used(conn, &written)?)
         })
         .await?;
+        cache.forget_views(batch.iter().map(|(id, _)| id.as_str()));
         let mut pending = self.lock();
         for (id, at) in &batch {
             // A newer use arrived during the write: keep it for the next flush.
@@ -69,8 +73,8 @@ impl UsageTracker {
     }
 
     /// Flushes and logs instead of failing; for the background task and shutdown.
-    pub async fn flush_logged(&self, pool: &DbPool) {
-        match self.flush(pool).await {
+    pub async fn flush_logged(&self, pool: &DbPool, cache: &AuthCache) {
+        match self.flush(pool, cache).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(keys = n, "flushed last_used_at"),
             Err(e) => {

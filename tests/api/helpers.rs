@@ -186,7 +186,7 @@ impl TestApp {
     pub async fn flush_usage(&self) {
         self.state
             .usage
-            .flush(&self.state.pool)
+            .flush(&self.state.pool, &self.state.auth_cache)
             .await
             .expect("flush succeeds");
     }

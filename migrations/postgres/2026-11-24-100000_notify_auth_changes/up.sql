@@ -16,12 +16,13 @@ CREATE TRIGGER admin_api_keys_auth_insert_delete
     AFTER INSERT OR DELETE ON admin_api_keys
     FOR EACH ROW EXECUTE FUNCTION admin_api_keys_notify_auth();
 
--- last_used_at (written by every usage flush) and name are not part of the auth record.
+-- last_used_at is written by every usage flush: announcing it would defeat the cache.
 CREATE TRIGGER admin_api_keys_auth_update
     AFTER UPDATE ON admin_api_keys
     FOR EACH ROW
     WHEN (OLD.id IS DISTINCT FROM NEW.id
        OR OLD.key_hash IS DISTINCT FROM NEW.key_hash
+       OR OLD.name IS DISTINCT FROM NEW.name
        OR OLD.owner_id IS DISTINCT FROM NEW.owner_id
        OR OLD.scopes IS DISTINCT FROM NEW.scopes
        OR OLD.enabled IS DISTINCT FROM NEW.enabled

@@ -211,13 +211,21 @@ pub async fn retrieve(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
     let key_id = key_id.into_inner();
-    let found = if plausible_key_id(&key_id) {
-        let id = key_id.clone();
-        run_blocking(&state.pool, move |conn| Ok(admin_api_key::find(conn, &id)?)).await?
-    } else {
-        None
+    if !plausible_key_id(&key_id) {
+        return Err(no_such_key(&key_id));
+    }
+    let now = state.clock.now();
+    let view = match state.auth_cache.view(&key_id, now) {
+        Ok(view) => view,
+        Err(ticket) => {
+            let id = key_id.clone();
+            let found =
+                run_blocking(&state.pool, move |conn| Ok(admin_api_key::find(conn, &id)?)).await?;
+            let view = state.auth_cache.fill_view(ticket, found, now);
+            view.ok_or_else(|| no_such_key(&key_id))?
+        }
     };
-    let (row, owner) = found.ok_or_else(|| no_such_key(&key_id))?;
+    let (row, owner) = view.key.clone();
     Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
 }
 
