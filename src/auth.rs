@@ -9,6 +9,7 @@
 //! redact it; only its SHA-256 is stored. The `Authorization` header is never logged.
 
 use std::fmt;
+use std::sync::Arc;
 
 use std::future::{Ready, ready};
 
@@ -82,7 +83,7 @@ pub fn generate_key() -> ApiKeySecret {
             .map(char::from),
     );
     let checksum = base62_checksum(&key);
-    key.push_str(&checksum);
+    key.extend(checksum.iter().map(|&b| char::from(b)));
     ApiKeySecret(key)
 }
 
@@ -99,15 +100,14 @@ pub fn random_id(prefix: &str) -> String {
     id
 }
 
-fn base62_checksum(body: &str) -> String {
+fn base62_checksum(body: &str) -> [u8; KEY_CHECKSUM_LEN] {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut out = [b'0'; KEY_CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    // Only ASCII digits and letters were written.
-    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+    out
 }
 
 /// True when `token` has the prefix, length, alphabet and checksum of a key we issue.
@@ -120,7 +120,7 @@ pub fn is_well_formed(token: &str) -> bool {
     token[KEY_PREFIX.len()..]
         .bytes()
         .all(|b| b.is_ascii_alphanumeric())
-        && base62_checksum(body) == checksum
+        && base62_checksum(body) == checksum.as_bytes()
 }
 
 /// Lowercase hex SHA-256 of the key: the form stored in the database.
@@ -153,12 +153,17 @@ fn redact(token: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// The authenticated caller of a request: the key that was presented, its owner and scopes.
+/// The authenticated caller of a request: the key that was presented, its owner and scopes
+/// (the fields of [`CachedKey`], shared with the auth cache rather than copied per request).
 #[derive(Clone, Debug)]
-pub struct AdminKey {
-    pub key_id: String,
-    pub owner_id: String,
-    pub scopes: Scopes,
+pub struct AdminKey(Arc<CachedKey>);
+
+impl std::ops::Deref for AdminKey {
+    type Target = CachedKey;
+
+    fn deref(&self) -> &CachedKey {
+        &self.0
+    }
 }
 
 impl AdminKey {
@@ -283,11 +288,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
     if key.first_use_in(now) {
         state.usage.record(&key.key_id, now);
     }
-    Ok(AdminKey {
-        key_id: key.key_id.clone(),
-        owner_id: key.owner_id.clone(),
-        scopes: key.scopes,
-    })
+    Ok(AdminKey(key))
 }
 
 /// 401 for a key that exists but is disabled or expired at `now`.

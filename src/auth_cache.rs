@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use quick_cache::sync::Cache;
 
 use crate::models::admin_api_key::{AuthRecord, KeyWithOwner};
@@ -78,10 +79,12 @@ pub enum Lookup {
     Miss(FillTicket),
 }
 
-/// A key as `retrieve` shows it, when it was read.
+/// A key as `retrieve` shows it, when it was read: the row and its rendered JSON.
 #[derive(Debug)]
 pub struct CachedView {
     pub key: KeyWithOwner,
+    /// The response body with the stored `last_used_at`.
+    pub body: Bytes,
     cached_at: i64,
 }
 
@@ -190,11 +193,13 @@ impl AuthCache {
     pub fn fill_view(
         &self,
         ticket: FillTicket,
-        found: Option<KeyWithOwner>,
+        found: Option<(KeyWithOwner, Bytes)>,
         now: i64,
     ) -> Option<Arc<CachedView>> {
+        let (key, body) = found?;
         let view = Arc::new(CachedView {
-            key: found?,
+            key,
+            body,
             cached_at: now,
         });
         self.admit(ticket, || {

@@ -224,9 +224,16 @@ impl From<ListOrder> for Order {
 impl AdminApiKey {
     /// The wire form of a stored key, with this process's latest unflushed use folded in.
     pub fn from_row(row: AdminApiKeyRow, owner: User, usage: &UsageTracker) -> Self {
+        let mut shown = Self::stored(row, owner);
+        shown.last_used_at = usage.overlay(&shown.id, shown.last_used_at);
+        shown
+    }
+
+    /// The wire form of a stored key exactly as stored.
+    pub fn stored(row: AdminApiKeyRow, owner: User) -> Self {
         Self {
             object: AdminApiKeyObject::AdminApiKey,
-            last_used_at: usage.overlay(&row.id, row.last_used_at),
+            last_used_at: row.last_used_at,
             id: row.id,
             name: row.name,
             redacted_value: row.redacted_value,

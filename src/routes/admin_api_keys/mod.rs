@@ -3,6 +3,7 @@
 pub mod json;
 pub mod rotate;
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use self::json::{
@@ -221,12 +222,27 @@ pub async fn retrieve(
             let id = key_id.clone();
             let found =
                 run_blocking(&state.pool, move |conn| Ok(admin_api_key::find(conn, &id)?)).await?;
-            let view = state.auth_cache.fill_view(ticket, found, now);
+            let rendered = match found {
+                Some((row, owner)) => {
+                    let stored = AdminApiKey::stored(row.clone(), owner.clone());
+                    let body =
+                        serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+                    Some(((row, owner), body.into()))
+                }
+                None => None,
+            };
+            let view = state.auth_cache.fill_view(ticket, rendered, now);
             view.ok_or_else(|| no_such_key(&key_id))?
         }
     };
-    let (row, owner) = view.key.clone();
-    Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
+    let (row, owner) = &view.key;
+    if state.usage.overlay(&row.id, row.last_used_at) == row.last_used_at {
+        return Ok(HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(view.body.clone()));
+    }
+    let shown = AdminApiKey::from_row(row.clone(), owner.clone(), &state.usage);
+    Ok(HttpResponse::Ok().json(shown))
 }
 
 /// Delete an admin API key
