@@ -83,7 +83,17 @@ impl DatabaseTarget {
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
         match self {
-            Self::Postgres(url) => PgConnection::establish(url).map(DbConnection::Pg),
+            Self::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                // Every statement here is a short indexed lookup whose best plan does not
+                // depend on its parameters. Left to choose, PostgreSQL re-plans the keyset
+                // page query on every execution once a table is large, because the generic
+                // plan's cost (with an unknown LIMIT) looks high: about 0.1 ms per page of
+                // pure planning at 1M keys (bench/RESULTS.md).
+                conn.batch_execute("SET plan_cache_mode = force_generic_plan")
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Pg(conn))
+            }
             Self::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path).map_err(|e| match e {
                     ConnectionError::BadConnection(msg) => {
