@@ -116,6 +116,9 @@ impl Application {
                 .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
         })
         .workers(settings.workers)
+        // Database calls run on these threads, each holding a pooled connection: more
+        // threads than connections would only queue on the pool (and cost memory).
+        .worker_max_blocking_threads(settings.pool.max_size as usize)
         .listen(listener)
         .map_err(bind_error)?
         .run();
