@@ -18,14 +18,16 @@
 //!   on the replica that made it, and on every other replica through PostgreSQL `NOTIFY` (see
 //!   [`crate::invalidation`]). A new key empties the unknown-hash cache. Entries also expire
 //!   after a TTL: the backstop for changes made behind the service's back, not the mechanism.
-//! - While the invalidation listener is down the cache is bypassed, and it is emptied when the
-//!   listener is back, because notifications sent in between are lost.
+//! - With a listener, the cache is trusted only under a lease that the listener renews each
+//!   time it proves its connection alive; a listener that died quietly, or is stuck, lets the
+//!   lease run out within a second and the cache is bypassed. A listener that reconnects
+//!   empties the cache first, because notifications sent in between are lost.
 //! - A fill whose database read may predate an invalidation is discarded (a generation counter
 //!   moved), so a slow lookup cannot put back the record a change just removed.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use quick_cache::sync::Cache;
@@ -116,8 +118,10 @@ pub struct AuthCache {
     unknown: Cache<KeyDigest, i64>,
     views: Cache<String, Arc<CachedView>>,
     ttl_secs: i64,
-    /// False while invalidations may be missed (the listener is down).
-    trusted: AtomicBool,
+    /// Until when (nanoseconds after `epoch`) the cache may be used; `u64::MAX` without a
+    /// listener. Zero while invalidations may be missed.
+    lease: AtomicU64,
+    epoch: Instant,
     /// Moves on every invalidation; only changed with `invalidating` held.
     generation: AtomicU64,
     /// Orders fills against invalidations; never taken on a hit.
@@ -125,7 +129,7 @@ pub struct AuthCache {
 }
 
 impl AuthCache {
-    /// An empty cache, trusted from the start (no listener is needed, or it is connected).
+    /// An empty cache, trusted for good (no listener is needed) until a lease is set.
     pub fn new(options: AuthCacheOptions) -> Self {
         let capacity = options.capacity.max(1);
         Self {
@@ -133,7 +137,8 @@ impl AuthCache {
             unknown: Cache::new(capacity),
             views: Cache::new(capacity),
             ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
-            trusted: AtomicBool::new(true),
+            lease: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
             generation: AtomicU64::new(0),
             invalidating: Mutex::new(()),
         }
@@ -141,7 +146,7 @@ impl AuthCache {
 
     /// What the cache knows about `digest` at `now`.
     pub fn lookup(&self, digest: &KeyDigest, now: i64) -> Lookup {
-        if self.trusted.load(Ordering::Acquire) {
+        if self.trusted() {
             if let Some(key) = self.known.get(digest)
                 && self.fresh(key.cached_at, now)
             {
@@ -179,7 +184,7 @@ impl AuthCache {
     /// The key `key_id` as last read, if cached and fresh at `now`; otherwise a ticket for
     /// [`AuthCache::fill_view`].
     pub fn view(&self, key_id: &str, now: i64) -> Result<Arc<CachedView>, FillTicket> {
-        if self.trusted.load(Ordering::Acquire)
+        if self.trusted()
             && let Some(view) = self.views.get(key_id)
             && self.fresh(view.cached_at, now)
         {
@@ -212,7 +217,7 @@ impl AuthCache {
     fn admit(&self, ticket: FillTicket, insert: impl FnOnce()) {
         let _guard = self.lock();
         let current = self.generation.load(Ordering::Acquire) == ticket.0;
-        if current && self.ttl_secs > 0 && self.trusted.load(Ordering::Acquire) {
+        if current && self.ttl_secs > 0 && self.trusted() {
             insert();
         }
     }
@@ -235,6 +240,17 @@ impl AuthCache {
         }
     }
 
+    /// Drops the cached view of `key_id` if the database has since shown a later
+    /// `last_used_at` (written by another replica's flush), so a retrieve never shows an older
+    /// value than a list on this replica just did.
+    pub fn note_stored_use(&self, key_id: &str, last_used_at: Option<i64>) {
+        if let Some(view) = self.views.peek(key_id)
+            && view.key.0.last_used_at < last_used_at
+        {
+            self.forget_views([key_id]);
+        }
+    }
+
     /// Empties the unknown-hash cache: a key was created, and its hash may be in there.
     pub fn forget_unknown(&self) {
         let _guard = self.lock();
@@ -242,14 +258,33 @@ impl AuthCache {
         self.unknown.clear();
     }
 
-    /// Empties the cache and sets whether it may be used until the next call.
-    pub fn reset(&self, trusted: bool) {
+    /// Empties the cache (its lease is unchanged).
+    pub fn reset(&self) {
         let _guard = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.trusted.store(trusted, Ordering::Release);
         self.known.clear();
         self.unknown.clear();
         self.views.clear();
+    }
+
+    /// Stops using the cache, and empties it, until the lease is renewed.
+    pub fn distrust(&self) {
+        self.lease.store(0, Ordering::Release);
+        self.reset();
+    }
+
+    /// Lets the cache be used until `until`.
+    pub fn renew_lease(&self, until: Instant) {
+        let nanos = until.saturating_duration_since(self.epoch).as_nanos();
+        self.lease.store(
+            u64::try_from(nanos).unwrap_or(u64::MAX - 1),
+            Ordering::Release,
+        );
+    }
+
+    fn trusted(&self) -> bool {
+        let lease = self.lease.load(Ordering::Acquire);
+        lease == u64::MAX || u128::from(lease) > self.epoch.elapsed().as_nanos()
     }
 
     /// Keys currently cached (known, unknown).
@@ -281,7 +316,7 @@ impl std::fmt::Debug for AuthCache {
             .field("unknown", &self.unknown.len())
             .field("views", &self.views.len())
             .field("ttl_secs", &self.ttl_secs)
-            .field("trusted", &self.trusted.load(Ordering::Relaxed))
+            .field("trusted", &self.trusted())
             .finish()
     }
 }
@@ -357,17 +392,29 @@ mod tests {
     }
 
     #[test]
-    fn an_untrusted_cache_always_misses_and_caches_nothing() {
+    fn a_distrusted_cache_always_misses_and_caches_nothing() {
         let cache = cache(30);
         let t = ticket(&cache, &[1; 32], 100);
         cache.fill([1; 32], t, Some(record("key_a")), 100);
-        cache.reset(false);
+        cache.distrust();
         let t = ticket(&cache, &[1; 32], 100);
         cache.fill([1; 32], t, Some(record("key_a")), 100);
         assert!(cache.is_empty());
-        cache.reset(true);
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
         let t = ticket(&cache, &[1; 32], 100);
         cache.fill([1; 32], t, Some(record("key_a")), 100);
+        assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Known(_)));
+    }
+
+    #[test]
+    fn an_expired_lease_bypasses_the_cache_without_emptying_it() {
+        let cache = cache(30);
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, Some(record("key_a")), 100);
+        cache.renew_lease(Instant::now());
+        assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Miss(_)));
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
         assert!(matches!(cache.lookup(&[1; 32], 100), Lookup::Known(_)));
     }
 

@@ -9,10 +9,15 @@
 //!
 //! Each replica listens on one dedicated connection (outside the pool) on a thread of its own.
 //! libpq delivers notifications on that connection only when it reads from the socket, so the
-//! thread polls every [`POLL_INTERVAL`] and pings the server every [`PING_INTERVAL`] to notice a
-//! connection that died quietly. While the connection is down the cache is bypassed; once it is
-//! back the cache is emptied, since anything sent in between was lost. The thread ends when the
-//! cache it serves is dropped.
+//! thread polls every [`POLL_INTERVAL`]. Every [`PING_INTERVAL`] it runs `SELECT 1` on the same
+//! connection, applies what arrived with the answer, and renews the cache's lease to
+//! [`LEASE`] after the ping started: whatever committed before that instant has been applied.
+//! A connection that died quietly (or a thread stuck on it) stops renewing, and the cache is
+//! bypassed once the lease runs out, so a change is honoured within about a second even then.
+//! A connection that fails empties the cache and bypasses it until the listener is back.
+//! A burst of more than [`BULK`] notifications in one poll (an operator's mass `UPDATE`)
+//! empties the cache instead of dropping entries one by one. The thread ends when the cache it
+//! serves is dropped.
 
 use std::sync::{Arc, Weak};
 use std::thread;
@@ -31,8 +36,12 @@ pub const APPLICATION_NAME: &str = "admin-api-keys invalidation listener";
 pub const CHANNEL: &str = "admin_api_keys_auth";
 /// How often the listener reads pending notifications.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// How often the listener checks that its connection is alive.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the listener proves its connection alive.
+pub const PING_INTERVAL: Duration = Duration::from_millis(250);
+/// How long after a successful ping the cache may be used without another.
+pub const LEASE: Duration = Duration::from_secs(1);
+/// More notifications than this in one poll empty the cache instead.
+pub const BULK: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What a notification asks of the cache.
@@ -60,7 +69,7 @@ impl<'a> Invalidation<'a> {
         match self {
             Self::Created => cache.forget_unknown(),
             Self::Changed(key_id) => cache.forget_key(key_id),
-            Self::Unrecognised => cache.reset(true),
+            Self::Unrecognised => cache.reset(),
         }
     }
 }
@@ -91,7 +100,7 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<AuthCache>) {
             Ok(()) => return,
             Err(e) => {
                 let Some(cache) = cache.upgrade() else { return };
-                cache.reset(false);
+                cache.distrust();
                 tracing::warn!(error = %error_chain(&e), "lost the invalidation listener; bypassing the auth cache until it is back");
             }
         }
@@ -110,7 +119,8 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<AuthCache>) {
         };
         backoff = Duration::from_millis(100);
         let Some(cache) = cache.upgrade() else { return };
-        cache.reset(true);
+        cache.reset();
+        cache.renew_lease(Instant::now() + LEASE);
         tracing::info!("invalidation listener reconnected; auth cache emptied");
     }
 }
@@ -122,16 +132,33 @@ fn pump(conn: &mut PgConnection, cache: &Weak<AuthCache>) -> QueryResult<()> {
         let Some(cache) = cache.upgrade() else {
             return Ok(());
         };
-        for notification in conn.notifications_iter() {
-            Invalidation::parse(&notification?.payload).apply(&cache);
+        apply_pending(conn, &cache)?;
+        if last_ping.elapsed() >= PING_INTERVAL {
+            let started = Instant::now();
+            conn.batch_execute("SELECT 1")?;
+            apply_pending(conn, &cache)?;
+            cache.renew_lease(started + LEASE);
+            last_ping = started;
         }
         drop(cache);
-        if last_ping.elapsed() >= PING_INTERVAL {
-            conn.batch_execute("SELECT 1")?;
-            last_ping = Instant::now();
-        }
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// Applies the notifications that have arrived.
+fn apply_pending(conn: &mut PgConnection, cache: &AuthCache) -> QueryResult<()> {
+    let payloads = conn
+        .notifications_iter()
+        .map(|notification| notification.map(|n| n.payload))
+        .collect::<QueryResult<Vec<_>>>()?;
+    if payloads.len() > BULK {
+        cache.reset();
+    } else {
+        for payload in &payloads {
+            Invalidation::parse(payload).apply(cache);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

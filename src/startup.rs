@@ -89,6 +89,7 @@ impl Application {
         .await
         .expect("the blocking pool is running")?;
         if let Some((conn, url)) = listener {
+            auth_cache.renew_lease(std::time::Instant::now() + invalidation::LEASE);
             invalidation::spawn(url, conn, &auth_cache).map_err(StartupError::Listener)?;
         }
         let bind_error = |source| StartupError::Bind {
