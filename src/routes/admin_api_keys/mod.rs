@@ -108,6 +108,9 @@ pub async fn list(
         )?)
     })
     .await?;
+    for (row, _) in &rows {
+        state.auth_cache.note_stored_use(&row.id, row.last_used_at);
+    }
     let has_more = rows.len() as i64 > limit;
     let data: Vec<AdminApiKey> = rows
         .into_iter()
@@ -160,8 +163,9 @@ pub async fn create(
     .to_db();
     let now = state.clock.now();
     let creator_id = caller.key_id.clone();
+    let cache = state.auth_cache.clone();
     let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
-        write_transaction(conn, |conn| {
+        let issued = write_transaction(conn, |conn| {
             let actor = Actor::of_key(conn, &caller)?;
             let issued = issue_key(
                 conn,
@@ -174,11 +178,13 @@ pub async fn create(
                 },
             )?;
             record_created(conn, now, &actor, &issued.1.0)?;
-            Ok(issued)
-        })
+            Ok::<_, ApiError>(issued)
+        })?;
+        // Here, not after the await: the commit stands even if the client goes away.
+        cache.forget_unknown();
+        Ok(issued)
     })
     .await?;
-    state.auth_cache.forget_unknown();
     tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
     Ok(HttpResponse::Ok().json(AdminApiKeyCreateResponse {
         key: AdminApiKey::from_row(row, owner, &state.usage),
@@ -276,8 +282,9 @@ pub async fn delete(
     let now = state.clock.now();
     let deleted = plausible_key_id(&key_id) && {
         let (id, caller) = (key_id.clone(), caller.clone());
+        let cache = state.auth_cache.clone();
         run_blocking(&state.pool, move |conn| {
-            keep_an_active_writer(conn, now, "delete", |conn| {
+            let deleted = keep_an_active_writer(conn, now, "delete", |conn| {
                 let deleted = admin_api_key::delete(conn, &id)?;
                 if deleted {
                     let actor = Actor::of_key(conn, &caller)?;
@@ -291,14 +298,15 @@ pub async fn delete(
                     )?;
                 }
                 Ok(deleted)
-            })
+            })?;
+            cache.forget_key(&id);
+            Ok(deleted)
         })
         .await?
     };
     if !deleted {
         return Err(no_such_key(&key_id));
     }
-    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %key_id, by = %caller.key_id, "admin key deleted");
     Ok(HttpResponse::Ok().json(AdminApiKeyDeleted {
         id: key_id,
@@ -380,6 +388,7 @@ pub async fn update(
         );
     }
     let (id, caller_key) = (key_id.clone(), caller.clone());
+    let cache = state.auth_cache.clone();
     let found = run_blocking(&state.pool, move |conn| {
         let exists = keep_an_active_writer(conn, now, "change", |conn| {
             // Re-enabling restores the key's scopes to use: only a caller holding them may.
@@ -396,6 +405,7 @@ pub async fn update(
             }
             Ok(exists)
         })?;
+        cache.forget_key(&id);
         Ok(if exists {
             admin_api_key::find(conn, &id)?
         } else {
@@ -404,7 +414,6 @@ pub async fn update(
     })
     .await?;
     let (row, owner) = found.ok_or_else(|| no_such_key(&key_id))?;
-    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %row.id, by = %caller.key_id, "admin key updated");
     Ok(HttpResponse::Ok().json(AdminApiKey::from_row(row, owner, &state.usage)))
 }

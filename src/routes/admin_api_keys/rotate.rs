@@ -74,8 +74,9 @@ pub async fn rotate(
     let now = state.clock.now();
     let old_id = key_id.clone();
     let caller_id = caller.key_id.clone();
+    let cache = state.auth_cache.clone();
     let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
-        keep_an_active_writer(conn, now, "rotate", |conn| {
+        let issued = keep_an_active_writer(conn, now, "rotate", |conn| {
             let (old, _) =
                 admin_api_key::find(conn, &old_id)?.ok_or_else(|| no_such_key(&old_id))?;
             caller.may_grant(Scopes::from_db(&old.scopes))?;
@@ -102,11 +103,13 @@ pub async fn rotate(
             let details = json!({ "id": old_id, "changes_requested": requested });
             audit::record(conn, now, &actor, audit::API_KEY_UPDATED, &old_id, &details)?;
             Ok(issued)
-        })
+        })?;
+        // Here, not after the await: the commit stands even if the client goes away.
+        cache.forget_unknown();
+        cache.forget_key(&old_id);
+        Ok(issued)
     })
     .await?;
-    state.auth_cache.forget_unknown();
-    state.auth_cache.forget_key(&key_id);
     tracing::info!(key_id = %row.id, rotated_from = %key_id, by = %caller_id, "admin key rotated");
     Ok(HttpResponse::Ok().json(AdminApiKeyRotateResponse {
         created: AdminApiKeyCreateResponse {
