@@ -45,8 +45,9 @@ impl UsageTracker {
     }
 
     /// Writes all pending uses in one statement. On failure they stay pending for the next try.
-    /// Cached views of the written keys are dropped first, so that once a pending use is
-    /// forgotten no response falls back to an older `last_used_at`.
+    /// Cached views of the written keys are dropped after the write and before the pending
+    /// uses, so that once a pending use is forgotten no response falls back to an older
+    /// `last_used_at`.
     pub async fn flush(&self, pool: &DbPool, cache: &AuthCache) -> Result<usize, ApiError> {
         let batch: Vec<(String, i64)> = self
             .lock()

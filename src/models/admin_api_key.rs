@@ -279,8 +279,7 @@ pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
 /// are skipped silently.
 ///
 /// The batch travels as two arrays on PostgreSQL and as one JSON array on SQLite, so the
-/// statement text (and its cached plan) is the same whatever the batch size. Should two
-/// replicas' flushes deadlock on PostgreSQL, the loser's values stay pending for its next flush.
+/// statement text (and its cached plan) is the same whatever the batch size.
 pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<usize> {
     use diesel::sql_types::{Array, BigInt, Text};
 
@@ -288,10 +287,15 @@ pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> Quer
         DbConnection::Pg(pg) => {
             let (ids, times): (Vec<&str>, Vec<i64>) =
                 uses.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
+            // The locking CTE takes the row locks in id order, so replicas flushing the same
+            // keys at once wait for each other instead of deadlocking.
             diesel::sql_query(
-                "UPDATE admin_api_keys AS k SET last_used_at = u.at \
-                 FROM unnest($1::text[], $2::bigint[]) AS u(id, at) \
-                 WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
+                "WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(id, at)), \
+                      locked AS (SELECT k.id FROM admin_api_keys AS k JOIN u ON k.id = u.id \
+                                 ORDER BY k.id FOR UPDATE OF k) \
+                 UPDATE admin_api_keys AS k SET last_used_at = u.at FROM u, locked \
+                 WHERE k.id = u.id AND locked.id = k.id \
+                   AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
             )
             .bind::<Array<Text>, _>(ids)
             .bind::<Array<BigInt>, _>(times)
