@@ -11,7 +11,7 @@ use actix_web::web;
 use admin_api_keys::auth_cache::AuthCacheOptions;
 use admin_api_keys::bootstrap::create_owner_with_key;
 use admin_api_keys::clock::ManualClock;
-use admin_api_keys::db::{DbConnection, PoolOptions};
+use admin_api_keys::db::{DbConnection, PoolOptions, QueryCounter, connect_and_migrate};
 use admin_api_keys::startup::{AppState, Application, Settings};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::{Method, StatusCode};
@@ -68,10 +68,13 @@ impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         let database = Arc::new(TestDatabase::create(backend)?);
         let clock = ManualClock::new(START);
-        let (address, state) = start_server(&database.url(), &clock).await;
 
-        let pool = state.pool.clone();
+        // Bootstrap before the server starts, so on PostgreSQL its listener never hears of
+        // the bootstrap key's creation (a late notification would void the tests' first fills).
+        let url = database.url();
         let boot = web::block(move || {
+            let pool = connect_and_migrate(&url, &PoolOptions::default(), QueryCounter::default())
+                .expect("the test database migrates");
             let mut conn = pool.get().expect("a connection");
             create_owner_with_key(
                 &mut conn,
@@ -84,6 +87,7 @@ impl TestApp {
         .await
         .unwrap()
         .expect("bootstrap succeeds");
+        let (address, state) = start_server(&database.url(), &clock).await;
 
         Some(TestApp {
             address,
