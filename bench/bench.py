@@ -327,6 +327,8 @@ def report(rows, peaks, starts, args):
         out.append(f"| start to ready (fresh SQLite, migrations) ≤ {STARTUP_TARGET_MS} ms | "
                    f"sqlite | median {median:.0f} ms of {len(starts)} (max {max(starts):.0f})"
                    f" | {verdict(median <= STARTUP_TARGET_MS)} |")
+    out += ["", "Where the time of an authenticated request goes, measured with perf, and why a "
+            "single run can land near the retrieve target: [PROFILE.md](PROFILE.md)."]
     return "\n".join(out) + "\n"
 
 
