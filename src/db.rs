@@ -101,11 +101,13 @@ impl DatabaseTarget {
                     }
                     other => other,
                 })?;
-                // WAL lets readers run beside the single writer; the busy timeout makes a
-                // writer wait for the lock instead of failing at once.
+                // The busy timeout makes a writer wait for the lock instead of failing at once;
+                // it comes first because switching to WAL needs the lock too, and connections
+                // opened at the same moment (the pool fills in the background) would otherwise
+                // fail with "database is locked". WAL lets readers run beside the one writer.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
