@@ -2,8 +2,9 @@
 //!
 //! Policy: the database announces every change that matters to the auth cache. Triggers on
 //! `admin_api_keys` (migration `notify_auth_changes`) send `NOTIFY admin_api_keys_auth` with
-//! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes, and
-//! `created:<key id>` when a key is inserted; usage flushes stay silent. The trigger fires
+//! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes,
+//! `created:<key id>` when a key is inserted or its hash rewritten, and `reset:` when the table
+//! is truncated; usage flushes stay silent. The trigger fires
 //! inside the writing transaction, so the notification goes out on commit, whoever committed:
 //! this service, another replica, or an operator's `psql`.
 //!
@@ -51,6 +52,8 @@ pub enum Invalidation<'a> {
     Created,
     /// A key changed or was deleted.
     Changed(&'a str),
+    /// The table was truncated.
+    Reset,
     /// A payload this version does not understand: drop everything to be safe.
     Unrecognised,
 }
@@ -60,6 +63,7 @@ impl<'a> Invalidation<'a> {
         match payload.split_once(':') {
             Some(("created", _)) => Self::Created,
             Some(("changed", id)) if !id.is_empty() => Self::Changed(id),
+            Some(("reset", _)) => Self::Reset,
             _ => Self::Unrecognised,
         }
     }
@@ -69,7 +73,7 @@ impl<'a> Invalidation<'a> {
         match self {
             Self::Created => cache.forget_unknown(),
             Self::Changed(key_id) => cache.forget_key(key_id),
-            Self::Unrecognised => cache.reset(),
+            Self::Reset | Self::Unrecognised => cache.reset(),
         }
     }
 }
@@ -171,6 +175,7 @@ mod tests {
             ("created:key_1", Invalidation::Created),
             ("changed:key_1", Invalidation::Changed("key_1")),
             ("changed:", Invalidation::Unrecognised),
+            ("reset:", Invalidation::Reset),
             ("renamed:key_1", Invalidation::Unrecognised),
             ("", Invalidation::Unrecognised),
         ];

@@ -481,3 +481,39 @@ async fn a_replica_never_shows_an_older_last_used_at_after_listing_a_newer_one()
         "retrieve went back after the list"
     );
 }
+
+#[actix_web::test]
+async fn a_rewritten_hash_or_a_truncate_reaches_every_replica() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_replica().await;
+    let (id, key) = key_with(&a, &["admin_api_keys.read"]).await;
+    served_from_cache(&b, &key, &id).await;
+
+    // An operator moves the key to a new secret that B has already seen refused.
+    let replacement = admin_api_keys::auth::generate_key();
+    let refused = retrieve_as(&b, replacement.expose(), &id).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    psql(
+        &a,
+        format!(
+            "UPDATE admin_api_keys SET key_hash = '{}' WHERE id = '{id}'",
+            replacement.hash()
+        ),
+    )
+    .await;
+    wait_for_rejection(&b, &key, &id, "old secret").await;
+    let started = Instant::now();
+    while retrieve_as(&b, replacement.expose(), &id).await.status() != StatusCode::OK {
+        assert!(
+            started.elapsed() < PROPAGATION,
+            "the new secret is still refused"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    served_from_cache(&b, replacement.expose(), &id).await;
+    psql(&a, "TRUNCATE admin_api_keys CASCADE".to_owned()).await;
+    wait_for_rejection(&b, replacement.expose(), &id, "truncate").await;
+}

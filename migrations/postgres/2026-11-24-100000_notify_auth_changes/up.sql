@@ -3,11 +3,18 @@
 CREATE FUNCTION admin_api_keys_notify_auth() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM pg_notify('admin_api_keys_auth', 'created:' || NEW.id);
-        RETURN NEW;
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_notify('admin_api_keys_auth', 'reset:');
+        RETURN NULL;
     END IF;
-    PERFORM pg_notify('admin_api_keys_auth', 'changed:' || OLD.id);
+    -- A new hash (an inserted key, or one rewritten in place) may sit in a replica's cache
+    -- of unknown hashes.
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND OLD.key_hash IS DISTINCT FROM NEW.key_hash) THEN
+        PERFORM pg_notify('admin_api_keys_auth', 'created:' || NEW.id);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM pg_notify('admin_api_keys_auth', 'changed:' || OLD.id);
+    END IF;
     RETURN NULL;
 END;
 $$;
@@ -15,6 +22,10 @@ $$;
 CREATE TRIGGER admin_api_keys_auth_insert_delete
     AFTER INSERT OR DELETE ON admin_api_keys
     FOR EACH ROW EXECUTE FUNCTION admin_api_keys_notify_auth();
+
+CREATE TRIGGER admin_api_keys_auth_truncate
+    AFTER TRUNCATE ON admin_api_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION admin_api_keys_notify_auth();
 
 -- last_used_at is written by every usage flush: announcing it would defeat the cache.
 CREATE TRIGGER admin_api_keys_auth_update
