@@ -84,6 +84,7 @@ impl DatabaseTarget {
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
         match self {
             Self::Postgres(url) => {
+                init_libpq_tls();
                 let mut conn = PgConnection::establish(url)?;
                 // Every statement here is a short indexed lookup whose best plan does not
                 // depend on its parameters. Left to choose, PostgreSQL re-plans the keyset
@@ -126,6 +127,14 @@ impl QueryCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// Initialises OpenSSL (which libpq uses for TLS) without its exit-time cleanup. Otherwise
+/// `OPENSSL_cleanup` runs from `exit()` while a pool thread may still be in a TLS handshake
+/// (r2d2 opens connections in the background), and the process crashes on its way out: seen
+/// as `bootstrap` exiting with SIGSEGV after printing its key, about 1 run in 20.
+pub fn init_libpq_tls() {
+    openssl_sys::init();
 }
 
 /// An r2d2 manager that connects to the backend the URL names and keeps its real errors.

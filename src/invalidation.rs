@@ -80,6 +80,7 @@ impl<'a> Invalidation<'a> {
 
 /// Opens a connection and subscribes it to [`CHANNEL`].
 pub fn listen(url: &str) -> Result<PgConnection, ConnectionError> {
+    crate::db::init_libpq_tls();
     let mut conn = PgConnection::establish(url)?;
     conn.batch_execute(&format!(
         "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
