@@ -26,12 +26,12 @@ use crate::routes::admin_api_keys::{self, json};
     ),
     servers((url = "/v1", description = "This service; the same routes also answer without `/v1`.")),
     paths(
-        admin_api_keys::list,
-        admin_api_keys::create,
-        admin_api_keys::retrieve,
-        admin_api_keys::update,
+        admin_api_keys::list::list,
+        admin_api_keys::create::create,
+        admin_api_keys::retrieve::retrieve,
+        admin_api_keys::update::update,
         admin_api_keys::rotate::rotate,
-        admin_api_keys::delete,
+        admin_api_keys::delete::delete,
         crate::routes::audit_logs::list,
     ),
     components(schemas(
