@@ -130,20 +130,20 @@ async fn a_key_deleted_on_one_process_is_rejected_by_another_within_a_second() {
             .bearer_auth(&key)
     };
     // Disable the key behind every cache's back (no trigger fires): B, answering from its
-    // cache, still accepts it. Then put it back as it was, as silently. Retried, because the
-    // notification of the key's creation can void B's first fill.
-    let silently = |enabled: bool| {
-        format!(
-            "SET session_replication_role = replica; \
-             UPDATE admin_api_keys SET enabled = {enabled} WHERE id = '{id}'"
-        )
-    };
+    // cache, still accepts it. Then put it back, announced, so no replica keeps the disabled
+    // record. Retried, because the notification of the key's creation can void B's first
+    // fill (and B then reads the disabled row).
+    let silently = format!(
+        "SET session_replication_role = replica; \
+         UPDATE admin_api_keys SET enabled = FALSE WHERE id = '{id}'"
+    );
+    let announced = format!("UPDATE admin_api_keys SET enabled = TRUE WHERE id = '{id}'");
     let mut cached = false;
     for _ in 0..10 {
         assert_eq!(call(&client, on_b()).await.0, StatusCode::OK);
-        psql(&url, &silently(false));
+        psql(&url, &silently);
         cached = call(&client, on_b()).await.0 == StatusCode::OK;
-        psql(&url, &silently(true));
+        psql(&url, &announced);
         if cached {
             break;
         }
