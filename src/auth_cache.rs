@@ -287,11 +287,6 @@ impl AuthCache {
         lease == u64::MAX || u128::from(lease) > self.epoch.elapsed().as_nanos()
     }
 
-    /// Keys currently cached (known, unknown).
-    pub fn len(&self) -> (usize, usize) {
-        (self.known.len(), self.unknown.len())
-    }
-
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.known.is_empty() && self.unknown.is_empty() && self.views.is_empty()

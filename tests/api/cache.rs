@@ -270,21 +270,27 @@ async fn a_cached_key_still_expires_on_the_second(app: TestApp) {
     assert_eq!(error["code"], "api_key_expired");
 }
 
-/// Sends requests with `key` to `replica` until one is refused with 401; panics after
-/// [`PROPAGATION`]. Returns how long it took.
-async fn wait_for_rejection(replica: &TestApp, key: &str, id: &str, what: &str) -> Duration {
+/// Runs `check` every 10 ms until it holds; panics naming `what` once [`PROPAGATION`] has
+/// passed. Returns how long it took.
+async fn within_propagation(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
-    loop {
-        let status = retrieve_as(replica, key, id).await.status();
-        if status == StatusCode::UNAUTHORIZED {
-            return started.elapsed();
-        }
+    while !check().await {
         assert!(
             started.elapsed() < PROPAGATION,
-            "{what}: the other replica still answered {status} after {PROPAGATION:?}"
+            "{what}: not seen on the other replica after {PROPAGATION:?}"
         );
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
+    started.elapsed()
+}
+
+/// Sends requests with `key` to `replica` until one is refused with 401; panics after
+/// [`PROPAGATION`]. Returns how long it took.
+async fn wait_for_rejection(replica: &TestApp, key: &str, id: &str, what: &str) -> Duration {
+    within_propagation(what, async || {
+        retrieve_as(replica, key, id).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await
 }
 
 /// Runs `sql` on the app's database outside the service, as an operator would.
@@ -370,11 +376,10 @@ async fn changes_on_one_replica_reach_another_within_a_second() {
         json!({ "scopes": ["audit_logs.read"] }),
     );
     assert_eq!(narrowed.await.status(), StatusCode::OK);
-    let started = Instant::now();
-    while retrieve_as(&b, &rescoped, &rescoped_id).await.status() != StatusCode::FORBIDDEN {
-        assert!(started.elapsed() < PROPAGATION, "scope change not seen");
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    within_propagation("scope change", async || {
+        retrieve_as(&b, &rescoped, &rescoped_id).await.status() == StatusCode::FORBIDDEN
+    })
+    .await;
 
     // Retrieved keys are cached too: a rename on A shows on B.
     let path = format!("{PATH}/{rotated_id}");
@@ -383,11 +388,10 @@ async fn changes_on_one_replica_reach_another_within_a_second() {
     assert_eq!(before["name"], "cached");
     let renamed = post_as(&a, boot, path.clone(), json!({ "name": "renamed on a" }));
     assert_eq!(renamed.await.status(), StatusCode::OK);
-    let started = Instant::now();
-    while read(b.get(&path).await).await.1["name"] != "renamed on a" {
-        assert!(started.elapsed() < PROPAGATION, "rename not seen");
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    within_propagation("rename", async || {
+        read(b.get(&path).await).await.1["name"] == "renamed on a"
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -504,14 +508,10 @@ async fn a_rewritten_hash_or_a_truncate_reaches_every_replica() {
     )
     .await;
     wait_for_rejection(&b, &key, &id, "old secret").await;
-    let started = Instant::now();
-    while retrieve_as(&b, replacement.expose(), &id).await.status() != StatusCode::OK {
-        assert!(
-            started.elapsed() < PROPAGATION,
-            "the new secret is still refused"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    within_propagation("the new secret", async || {
+        retrieve_as(&b, replacement.expose(), &id).await.status() == StatusCode::OK
+    })
+    .await;
 
     served_from_cache(&b, replacement.expose(), &id).await;
     psql(&a, "TRUNCATE admin_api_keys CASCADE".to_owned()).await;
