@@ -9,13 +9,13 @@
 
 use std::time::Instant;
 
-use admin_api_keys::auth;
-use admin_api_keys::bootstrap::create_owner_with_key;
 use admin_api_keys::clock::{Clock, SystemClock};
 use admin_api_keys::db::{self, DbConnection, PoolOptions, QueryCounter};
+use admin_api_keys::domain::secret;
+use admin_api_keys::domain::{KeyName, Scopes};
 use admin_api_keys::models::admin_api_key::NewAdminApiKey;
 use admin_api_keys::schema::{admin_api_keys as keys, users};
-use admin_api_keys::scopes::Scopes;
+use admin_api_keys::services::bootstrap::create_owner_with_key;
 use clap::Parser;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -51,7 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         Some(owner_id) => owner_id,
         None => {
-            let made = create_owner_with_key(&mut conn, "Benchmark", None, "bench", now)?;
+            let made = create_owner_with_key(
+                &mut conn,
+                &KeyName::parse("owner", "Benchmark")?,
+                None,
+                &KeyName::parse("name", "bench")?,
+                now,
+            )?;
             println!("{}", made.secret.expose());
             made.owner_id
         }
@@ -61,14 +67,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .count()
         .get_result::<i64>(&mut conn)? as usize;
     let started = Instant::now();
-    let scopes = Scopes::all().to_db();
+    let scopes = Scopes::all();
     let mut position = existing;
     while position < args.keys {
         let end = (position + ROWS_PER_STATEMENT * STATEMENTS_PER_TRANSACTION).min(args.keys);
         db::write_transaction(&mut conn, |conn| {
             for chunk_start in (position..end).step_by(ROWS_PER_STATEMENT) {
                 let chunk_end = (chunk_start + ROWS_PER_STATEMENT).min(end);
-                insert_chunk(conn, chunk_start..chunk_end, &owner_id, &scopes, now)?;
+                insert_chunk(conn, chunk_start..chunk_end, &owner_id, scopes, now)?;
             }
             Ok::<_, diesel::result::Error>(())
         })?;
@@ -98,7 +104,7 @@ fn insert_chunk(
     conn: &mut DbConnection,
     positions: std::ops::Range<usize>,
     owner_id: &str,
-    scopes: &str,
+    scopes: Scopes,
     now: i64,
 ) -> QueryResult<usize> {
     let ids: Vec<String> = positions
@@ -107,7 +113,7 @@ fn insert_chunk(
         .collect();
     let hashes: Vec<String> = positions
         .clone()
-        .map(|_| auth::hex(&rand::random()))
+        .map(|_| secret::hex(&rand::random()))
         .collect();
     let rows: Vec<NewAdminApiKey<'_>> = positions
         .zip(ids.iter().zip(&hashes))

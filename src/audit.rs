@@ -1,24 +1,160 @@
-//! Recording audit events in OpenAI's `/organization/audit_logs` shape.
+//! Audit events in OpenAI's `/organization/audit_logs` shape.
 //!
-//! Policy: [`record`] takes the connection of the transaction that makes the change, so an
-//! event exists exactly when its change does. Actors are keys (`type: api_key`); the
-//! `bootstrap` command, which acts without a key, records a `session` actor whose user is the
-//! owner it creates.
+//! Policy: an event is one [`AuditEvent`] value, serialised here and nowhere else. [`record`]
+//! takes the connection of the transaction that makes the change, so an event exists exactly
+//! when its change does; the keys service records one for every change it makes. Actors are
+//! keys (`type: api_key`); the `bootstrap` command, which acts without a key, records a
+//! `session` actor whose user is the owner it creates.
 
-use diesel::prelude::*;
-use serde_json::{Value, json};
+use std::fmt;
 
-use crate::auth::{AdminKey, random_id};
+use diesel::QueryResult;
+use serde::Serialize;
+
 use crate::db::DbConnection;
+use crate::domain::Scopes;
+use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
-use crate::schema::users;
 
-/// Event types this service records.
-pub const API_KEY_CREATED: &str = "api_key.created";
-pub const API_KEY_UPDATED: &str = "api_key.updated";
-pub const API_KEY_DELETED: &str = "api_key.deleted";
-/// Every recorded type, for validating the `event_types[]` filter.
-pub const EVENT_TYPES: [&str; 3] = [API_KEY_CREATED, API_KEY_UPDATED, API_KEY_DELETED];
+/// The types of event this service records (the values of `type` and of `event_types[]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    ApiKeyCreated,
+    ApiKeyUpdated,
+    ApiKeyDeleted,
+}
+
+impl EventType {
+    /// Every type, for validating the `event_types[]` filter.
+    pub const ALL: [EventType; 3] = [
+        EventType::ApiKeyCreated,
+        EventType::ApiKeyUpdated,
+        EventType::ApiKeyDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ApiKeyCreated => "api_key.created",
+            EventType::ApiKeyUpdated => "api_key.updated",
+            EventType::ApiKeyDeleted => "api_key.deleted",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A key was made (by create, rotate or bootstrap).
+    KeyCreated {
+        key_id: String,
+        name: String,
+        scopes: Scopes,
+        expires_at: Option<i64>,
+    },
+    /// A key was changed; only the fields that were set are present.
+    KeyUpdated {
+        key_id: String,
+        changes: KeyChangesRequested,
+    },
+    /// A key was deleted.
+    KeyDeleted { key_id: String },
+}
+
+/// The `changes_requested` of `api_key.updated`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KeyChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Scopes>,
+    /// The old key's new expiry, when a rotation moved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// The key a rotation made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<String>,
+}
+
+// The details objects, as served under the event's type.
+#[derive(Serialize)]
+struct Created<'a> {
+    id: &'a str,
+    data: CreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct CreatedData<'a> {
+    scopes: Scopes,
+    name: &'a str,
+    expires_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Updated<'a> {
+    id: &'a str,
+    changes_requested: &'a KeyChangesRequested,
+}
+
+#[derive(Serialize)]
+struct Deleted<'a> {
+    id: &'a str,
+}
+
+impl AuditEvent {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            AuditEvent::KeyCreated { .. } => EventType::ApiKeyCreated,
+            AuditEvent::KeyUpdated { .. } => EventType::ApiKeyUpdated,
+            AuditEvent::KeyDeleted { .. } => EventType::ApiKeyDeleted,
+        }
+    }
+
+    /// The object the event is about.
+    pub fn resource_id(&self) -> &str {
+        match self {
+            AuditEvent::KeyCreated { key_id, .. }
+            | AuditEvent::KeyUpdated { key_id, .. }
+            | AuditEvent::KeyDeleted { key_id } => key_id,
+        }
+    }
+
+    /// The details in OpenAI's shape, e.g. `{"id": "key_…", "data": {"scopes": [...]}}`.
+    pub fn details_json(&self) -> String {
+        let json = match self {
+            AuditEvent::KeyCreated {
+                key_id,
+                name,
+                scopes,
+                expires_at,
+            } => serde_json::to_string(&Created {
+                id: key_id,
+                data: CreatedData {
+                    scopes: *scopes,
+                    name,
+                    expires_at: *expires_at,
+                },
+            }),
+            AuditEvent::KeyUpdated { key_id, changes } => serde_json::to_string(&Updated {
+                id: key_id,
+                changes_requested: changes,
+            }),
+            AuditEvent::KeyDeleted { key_id } => serde_json::to_string(&Deleted { id: key_id }),
+        };
+        json.expect("audit details are plain data and always serialise")
+    }
+}
 
 /// Who made a change.
 #[derive(Clone, Debug)]
@@ -36,22 +172,35 @@ pub enum Actor {
     },
 }
 
-impl Actor {
-    /// The caller of an API request, with its owner's email looked up.
-    pub fn of_key(conn: &mut DbConnection, caller: &AdminKey) -> QueryResult<Self> {
-        let email = users::table
-            .filter(users::id.eq(&caller.owner_id))
-            .select(users::email)
-            .first::<Option<String>>(conn)
-            .optional()?
-            .flatten();
-        Ok(Actor::ApiKey {
-            key_id: caller.key_id.clone(),
-            user_id: caller.owner_id.clone(),
-            email,
-        })
-    }
+// The actor objects. The contract types `email` as a string: leave it out rather than send null.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ActorJson<'a> {
+    ApiKey { api_key: ApiKeyActor<'a> },
+    Session { session: SessionActor<'a> },
+}
 
+#[derive(Serialize)]
+struct ApiKeyActor<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    user: UserJson<'a>,
+}
+
+#[derive(Serialize)]
+struct SessionActor<'a> {
+    user: UserJson<'a>,
+}
+
+#[derive(Serialize)]
+struct UserJson<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+impl Actor {
     /// The id the `actor_ids[]` filter matches: the key's id, or the session user's id.
     pub fn id(&self) -> &str {
         match self {
@@ -60,49 +209,107 @@ impl Actor {
         }
     }
 
-    fn to_json(&self) -> Value {
-        // The contract types `email` as a string: leave it out rather than send null.
-        let user = |user_id: &str, email: &Option<String>| match email {
-            Some(email) => json!({ "id": user_id, "email": email }),
-            None => json!({ "id": user_id }),
-        };
-        match self {
+    fn to_json(&self) -> String {
+        let json = match self {
             Actor::ApiKey {
                 key_id,
                 user_id,
                 email,
-            } => json!({
-                "type": "api_key",
-                "api_key": { "id": key_id, "type": "user", "user": user(user_id, email) }
-            }),
-            Actor::Session { user_id, email } => json!({
-                "type": "session",
-                "session": { "user": user(user_id, email) }
-            }),
-        }
+            } => ActorJson::ApiKey {
+                api_key: ApiKeyActor {
+                    id: key_id,
+                    kind: "user",
+                    user: UserJson {
+                        id: user_id,
+                        email: email.as_deref(),
+                    },
+                },
+            },
+            Actor::Session { user_id, email } => ActorJson::Session {
+                session: SessionActor {
+                    user: UserJson {
+                        id: user_id,
+                        email: email.as_deref(),
+                    },
+                },
+            },
+        };
+        serde_json::to_string(&json).expect("an actor is plain data and always serialises")
     }
 }
 
-/// Appends one event. `details` is the object served under the event's type, e.g.
-/// `{"id": "key_…", "data": {"scopes": [...]}}`.
+/// Appends one event, in the transaction of the change it records.
 pub fn record(
     conn: &mut DbConnection,
     effective_at: i64,
     actor: &Actor,
-    event_type: &str,
-    resource_id: &str,
-    details: &Value,
+    event: &AuditEvent,
 ) -> QueryResult<()> {
     audit_log::insert(
         conn,
         &AuditLogRow {
-            id: random_id("audit_log-"),
-            type_: event_type.to_owned(),
+            id: ids::random_id(ids::AUDIT_LOG),
+            type_: event.event_type().as_str().to_owned(),
             effective_at,
             actor_id: actor.id().to_owned(),
-            actor: actor.to_json().to_string(),
-            resource_id: resource_id.to_owned(),
-            details: details.to_string(),
+            actor: actor.to_json(),
+            resource_id: event.resource_id().to_owned(),
+            details: event.details_json(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Scope;
+
+    #[test]
+    fn events_serialise_in_openais_shape() {
+        let created = AuditEvent::KeyCreated {
+            key_id: "key_1".into(),
+            name: "ci".into(),
+            scopes: [Scope::AdminApiKeysRead].into_iter().collect(),
+            expires_at: None,
+        };
+        let updated = AuditEvent::KeyUpdated {
+            key_id: "key_1".into(),
+            changes: KeyChangesRequested {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        };
+        let cases = [
+            (
+                created,
+                r#"{"id":"key_1","data":{"scopes":["admin_api_keys.read"],"name":"ci","expires_at":null}}"#,
+            ),
+            (
+                updated,
+                r#"{"id":"key_1","changes_requested":{"enabled":false}}"#,
+            ),
+            (
+                AuditEvent::KeyDeleted {
+                    key_id: "key_1".into(),
+                },
+                r#"{"id":"key_1"}"#,
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(event.details_json(), expected, "{:?}", event.event_type());
+        }
+    }
+
+    #[test]
+    fn actors_leave_out_a_missing_email() {
+        let actor = Actor::ApiKey {
+            key_id: "key_1".into(),
+            user_id: "user_1".into(),
+            email: None,
+        };
+        assert_eq!(
+            actor.to_json(),
+            r#"{"type":"api_key","api_key":{"id":"key_1","type":"user","user":{"id":"user_1"}}}"#
+        );
+    }
 }

@@ -5,9 +5,46 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth_cache::AuthCacheOptions;
+use crate::cache::CacheOptions;
 use crate::db::PoolOptions;
-use crate::startup::Settings;
+
+/// Everything `serve` needs to know. `Settings::default()` is what the binary runs with when
+/// given no flags (except the worker count, 1 here rather than the CPU count); tests override
+/// what they care about with `..Default::default()`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub pool: PoolOptions,
+    /// `host:port`; port 0 picks a free port (the tests use this).
+    pub bind_addr: String,
+    pub workers: usize,
+    /// How often pending `last_used_at` values are written.
+    pub usage_flush_interval: Duration,
+    /// Largest accepted JSON body, in bytes.
+    pub max_body_bytes: usize,
+    pub cache: CacheOptions,
+}
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://admin-api-keys.db";
+/// The default listen address.
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+/// The default largest request body: 64 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            pool: PoolOptions::default(),
+            bind_addr: DEFAULT_BIND_ADDR.to_owned(),
+            workers: 1,
+            usage_flush_interval: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            cache: CacheOptions::default(),
+        }
+    }
+}
 
 /// A self-hosted authority for administrative API keys, wire-compatible with OpenAI's Admin
 /// API Keys. With no subcommand it serves the API.
@@ -41,7 +78,7 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://admin-api-keys.db",
+        default_value = DEFAULT_DATABASE_URL,
         hide_env_values = true
     )]
     pub database_url: String,
@@ -60,7 +97,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Address to listen on.
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR)]
     pub bind_addr: String,
     /// HTTP worker threads [default: the number of CPUs].
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -70,7 +107,7 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub usage_flush_interval_secs: u64,
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Keys (and, separately, unknown key hashes) the auth cache holds.
     #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
@@ -119,7 +156,7 @@ impl From<ServeArgs> for Settings {
             workers,
             usage_flush_interval: Duration::from_secs(args.usage_flush_interval_secs),
             max_body_bytes: args.max_body_bytes,
-            auth_cache: AuthCacheOptions {
+            cache: CacheOptions {
                 capacity: usize::try_from(args.auth_cache_capacity).unwrap_or(usize::MAX),
                 ttl: Duration::from_secs(args.auth_cache_ttl_secs),
             },

@@ -4,11 +4,23 @@
 //! Policy: the backend is chosen by the URL scheme (`postgres://` or `sqlite://`). Connection
 //! errors are reported as the backend gave them (the derived `MultiConnection::establish` tries
 //! each backend and hides the real cause). Diesel and `pool.get()` only ever run inside
-//! [`run_blocking`], never on an async worker thread.
+//! [`run_blocking`] or the [`Writer`], never on an async worker thread.
+//!
+//! Writes go through one [`Writer`]. On SQLite, which allows one writer at a time, that is a
+//! single connection on a thread of its own fed by a queue: concurrent writes wait in order
+//! instead of sleeping in SQLite's busy handler, and the writes queued behind one another are
+//! committed together (group commit: one transaction, one fsync, each write in its own
+//! savepoint so each caller still gets its own result or error). SQLite runs with
+//! `synchronous = FULL`, so a write that was answered survives a power cut. On PostgreSQL
+//! writes run on the pool, each in its own transaction.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use r2d2::ManageConnection;
+use tokio::sync::{mpsc, oneshot};
 
 use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::pg::PgConnection;
@@ -108,7 +120,7 @@ impl DatabaseTarget {
                 // fail with "database is locked". WAL lets readers run beside the one writer.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -202,6 +214,14 @@ pub fn connect_and_migrate(
     let mut first = target.connect().map_err(DbSetupError::Connect)?;
     run_migrations(&mut first)?;
     drop(first);
+    build_pool(target, options, queries)
+}
+
+fn build_pool(
+    target: DatabaseTarget,
+    options: &PoolOptions,
+    queries: QueryCounter,
+) -> Result<DbPool, DbSetupError> {
     r2d2::Pool::builder()
         .max_size(options.max_size)
         .min_idle(Some(1))
@@ -274,4 +294,176 @@ where
         f(&mut conn)
     })
     .await?
+}
+
+/// Where writes go; see the module docs.
+#[derive(Clone, Debug)]
+pub enum Writer {
+    /// PostgreSQL: any pooled connection, one transaction per write.
+    Pool(DbPool),
+    /// SQLite: the queue of the one write connection.
+    Queue(mpsc::Sender<Queued>),
+}
+
+/// A write waiting for the SQLite writer.
+pub struct Queued {
+    job: Job,
+    /// Runs outside the batch's transaction: a single statement, atomic by itself.
+    alone: bool,
+}
+
+/// A write for the SQLite writer thread: runs inside the batch's transaction and returns what
+/// to do once the batch has committed (or failed to).
+pub type Job = Box<dyn FnOnce(&mut DbConnection) -> Done + Send>;
+type Done = Box<dyn FnOnce(Result<(), &ApiError>) + Send>;
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 64;
+/// Writes waiting for the SQLite writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 1024;
+
+impl Writer {
+    /// The writer for `url`'s backend: the pool's on PostgreSQL; on SQLite a new connection
+    /// (counted by `queries`) on a thread of its own, which ends when the last `Writer` clone
+    /// is dropped.
+    pub fn start(url: &str, pool: &DbPool, queries: QueryCounter) -> Result<Self, DbSetupError> {
+        match DatabaseTarget::parse(url)? {
+            DatabaseTarget::Postgres(_) => Ok(Self::Pool(pool.clone())),
+            target @ DatabaseTarget::Sqlite(_) => {
+                let manager = ConnectionManager { target, queries };
+                let conn = manager.connect().map_err(DbSetupError::Connect)?;
+                let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+                std::thread::Builder::new()
+                    .name("sqlite-writer".into())
+                    .spawn(move || write_loop(conn, receiver))
+                    .map_err(|e| DbSetupError::Migrate(format!("cannot start the writer: {e}")))?;
+                Ok(Self::Queue(sender))
+            }
+        }
+    }
+
+    /// Runs `change` in a transaction (rolled back if it returns `Err`), then `after_commit`
+    /// on its result once the commit has succeeded, before the caller is answered. Both run
+    /// on the writing thread, so they complete even if the caller goes away.
+    pub async fn transaction<T, F, A>(&self, change: F, after_commit: A) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.run(change, after_commit, false).await
+    }
+
+    /// Like [`Writer::transaction`] for a change that is one statement, atomic by itself: it
+    /// runs without a transaction around it.
+    pub async fn statement<T, F, A>(&self, change: F, after_commit: A) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.run(change, after_commit, true).await
+    }
+
+    async fn run<T, F, A>(&self, change: F, after_commit: A, alone: bool) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        match self {
+            Self::Pool(pool) => {
+                run_blocking(pool, move |conn| {
+                    let value = if alone {
+                        change(conn)?
+                    } else {
+                        write_transaction(conn, change)?
+                    };
+                    after_commit(&value);
+                    Ok(value)
+                })
+                .await
+            }
+            Self::Queue(queue) => {
+                let (answer, answered) = oneshot::channel();
+                let job: Job = Box::new(move |conn| {
+                    // A panic is an error too, so it cannot leave a savepoint open or stop the
+                    // writer.
+                    let guarded = |conn: &mut DbConnection| {
+                        std::panic::catch_unwind(AssertUnwindSafe(|| change(conn))).unwrap_or_else(
+                            |_| Err(ApiError::Internal("a database write panicked".into())),
+                        )
+                    };
+                    // In a batch, a savepoint: a failed write rolls back alone.
+                    let result = if alone {
+                        guarded(conn)
+                    } else {
+                        conn.transaction(guarded)
+                    };
+                    Box::new(move |committed: Result<(), &ApiError>| {
+                        let result = match (result, committed) {
+                            (Ok(value), Ok(())) => {
+                                after_commit(&value);
+                                Ok(value)
+                            }
+                            (Ok(_), Err(e)) => Err(commit_failed(e)),
+                            (Err(e), _) => Err(e),
+                        };
+                        let _ = answer.send(result);
+                    })
+                });
+                queue
+                    .send(Queued { job, alone })
+                    .await
+                    .map_err(|_| ApiError::Unavailable("the database writer has stopped".into()))?;
+                answered.await.map_err(|_| {
+                    ApiError::Unavailable(
+                        "the database writer could not start a transaction".into(),
+                    )
+                })?
+            }
+        }
+    }
+}
+
+fn commit_failed(error: &ApiError) -> ApiError {
+    let cause = crate::error::error_chain(error);
+    match error {
+        ApiError::Unavailable(_) => ApiError::Unavailable(cause.into()),
+        _ => ApiError::Internal(format!("the batch did not commit: {cause}").into()),
+    }
+}
+
+/// The SQLite writer thread: takes what is queued (up to [`MAX_BATCH`]), runs it in one
+/// transaction, commits, then answers each caller. Single statements run on their own first.
+fn write_loop(mut conn: DbConnection, mut queue: mpsc::Receiver<Queued>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let (alone, mut together): (Vec<_>, Vec<_>) = batch.into_iter().partition(|q| q.alone);
+        for queued in alone {
+            (queued.job)(&mut conn)(Ok(()));
+        }
+        if together.is_empty() {
+            continue;
+        }
+        let mut done = Vec::with_capacity(together.len());
+        let committed = write_transaction(&mut conn, |conn| {
+            done.extend(together.drain(..).map(|queued| (queued.job)(conn)));
+            Ok::<_, ApiError>(())
+        });
+        if let Err(e) = &committed {
+            tracing::error!(error = %crate::error::error_chain(e), writes = done.len(), "a batch of writes did not commit");
+        }
+        // Jobs that never ran (the transaction could not start) are dropped: their callers
+        // get a 503.
+        for finish in done {
+            finish(committed.as_ref().map(drop));
+        }
+    }
 }

@@ -281,3 +281,29 @@ pub fn path_error_handler(
     }
     .into()
 }
+
+/// The error responses every authenticated operation shares, declared once in the OpenAPI
+/// document (`components/responses`) and referred to by each operation.
+pub mod responses {
+    use utoipa::ToResponse;
+
+    use super::ErrorResponse;
+
+    /// The bearer key is missing, malformed, unknown, deleted, disabled or expired (`code`
+    /// says which).
+    #[derive(ToResponse)]
+    pub struct Unauthorized(#[allow(dead_code)] ErrorResponse);
+
+    /// The bearer key lacks a scope the operation needs, or tried to grant one it lacks
+    /// (`code` is `missing_scope.<scope>`).
+    #[derive(ToResponse)]
+    pub struct Forbidden(#[allow(dead_code)] ErrorResponse);
+
+    /// Unexpected server failure; the cause is in the server log, not in the response.
+    #[derive(ToResponse)]
+    pub struct ServerError(#[allow(dead_code)] ErrorResponse);
+
+    /// The database is unreachable or has no free connection; retry after `Retry-After`.
+    #[derive(ToResponse)]
+    pub struct Unavailable(#[allow(dead_code)] ErrorResponse);
+}

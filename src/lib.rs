@@ -1,20 +1,26 @@
 //! admin-api-keys: a self-hosted authority for administrative API keys whose HTTP API mirrors
 //! OpenAI's Admin API Keys.
+//!
+//! Layers, arrows pointing down only: `routes` (HTTP) → `services` (rules, transactions, audit
+//! events, cache effects) → `models` (rows and queries) → `db`. Beside them, below `routes`:
+//! `auth` (the bearer middleware), `cache` (in-process caches and their invalidation),
+//! `audit` (events), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
+//! wires everything together and nothing imports it.
 
 pub mod audit;
 pub mod auth;
-pub mod auth_cache;
-pub mod bootstrap;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod extract;
-pub mod invalidation;
+pub mod ids;
 pub mod models;
 pub mod openapi;
 pub mod routes;
 pub mod schema;
-pub mod scopes;
+pub mod services;
 pub mod startup;
-pub mod usage;
+pub mod state;

@@ -4,13 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use admin_api_keys::bootstrap::create_owner_with_key;
 use admin_api_keys::clock::{Clock, SystemClock};
-use admin_api_keys::config::{BootstrapArgs, Cli, Command};
+use admin_api_keys::config::{BootstrapArgs, Cli, Command, Settings};
 use admin_api_keys::db;
+use admin_api_keys::domain::KeyName;
 use admin_api_keys::error::error_chain;
-use admin_api_keys::routes::admin_api_keys::validate_name;
-use admin_api_keys::startup::{Application, Settings};
+use admin_api_keys::services::bootstrap::create_owner_with_key;
+use admin_api_keys::startup::Application;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -62,8 +62,9 @@ fn serve(settings: Settings) -> Result<(), String> {
 
 fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
     let owner_name =
-        validate_name(Some(&args.owner_name)).map_err(|e| format!("--owner-name: {e}"))?;
-    let key_name = validate_name(Some(&args.key_name)).map_err(|e| format!("--key-name: {e}"))?;
+        KeyName::parse("owner-name", &args.owner_name).map_err(|e| format!("--owner-name: {e}"))?;
+    let key_name =
+        KeyName::parse("key-name", &args.key_name).map_err(|e| format!("--key-name: {e}"))?;
     let pool = db::connect_and_migrate(
         &args.database.database_url,
         &args.database.pool_options(),

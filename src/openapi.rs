@@ -6,11 +6,15 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, path::Parameter};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ErrorResponse};
+use crate::domain::{MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS};
+use crate::error::{ErrorBody, ErrorResponse, responses};
 use crate::routes::admin_api_keys::{self, json};
+use crate::routes::list::{List, MAX_LIMIT};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,20 +41,25 @@ use crate::routes::admin_api_keys::{self, json};
     components(schemas(
         json::AdminApiKey,
         json::AdminApiKeyCreateResponse,
-        json::ApiKeyList,
+        List<json::AdminApiKey>,
         json::AdminApiKeyDeleted,
         json::CreateAdminApiKeyRequest,
         json::UpdateAdminApiKeyRequest,
         json::RotateAdminApiKeyRequest,
         json::AdminApiKeyRotateResponse,
-        crate::scopes::Scope,
+        crate::domain::Scope,
         json::Owner,
         crate::routes::audit_logs::AuditLog,
-        crate::routes::audit_logs::AuditLogList,
+        List<crate::routes::audit_logs::AuditLog>,
         ErrorResponse,
         ErrorBody,
+    ), responses(
+        responses::Unauthorized,
+        responses::Forbidden,
+        responses::ServerError,
+        responses::Unavailable,
     )),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &Bounds),
     tags(
         (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
         (name = "Audit logs", description = "The append-only record of changes to keys.")
@@ -73,6 +82,74 @@ impl Modify for SecurityAddon {
                     .build(),
             ),
         );
+    }
+}
+
+/// Sets the schema bounds from the constants the validation uses, so the two cannot drift
+/// (utoipa's attributes take only literals).
+struct Bounds;
+
+impl Modify for Bounds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bound = |schema: &str, field: &str, min: i64, max: i64| {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+                && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field)
+            {
+                set_range(property, min, max);
+            }
+        };
+        bound(
+            "CreateAdminApiKeyRequest",
+            "expires_in_seconds",
+            1,
+            MAX_EXPIRES_IN_SECONDS,
+        );
+        bound(
+            "RotateAdminApiKeyRequest",
+            "expires_in_seconds",
+            1,
+            MAX_EXPIRES_IN_SECONDS,
+        );
+        bound(
+            "RotateAdminApiKeyRequest",
+            "previous_key_expires_in_seconds",
+            0,
+            MAX_OVERLAP_SECONDS,
+        );
+        for (schema, field) in [
+            ("CreateAdminApiKeyRequest", "name"),
+            ("UpdateAdminApiKeyRequest", "name"),
+        ] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+                && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field)
+            {
+                property.min_length = Some(1);
+                property.max_length = Some(MAX_NAME_CHARS);
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let Some(get) = item.get.as_mut() else {
+                continue;
+            };
+            for parameter in get.parameters.iter_mut().flatten() {
+                limit_range(parameter);
+            }
+        }
+    }
+}
+
+fn set_range(property: &mut Object, min: i64, max: i64) {
+    property.minimum = Some(min.into());
+    property.maximum = Some(max.into());
+}
+
+/// Bounds the `limit` query parameter of list operations.
+fn limit_range(parameter: &mut Parameter) {
+    if parameter.name == "limit"
+        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+    {
+        set_range(schema, 1, MAX_LIMIT);
     }
 }
 

@@ -10,39 +10,15 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::auth_cache::{AuthCache, AuthCacheOptions};
+use crate::cache::usage::UsageTracker;
+use crate::cache::{Cache, invalidation};
 use crate::clock::Clock;
-use crate::db::{self, DatabaseTarget, DbPool, DbSetupError, PoolOptions, QueryCounter};
+use crate::config::Settings;
+use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
-use crate::invalidation;
 use crate::routes;
-use crate::usage::UsageTracker;
-
-/// What every handler shares.
-pub struct AppState {
-    pub pool: DbPool,
-    pub clock: Arc<dyn Clock>,
-    pub usage: Arc<UsageTracker>,
-    /// Who each recently presented key is; see `auth_cache`.
-    pub auth_cache: Arc<AuthCache>,
-    /// Statements run through the pool.
-    pub queries: QueryCounter,
-}
-
-/// Everything `serve` needs to know.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub database_url: String,
-    pub pool: PoolOptions,
-    /// `host:port`; port 0 picks a free port (the tests use this).
-    pub bind_addr: String,
-    pub workers: usize,
-    /// How often pending `last_used_at` values are written.
-    pub usage_flush_interval: Duration,
-    /// Largest accepted JSON body, in bytes.
-    pub max_body_bytes: usize,
-    pub auth_cache: AuthCacheOptions,
-}
+use crate::services;
+use crate::state::AppState;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +48,12 @@ impl Application {
     /// PostgreSQL) and binds the listener.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let queries = QueryCounter::default();
-        let auth_cache = Arc::new(AuthCache::new(settings.auth_cache));
+        let cache = Arc::new(Cache::new(settings.cache));
         let (url, pool_options) = (settings.database_url.clone(), settings.pool.clone());
         let counter = queries.clone();
-        let (pool, listener) = web::block(move || {
-            let pool = db::connect_and_migrate(&url, &pool_options, counter)?;
+        let (pool, writer, listener) = web::block(move || {
+            let pool = db::connect_and_migrate(&url, &pool_options, counter.clone())?;
+            let writer = Writer::start(&url, &pool, counter)?;
             let listener = match DatabaseTarget::parse(&url)? {
                 DatabaseTarget::Postgres(url) => Some((
                     invalidation::listen(&url).map_err(DbSetupError::Connect)?,
@@ -84,13 +61,13 @@ impl Application {
                 )),
                 DatabaseTarget::Sqlite(_) => None,
             };
-            Ok::<_, DbSetupError>((pool, listener))
+            Ok::<_, DbSetupError>((pool, writer, listener))
         })
         .await
         .expect("the blocking pool is running")?;
         if let Some((conn, url)) = listener {
-            auth_cache.renew_lease(std::time::Instant::now() + invalidation::LEASE);
-            invalidation::spawn(url, conn, &auth_cache).map_err(StartupError::Listener)?;
+            cache.renew_lease(std::time::Instant::now() + invalidation::LEASE);
+            invalidation::spawn(url, conn, &cache).map_err(StartupError::Listener)?;
         }
         let bind_error = |source| StartupError::Bind {
             addr: settings.bind_addr.clone(),
@@ -100,9 +77,10 @@ impl Application {
         let port = listener.local_addr().map_err(bind_error)?.port();
         let state = web::Data::new(AppState {
             pool,
+            writer,
             clock,
             usage: Arc::new(UsageTracker::default()),
-            auth_cache,
+            cache,
             queries,
         });
         let app_state = state.clone();
@@ -150,18 +128,12 @@ impl Application {
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                state
-                    .usage
-                    .flush_logged(&state.pool, &state.auth_cache)
-                    .await;
+                services::usage::flush_logged(&state).await;
             }
         });
         let result = self.server.await;
         flusher.abort();
-        self.state
-            .usage
-            .flush_logged(&self.state.pool, &self.state.auth_cache)
-            .await;
+        services::usage::flush_logged(&self.state).await;
         result
     }
 }

@@ -6,9 +6,15 @@
 
 use diesel::prelude::*;
 
+use diesel::sql_types::{Bool, Text};
+
 use crate::db::DbConnection;
+use crate::domain::{Scope, Scopes};
 use crate::models::user::User;
 use crate::schema::{admin_api_keys, users};
+
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+diesel::define_sql_function!(fn replace(text: Text, from: Text, to: Text) -> Text);
 
 /// A stored key (never the plaintext: only its hash).
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -22,7 +28,7 @@ pub struct AdminApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
-    pub scopes: String,
+    pub scopes: Scopes,
     pub enabled: bool,
 }
 
@@ -37,7 +43,7 @@ pub struct NewAdminApiKey<'a> {
     pub owner_id: &'a str,
     pub created_at: i64,
     pub expires_at: Option<i64>,
-    pub scopes: &'a str,
+    pub scopes: Scopes,
 }
 
 /// A partial update: `None` leaves a column as it is.
@@ -46,7 +52,13 @@ pub struct NewAdminApiKey<'a> {
 pub struct KeyChanges {
     pub name: Option<String>,
     pub enabled: Option<bool>,
-    pub scopes: Option<String>,
+    pub scopes: Option<Scopes>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.enabled.is_none() && self.scopes.is_none()
+    }
 }
 
 /// What authentication needs to know about a key.
@@ -57,7 +69,7 @@ pub struct AuthRecord {
     pub id: String,
     pub owner_id: String,
     pub expires_at: Option<i64>,
-    pub scopes: String,
+    pub scopes: Scopes,
     pub enabled: bool,
 }
 
@@ -78,12 +90,24 @@ pub struct Cursor {
     pub id: String,
 }
 
-/// Inserts one key.
-pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<()> {
-    diesel::insert_into(admin_api_keys::table)
+/// Inserts one key and returns it as stored (one statement: `RETURNING`).
+pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<AdminApiKeyRow> {
+    use crate::schema::admin_api_keys::dsl::*;
+    // Listed in `AdminApiKeyRow`'s order: `as_returning()` has no `MultiConnection` support.
+    diesel::insert_into(admin_api_keys)
         .values(key)
-        .execute(conn)
-        .map(drop)
+        .returning((
+            id,
+            name,
+            redacted_value,
+            owner_id,
+            created_at,
+            last_used_at,
+            expires_at,
+            scopes,
+            enabled,
+        ))
+        .get_result(conn)
 }
 
 /// One key with its owner.
@@ -96,14 +120,15 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<KeyWithOwne
         .optional()
 }
 
-/// The auth record of the key with this hash.
+/// The auth record of the key with this hash, with its owner.
 pub fn find_auth_record(
     conn: &mut DbConnection,
     key_hash: &str,
-) -> QueryResult<Option<AuthRecord>> {
+) -> QueryResult<Option<(AuthRecord, User)>> {
     admin_api_keys::table
+        .inner_join(users::table)
         .filter(admin_api_keys::key_hash.eq(key_hash))
-        .select(AuthRecord::as_select())
+        .select((AuthRecord::as_select(), User::as_select()))
         .first(conn)
         .optional()
 }
@@ -137,8 +162,6 @@ pub struct ListFilter {
     pub now: i64,
 }
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
 /// `text` with LIKE's wildcards escaped (escape character `\`).
 fn like_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -152,6 +175,10 @@ fn like_literal(text: &str) -> String {
 }
 
 /// Up to `limit` keys strictly after `after` in `order` that pass `filter`.
+///
+/// Every filter is a bound parameter of one fixed statement (an absent filter passes a flag
+/// that lets every row through), so each of the four shapes (order × cursor) has a static
+/// type: Diesel prepares it once per connection and skips building its SQL again.
 pub fn list_page(
     conn: &mut DbConnection,
     after: Option<&Cursor>,
@@ -162,57 +189,61 @@ pub fn list_page(
     use crate::schema::admin_api_keys::dsl::{
         created_at, enabled, expires_at, id, name, redacted_value,
     };
+    use diesel::IntoSql;
 
-    let mut query = admin_api_keys::table
+    let search = filter.search.clone().unwrap_or_default();
+    let needle = like_literal(&search);
+    let allow = |status: KeyStatus| filter.status.is_none_or(|wanted| wanted == status);
+    let now = filter.now;
+    // Both sides go through the database's lower(), so case folding is consistent
+    // (ASCII-only on SQLite, locale-aware on PostgreSQL).
+    let matches_search = filter
+        .search
+        .is_none()
+        .into_sql::<Bool>()
+        .or(lower(name).like(lower(format!("%{needle}%"))).escape('\\'))
+        .or(id.eq(search))
+        .or(lower(redacted_value)
+            .like(lower(format!("{needle}%")))
+            .escape('\\'));
+    let matches_status = enabled
+        .eq(false)
+        .and(allow(KeyStatus::Disabled).into_sql::<Bool>())
+        .or(enabled
+            .eq(true)
+            .and(expires_at.le(now))
+            .and(allow(KeyStatus::Expired).into_sql::<Bool>()))
+        .or(enabled
+            .eq(true)
+            .and(expires_at.is_null().or(expires_at.gt(now)))
+            .and(allow(KeyStatus::Active).into_sql::<Bool>()));
+    let page = admin_api_keys::table
         .inner_join(users::table)
         .select((AdminApiKeyRow::as_select(), User::as_select()))
-        .limit(limit)
-        .into_boxed();
-    if let Some(search) = &filter.search {
-        // Both sides go through the database's lower(), so case folding is consistent
-        // (ASCII-only on SQLite, locale-aware on PostgreSQL).
-        let needle = like_literal(search);
-        query = query.filter(
-            lower(name)
-                .like(lower(format!("%{needle}%")))
-                .escape('\\')
-                .or(id.eq(search.clone()))
-                .or(lower(redacted_value)
-                    .like(lower(format!("{needle}%")))
-                    .escape('\\')),
-        );
-    }
-    let now = filter.now;
-    query = match filter.status {
-        None => query,
-        Some(KeyStatus::Disabled) => query.filter(enabled.eq(false)),
-        Some(KeyStatus::Expired) => query.filter(enabled.eq(true).and(expires_at.le(now))),
-        Some(KeyStatus::Active) => query.filter(
-            enabled
-                .eq(true)
-                .and(expires_at.is_null().or(expires_at.gt(now))),
-        ),
-    };
+        .filter(matches_search.and(matches_status))
+        .limit(limit);
     // The bare range on created_at lets the index scan start at the cursor; the OR then
     // drops the ties at or before the cursor id.
-    query = match (order, after) {
-        (Order::Asc, Some(c)) => query.filter(
-            created_at
-                .ge(c.created_at)
-                .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
-        ),
-        (Order::Desc, Some(c)) => query.filter(
-            created_at
-                .le(c.created_at)
-                .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
-        ),
-        (_, None) => query,
-    };
-    query = match order {
-        Order::Asc => query.order((created_at.asc(), id.asc())),
-        Order::Desc => query.order((created_at.desc(), id.desc())),
-    };
-    query.load(conn)
+    match (order, after) {
+        (Order::Asc, None) => page.order((created_at.asc(), id.asc())).load(conn),
+        (Order::Desc, None) => page.order((created_at.desc(), id.desc())).load(conn),
+        (Order::Asc, Some(c)) => page
+            .filter(
+                created_at
+                    .ge(c.created_at)
+                    .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
+            )
+            .order((created_at.asc(), id.asc()))
+            .load(conn),
+        (Order::Desc, Some(c)) => page
+            .filter(
+                created_at
+                    .le(c.created_at)
+                    .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
+            )
+            .order((created_at.desc(), id.desc()))
+            .load(conn),
+    }
 }
 
 /// Deletes a key; returns whether it existed.
@@ -225,7 +256,7 @@ pub fn delete(conn: &mut DbConnection, key_id: &str) -> QueryResult<bool> {
 /// Applies `changes` to a key; returns whether it exists.
 pub fn update(conn: &mut DbConnection, key_id: &str, changes: &KeyChanges) -> QueryResult<bool> {
     let target = admin_api_keys::table.filter(admin_api_keys::id.eq(key_id));
-    if changes.name.is_none() && changes.enabled.is_none() && changes.scopes.is_none() {
+    if changes.is_empty() {
         return diesel::select(diesel::dsl::exists(target)).get_result(conn);
     }
     diesel::update(target)
@@ -248,17 +279,27 @@ pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<
     .map(|changed| changed > 0)
 }
 
-/// Whether some enabled key still valid at `valid_at` can manage keys. Stops at the first
+/// Whether some enabled key still valid at `valid_at` holds `scope`. Stops at the first
 /// match.
-pub fn any_active_writer(conn: &mut DbConnection, valid_at: i64) -> QueryResult<bool> {
+///
+/// The scope is matched as a whole name in the stored, space-separated list: `' ' || scopes
+/// || ' '` must contain `' ' || name || ' '` (tested with `replace`, which has no wildcards
+/// and means the same on both backends).
+pub fn any_active_holder(
+    conn: &mut DbConnection,
+    scope: Scope,
+    valid_at: i64,
+) -> QueryResult<bool> {
     use crate::schema::admin_api_keys::dsl::{enabled, expires_at, scopes};
-    let write = format!("%{}%", crate::scopes::Scope::AdminApiKeysWrite.as_str());
+    use diesel::IntoSql;
+    let padded = || " ".into_sql::<Text>().concat(scopes).concat(" ");
+    let token = format!(" {} ", scope.as_str());
     diesel::select(diesel::dsl::exists(
         admin_api_keys::table.filter(
             enabled
                 .eq(true)
                 .and(expires_at.is_null().or(expires_at.gt(valid_at)))
-                .and(scopes.like(write)),
+                .and(replace(padded(), token, "").ne(padded())),
         ),
     ))
     .get_result(conn)

@@ -4,6 +4,7 @@
 //! Listing is newest first, keyset-paginated on `(effective_at, id)` like the keys.
 
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 
 use crate::db::DbConnection;
 use crate::schema::audit_logs;
@@ -59,8 +60,31 @@ pub fn position_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(i64
         .optional()
 }
 
+diesel::define_sql_function!(fn replace(text: Text, from: Text, to: Text) -> Text);
+
+/// Separates the values of a list filter when it is bound as one text parameter. Filter
+/// values never contain control characters (the route refuses them), so the encoding is
+/// unambiguous.
+const SEPARATOR: char = '\u{1f}';
+
+/// `values` as one bound text (`\x1fa\x1fb\x1f`), so that a filter of any length keeps the
+/// statement's shape.
+fn joined(values: &[String]) -> String {
+    let mut out = String::from(SEPARATOR);
+    for value in values {
+        out.push_str(value);
+        out.push(SEPARATOR);
+    }
+    out
+}
+
 /// Up to `limit` entries, newest first, on the requested side of `cursor`, and whether more
 /// follow beyond them (further from the cursor).
+///
+/// As for keys, every filter is a bound parameter of one fixed statement per cursor shape, so
+/// Diesel prepares each shape once per connection. A list filter matches a column when
+/// `replace(list, SEP || column || SEP, '')` differs from the list: exact, without LIKE's
+/// wildcards, and the same on both backends.
 pub fn list_page(
     conn: &mut DbConnection,
     cursor: Option<&AuditCursor>,
@@ -68,58 +92,68 @@ pub fn list_page(
     limit: i64,
 ) -> QueryResult<(Vec<AuditLogRow>, bool)> {
     use crate::schema::audit_logs::dsl::*;
+    use diesel::IntoSql;
 
-    let mut query = audit_logs
+    // A macro rather than a closure: each column has its own type.
+    macro_rules! member {
+        ($values:expr, $column:expr) => {{
+            let list = joined($values);
+            let sep = SEPARATOR.to_string();
+            $values.is_empty().into_sql::<Bool>().or(replace(
+                list.clone().into_sql::<Text>(),
+                sep.clone().into_sql::<Text>().concat($column).concat(sep),
+                "",
+            )
+            .ne(list))
+        }};
+    }
+    let lowest = [
+        filter.effective_gt.map(|t| t.saturating_add(1)),
+        filter.effective_gte,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(i64::MIN);
+    let highest = [
+        filter.effective_lt.map(|t| t.saturating_sub(1)),
+        filter.effective_lte,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(i64::MAX);
+    let page = audit_logs
         .select(AuditLogRow::as_select())
-        .limit(limit + 1)
-        .into_boxed();
-    if let Some(t) = filter.effective_gt {
-        query = query.filter(effective_at.gt(t));
-    }
-    if let Some(t) = filter.effective_gte {
-        query = query.filter(effective_at.ge(t));
-    }
-    if let Some(t) = filter.effective_lt {
-        query = query.filter(effective_at.lt(t));
-    }
-    if let Some(t) = filter.effective_lte {
-        query = query.filter(effective_at.le(t));
-    }
-    if !filter.event_types.is_empty() {
-        query = query.filter(type_.eq_any(filter.event_types.clone()));
-    }
-    if !filter.actor_ids.is_empty() {
-        query = query.filter(actor_id.eq_any(filter.actor_ids.clone()));
-    }
-    if !filter.resource_ids.is_empty() {
-        query = query.filter(resource_id.eq_any(filter.resource_ids.clone()));
-    }
+        .filter(effective_at.ge(lowest).and(effective_at.le(highest)))
+        .filter(member!(&filter.event_types, type_))
+        .filter(member!(&filter.actor_ids, actor_id))
+        .filter(member!(&filter.resource_ids, resource_id))
+        .limit(limit + 1);
     // Rows come nearest-to-the-cursor first; the extra one only tells whether more follow.
     let (mut rows, walked_forward): (Vec<AuditLogRow>, bool) = match cursor {
         None => (
-            query.order((effective_at.desc(), id.desc())).load(conn)?,
+            page.order((effective_at.desc(), id.desc())).load(conn)?,
             false,
         ),
         Some(AuditCursor::After(at, cursor_id)) => (
-            query
-                .filter(
-                    effective_at
-                        .le(*at)
-                        .and(effective_at.lt(*at).or(id.lt(cursor_id.clone()))),
-                )
-                .order((effective_at.desc(), id.desc()))
-                .load(conn)?,
+            page.filter(
+                effective_at
+                    .le(*at)
+                    .and(effective_at.lt(*at).or(id.lt(cursor_id.clone()))),
+            )
+            .order((effective_at.desc(), id.desc()))
+            .load(conn)?,
             false,
         ),
         Some(AuditCursor::Before(at, cursor_id)) => (
-            query
-                .filter(
-                    effective_at
-                        .ge(*at)
-                        .and(effective_at.gt(*at).or(id.gt(cursor_id.clone()))),
-                )
-                .order((effective_at.asc(), id.asc()))
-                .load(conn)?,
+            page.filter(
+                effective_at
+                    .ge(*at)
+                    .and(effective_at.gt(*at).or(id.gt(cursor_id.clone()))),
+            )
+            .order((effective_at.asc(), id.asc()))
+            .load(conn)?,
             true,
         ),
     };

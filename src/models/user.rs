@@ -6,7 +6,7 @@ use crate::db::DbConnection;
 use crate::schema::users;
 
 /// A stored user.
-#[derive(Clone, Debug, Queryable, Selectable)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct User {
@@ -17,19 +17,8 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// A user to insert.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = users)]
-pub struct NewUser<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub email: Option<&'a str>,
-    pub role: &'a str,
-    pub created_at: i64,
-}
-
 /// Inserts one user.
-pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
     diesel::insert_into(users::table)
         .values(user)
         .execute(conn)

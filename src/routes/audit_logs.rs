@@ -8,14 +8,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::audit::EventType;
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
+use crate::domain::Scope;
+use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
+use crate::models::admin_api_key::Order;
 use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
-use crate::routes::admin_api_keys::json::ListObject;
+use crate::routes::list::{List, Pagination, QueryParams};
 use crate::routes::method_not_allowed;
-use crate::scopes::Scope;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const MAX_FILTER_VALUES: usize = 100;
 
@@ -57,19 +60,6 @@ pub struct AuditLog {
     pub api_key_deleted: Option<Value>,
 }
 
-/// A page of events, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditLogList {
-    pub object: ListObject,
-    pub data: Vec<AuditLog>,
-    #[schema(required = true)]
-    pub first_id: Option<String>,
-    #[schema(required = true)]
-    pub last_id: Option<String>,
-    /// Whether more entries lie beyond this page, away from the cursor.
-    pub has_more: bool,
-}
-
 /// Query parameters (documentation only; see `parse_query`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -96,8 +86,8 @@ pub struct AuditLogQuery {
     /// Only events about these keys.
     #[serde(rename = "resource_ids[]")]
     resource_ids: Option<Vec<String>>,
-    /// Page size, from 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100, default = 20)]
+    /// Page size (bounds in the schema).
+    #[param(default = 20)]
     limit: Option<i64>,
     /// An entry id: the page holds the entries older than it (the next page).
     after: Option<String>,
@@ -123,12 +113,12 @@ struct Params {
     tag = "Audit logs",
     params(AuditLogQuery),
     responses(
-        (status = 200, description = "One page of entries.", body = AuditLogList),
+        (status = 200, description = "One page of entries.", body = List<AuditLog>),
         (status = 400, description = "A parameter is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
-        (status = 403, description = "The bearer key lacks `audit_logs.read`.", body = ErrorResponse),
-        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
-        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
     ),
     security(("AdminApiKeyAuth" = []))
 )]
@@ -153,14 +143,8 @@ pub async fn list(
         Ok(audit_log::list_page(conn, cursor.as_ref(), &filter, limit)?)
     })
     .await?;
-    let data: Vec<AuditLog> = rows.into_iter().map(AuditLog::from).collect();
-    Ok(HttpResponse::Ok().json(AuditLogList {
-        object: ListObject::List,
-        first_id: data.first().map(|e| e.id.clone()),
-        last_id: data.last().map(|e| e.id.clone()),
-        has_more,
-        data,
-    }))
+    let data = rows.into_iter().map(AuditLog::from).collect();
+    Ok(HttpResponse::Ok().json(List::new(data, has_more, |entry: &AuditLog| &entry.id)))
 }
 
 fn cursor_at(
@@ -176,85 +160,41 @@ fn cursor_at(
 }
 
 fn parse_query(query: &str) -> Result<Params, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|e| ApiError::InvalidRequest {
-            message: format!("The query string is invalid: {e}"),
-            param: None,
-            code: None,
-        })?;
-    let mut params = Params {
-        limit: 20,
-        after: None,
-        before: None,
-        filter: AuditFilter::default(),
-    };
-    let integer = |name: &str, value: &str| {
-        value.parse::<i64>().map_err(|_| {
-            ApiError::invalid_param(name, format!("`{name}` must be an integer, got {value:?}."))
-        })
-    };
-    for (name, value) in pairs {
-        let bare = name.strip_suffix("[]").unwrap_or(&name);
-        if matches!(bare, "project_ids" | "actor_emails" | "tenant_only") {
-            // Upstream filters this service has nothing to match against: refuse rather than
-            // silently return a wider result than asked for.
-            return Err(ApiError::invalid_param(
-                &name,
-                format!("`{name}` is not supported by this service."),
-            ));
-        }
-        if value.is_empty() {
-            continue;
-        }
-        if value.len() > 256 || value.chars().any(char::is_control) {
-            return Err(ApiError::invalid_param(
-                &name,
-                format!("`{name}` must be at most 256 characters, without control characters."),
-            ));
-        }
-        let f = &mut params.filter;
-        match name.as_str() {
-            "limit" => {
-                params.limit = integer(&name, &value)?;
-                if !(1..=100).contains(&params.limit) {
-                    return Err(ApiError::invalid_param(
-                        "limit",
-                        "`limit` must be from 1 to 100.",
-                    ));
-                }
-            }
-            "after" => params.after = Some(value),
-            "before" => params.before = Some(value),
-            "effective_at[gt]" => f.effective_gt = Some(integer(&name, &value)?),
-            "effective_at[gte]" => f.effective_gte = Some(integer(&name, &value)?),
-            "effective_at[lt]" => f.effective_lt = Some(integer(&name, &value)?),
-            "effective_at[lte]" => f.effective_lte = Some(integer(&name, &value)?),
-            "event_types[]" | "event_types" => push(&mut f.event_types, "event_types[]", value)?,
-            "actor_ids[]" | "actor_ids" => push(&mut f.actor_ids, "actor_ids[]", value)?,
-            "resource_ids[]" | "resource_ids" => {
-                push(&mut f.resource_ids, "resource_ids[]", value)?
-            }
-            _ => {}
-        }
-    }
-    if params.after.is_some() && params.before.is_some() {
+    let mut query = QueryParams::parse(query)?;
+    // Upstream filters this service has nothing to match against: refuse rather than
+    // silently return a wider result than asked for.
+    query.refuse(&["project_ids", "actor_emails", "tenant_only"])?;
+    let page = Pagination::take(&mut query, Order::Desc, false)?;
+    let before = query.take("before")?;
+    if page.after.is_some() && before.is_some() {
         return Err(ApiError::invalid_param(
             "before",
             "Give `after` or `before`, not both.",
         ));
     }
-    Ok(params)
-}
-
-fn push(values: &mut Vec<String>, param: &str, value: String) -> Result<(), ApiError> {
-    if values.len() == MAX_FILTER_VALUES {
+    let event_types = query.take_all("event_types[]", MAX_FILTER_VALUES)?;
+    if event_types.iter().any(|t| EventType::parse(t).is_none()) {
+        let known: Vec<_> = EventType::ALL.iter().map(|t| format!("`{t}`")).collect();
         return Err(ApiError::invalid_param(
-            param,
-            format!("`{param}` accepts at most {MAX_FILTER_VALUES} values."),
+            "event_types[]",
+            format!("`event_types[]` accepts {}.", known.join(", ")),
         ));
     }
-    values.push(value);
-    Ok(())
+    let filter = AuditFilter {
+        effective_gt: query.take_integer("effective_at[gt]")?,
+        effective_gte: query.take_integer("effective_at[gte]")?,
+        effective_lt: query.take_integer("effective_at[lt]")?,
+        effective_lte: query.take_integer("effective_at[lte]")?,
+        event_types,
+        actor_ids: query.take_all("actor_ids[]", MAX_FILTER_VALUES)?,
+        resource_ids: query.take_all("resource_ids[]", MAX_FILTER_VALUES)?,
+    };
+    Ok(Params {
+        limit: page.limit,
+        after: page.after,
+        before,
+        filter,
+    })
 }
 
 impl From<AuditLogRow> for AuditLog {
@@ -271,11 +211,11 @@ impl From<AuditLogRow> for AuditLog {
             api_key_deleted: None,
             kind: row.type_,
         };
-        match entry.kind.as_str() {
-            crate::audit::API_KEY_CREATED => entry.api_key_created = details,
-            crate::audit::API_KEY_UPDATED => entry.api_key_updated = details,
-            crate::audit::API_KEY_DELETED => entry.api_key_deleted = details,
-            _ => {}
+        match EventType::parse(&entry.kind) {
+            Some(EventType::ApiKeyCreated) => entry.api_key_created = details,
+            Some(EventType::ApiKeyUpdated) => entry.api_key_updated = details,
+            Some(EventType::ApiKeyDeleted) => entry.api_key_deleted = details,
+            None => {}
         }
         entry
     }

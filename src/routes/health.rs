@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::db::run_blocking;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is up. Touches nothing else.
 pub async fn healthz() -> HttpResponse {

@@ -1,8 +1,10 @@
-//! HTTP handlers, one module per resource.
+//! HTTP only: extract, validate into domain types, one service or query call, map to the wire
+//! type. One module per resource; `list` holds what every list route shares.
 
 pub mod admin_api_keys;
 pub mod audit_logs;
 pub mod health;
+pub mod list;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -15,7 +15,9 @@ async fn requests_without_a_valid_bearer_key_get_401(app: TestApp) {
     let valid = app.admin_key.clone();
     let forged_checksum = format!("{}000000", &valid[..valid.len() - 6]);
     // A well-formed key (right checksum) that was never issued.
-    let never_issued = admin_api_keys::auth::generate_key().expose().to_owned();
+    let never_issued = admin_api_keys::domain::secret::generate_key()
+        .expose()
+        .to_owned();
     let cases: Vec<(Option<String>, &str, &str)> = vec![
         (None, "missing_api_key", "no Authorization header"),
         (Some(String::new()), "invalid_api_key", "empty header"),
@@ -175,7 +177,9 @@ async fn the_bearer_scheme_is_case_insensitive(app: TestApp) {
 
 async fn authentication_is_checked_before_the_request_is_validated(app: TestApp) {
     // Well-formed but never issued: only the database can tell it is unknown.
-    let stranger = admin_api_keys::auth::generate_key().expose().to_owned();
+    let stranger = admin_api_keys::domain::secret::generate_key()
+        .expose()
+        .to_owned();
     let base = "/v1/organization/admin_api_keys";
     let cases = [
         (

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use admin_api_keys::invalidation::APPLICATION_NAME;
+use admin_api_keys::cache::invalidation::APPLICATION_NAME;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -130,7 +130,9 @@ async fn a_cached_retrieve_shows_every_change_and_never_an_older_last_used_at(ap
 }
 
 async fn unknown_keys_reach_the_database_once_and_malformed_keys_never(app: TestApp) {
-    let invented = admin_api_keys::auth::generate_key().expose().to_owned();
+    let invented = admin_api_keys::domain::secret::generate_key()
+        .expose()
+        .to_owned();
     let refused = || async {
         let response = retrieve_as(&app, &invented, &app.admin_key_id).await;
         let error = assert_error(response, StatusCode::UNAUTHORIZED, "invented key").await;
@@ -496,7 +498,7 @@ async fn a_rewritten_hash_or_a_truncate_reaches_every_replica() {
     served_from_cache(&b, &key, &id).await;
 
     // An operator moves the key to a new secret that B has already seen refused.
-    let replacement = admin_api_keys::auth::generate_key();
+    let replacement = admin_api_keys::domain::secret::generate_key();
     let refused = retrieve_as(&b, replacement.expose(), &id).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     psql(

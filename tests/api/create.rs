@@ -57,7 +57,10 @@ async fn created_value_follows_the_documented_format(app: TestApp) {
             value[9..].bytes().all(|b| b.is_ascii_alphanumeric()),
             "{value}"
         );
-        assert!(admin_api_keys::auth::is_well_formed(&value), "{value}");
+        assert!(
+            admin_api_keys::domain::secret::is_well_formed(&value),
+            "{value}"
+        );
         assert!(seen.insert(value), "a key value repeated");
     }
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use admin_api_keys::auth_cache::AuthCacheOptions;
-use admin_api_keys::bootstrap::create_owner_with_key;
 use admin_api_keys::clock::ManualClock;
+use admin_api_keys::config::Settings;
 use admin_api_keys::db::{DbConnection, PoolOptions, QueryCounter, connect_and_migrate};
-use admin_api_keys::startup::{AppState, Application, Settings};
+use admin_api_keys::domain::KeyName;
+use admin_api_keys::services::bootstrap::create_owner_with_key;
+use admin_api_keys::startup::Application;
+use admin_api_keys::state::AppState;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -48,11 +50,9 @@ async fn start_server(database_url: &str, clock: &ManualClock) -> (String, web::
             acquire_timeout: Duration::from_secs(2),
         },
         bind_addr: "127.0.0.1:0".to_owned(),
-        workers: 1,
         // Tests flush explicitly.
         usage_flush_interval: Duration::from_secs(3600),
-        max_body_bytes: 64 * 1024,
-        auth_cache: AuthCacheOptions::default(),
+        ..Default::default()
     };
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
@@ -78,9 +78,9 @@ impl TestApp {
             let mut conn = pool.get().expect("a connection");
             create_owner_with_key(
                 &mut conn,
-                "Test Owner",
+                &KeyName::parse("owner", "Test Owner").unwrap(),
                 Some("owner@example.com"),
-                "Bootstrap",
+                &KeyName::parse("name", "Bootstrap").unwrap(),
                 START,
             )
         })
@@ -188,9 +188,7 @@ impl TestApp {
 
     /// Writes pending `last_used_at` values now.
     pub async fn flush_usage(&self) {
-        self.state
-            .usage
-            .flush(&self.state.pool, &self.state.auth_cache)
+        admin_api_keys::services::usage::flush(&self.state)
             .await
             .expect("flush succeeds");
     }
@@ -276,7 +274,7 @@ impl TestDatabase {
                 };
                 let name = format!(
                     "aak_test_{}",
-                    admin_api_keys::auth::random_id("").to_lowercase()
+                    admin_api_keys::ids::random_id("").to_lowercase()
                 );
                 let mut conn = PgConnection::establish(&server_url)
                     .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));

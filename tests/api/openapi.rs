@@ -38,10 +38,28 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
         ),
         (
             "/organization/admin_api_keys/{key_id}",
+            "post",
+            "admin-api-keys-update",
+        ),
+        (
+            "/organization/admin_api_keys/{key_id}",
             "delete",
             "admin-api-keys-delete",
         ),
+        (
+            "/organization/admin_api_keys/{key_id}/rotate",
+            "post",
+            "admin-api-keys-rotate",
+        ),
+        ("/organization/audit_logs", "get", "list-audit-logs"),
     ];
+    let operations = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum::<usize>();
+    assert_eq!(operations, ops.len(), "every operation is listed here");
     for (path, method, id) in ops {
         let op = &spec["paths"][path][method];
         assert_eq!(op["operationId"], id);
@@ -50,9 +68,10 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             serde_json::json!([{ "AdminApiKeyAuth": [] }]),
             "{id}"
         );
-        for status in ["200", "401"] {
+        for status in ["200", "401", "403", "500", "503"] {
             assert!(
-                op["responses"][status]["content"]["application/json"].is_object(),
+                response(&spec, &op["responses"][status])["content"]["application/json"]
+                    .is_object(),
                 "{id} {status}"
             );
         }
@@ -95,4 +114,17 @@ async fn the_served_document_is_the_generated_one() {
 
     assert!(status.is_success());
     assert_eq!(served, serde_json::from_str::<Value>(&document()).unwrap());
+}
+
+/// A response object, following a `$ref` into `components/responses`.
+fn response<'a>(spec: &'a Value, response: &'a Value) -> &'a Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .expect("a reference to a shared response");
+            &spec["components"]["responses"][name]
+        }
+        None => response,
+    }
 }

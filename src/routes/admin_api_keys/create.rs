@@ -2,18 +2,15 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::json::{AdminApiKey, AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
-
-use super::{
-    NewKey, issue_key, record_created, validate_expires_in, validate_name, validate_scopes,
-};
-use crate::audit::Actor;
+use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
+use super::requested_scopes;
 use crate::auth::AdminKey;
-use crate::db::{run_blocking, write_transaction};
+use crate::domain::{KeyLifetime, KeyName, Scope};
+use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
-use crate::scopes::Scope;
-use crate::startup::AppState;
+use crate::services::{self, keys};
+use crate::state::AppState;
 
 /// Create an admin API key
 ///
@@ -28,12 +25,12 @@ use crate::startup::AppState;
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
         (status = 400, description = "The body is not valid JSON or a field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
-        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
-        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
-        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
     ),
     security(("AdminApiKeyAuth" = []))
 )]
@@ -43,40 +40,14 @@ pub async fn create(
     Json(body): Json<CreateAdminApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
-    let name = validate_name(body.name.as_deref())?;
-    let lifetime = validate_expires_in(body.expires_in_seconds)?;
-    let scopes = match body.scopes {
-        None => caller.scopes,
-        Some(requested) => validate_scopes(&caller, &requested)?,
-    }
-    .to_db();
+    let new = keys::NewKey {
+        name: KeyName::required("name", body.name.as_deref())?,
+        lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
+        scopes: requested_scopes(body.scopes)?,
+    };
     let now = state.clock.now();
-    let creator_id = caller.key_id.clone();
-    let cache = state.auth_cache.clone();
-    let (secret, (row, owner)) = run_blocking(&state.pool, move |conn| {
-        let issued = write_transaction(conn, |conn| {
-            let actor = Actor::of_key(conn, &caller)?;
-            let issued = issue_key(
-                conn,
-                &NewKey {
-                    name: &name,
-                    owner_id: &caller.owner_id,
-                    scopes: &scopes,
-                    created_at: now,
-                    expires_at: lifetime.map(|seconds| now + seconds),
-                },
-            )?;
-            record_created(conn, now, &actor, &issued.1.0)?;
-            Ok::<_, ApiError>(issued)
-        })?;
-        // Here, not after the await: the commit stands even if the client goes away.
-        cache.forget_unknown();
-        Ok(issued)
-    })
-    .await?;
-    tracing::info!(key_id = %row.id, by = %creator_id, "admin key created");
-    Ok(HttpResponse::Ok().json(AdminApiKeyCreateResponse {
-        key: AdminApiKey::from_row(row, owner, &state.usage),
-        value: secret.expose().to_owned(),
-    }))
+    let by = caller.key_id.clone();
+    let issued = services::write(&state, move |conn| keys::create(conn, &caller, new, now)).await?;
+    tracing::info!(key_id = %issued.key.0.id, by = %by, "admin key created");
+    Ok(HttpResponse::Ok().json(AdminApiKeyCreateResponse::issued(issued, &state.usage)))
 }

@@ -4,23 +4,17 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::models::admin_api_key::{AdminApiKeyRow, Order};
+use crate::cache::usage::UsageTracker;
+use crate::domain::Scope;
+use crate::models::admin_api_key::{AdminApiKeyRow, KeyWithOwner};
 use crate::models::user::User;
-use crate::scopes::{Scope, Scopes};
-use crate::usage::UsageTracker;
+use crate::services::keys::Issued;
 
 /// Always `organization.admin_api_key`.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 pub enum AdminApiKeyObject {
     #[serde(rename = "organization.admin_api_key")]
     AdminApiKey,
-}
-
-/// Always `list`.
-#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
-pub enum ListObject {
-    #[serde(rename = "list")]
-    List,
 }
 
 /// Always `organization.admin_api_key.deleted`.
@@ -98,11 +92,12 @@ pub struct AdminApiKeyCreateResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateAdminApiKeyRequest {
-    /// Lifetime of the new key in seconds (1 to 31536000); leave it out for no expiry.
-    #[schema(nullable = false, minimum = 1, maximum = 31536000)]
+    /// Lifetime of the new key in seconds (bounds as on create); leave it out for no expiry.
+    #[schema(nullable = false)]
     pub expires_in_seconds: Option<i64>,
-    /// How long the old key keeps working, in seconds (0 to 604800, default 0: it stops now).
-    #[schema(nullable = false, minimum = 0, maximum = 604800, default = 0)]
+    /// How long the old key keeps working, in seconds (default 0: it stops now; at most 7
+    /// days).
+    #[schema(nullable = false, default = 0)]
     pub previous_key_expires_in_seconds: Option<i64>,
 }
 
@@ -113,21 +108,6 @@ pub struct AdminApiKeyRotateResponse {
     pub created: AdminApiKeyCreateResponse,
     /// Id of the key this one replaces; its `expires_at` now marks the end of the overlap.
     pub rotated_from: String,
-}
-
-/// One page of keys in creation order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKeyList {
-    pub object: ListObject,
-    pub data: Vec<AdminApiKey>,
-    /// Id of the first key on this page; `null` when the page is empty.
-    #[schema(required = true)]
-    pub first_id: Option<String>,
-    /// Id of the last key on this page; pass it as `after` to get the next page.
-    #[schema(required = true)]
-    pub last_id: Option<String>,
-    /// Whether more keys follow this page in the requested order.
-    pub has_more: bool,
 }
 
 /// Confirmation of a delete.
@@ -148,9 +128,9 @@ pub struct CreateAdminApiKeyRequest {
     /// Leading and trailing spaces are removed.
     #[schema(value_type = String, required = true, example = "Deploy pipeline")]
     pub name: Option<String>,
-    /// Lifetime of the key in seconds, from 1 to 31536000 (365 days). Leave it out for a key
-    /// that does not expire.
-    #[schema(nullable = false, minimum = 1, maximum = 31536000, example = 2592000)]
+    /// Lifetime of the key in seconds, from 1 second to 365 days. Leave it out for a key that
+    /// does not expire.
+    #[schema(nullable = false, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
     /// Scopes of the new key; each must be held by the calling key. Leave it out to give the
     /// new key the caller's own scopes.
@@ -181,15 +161,16 @@ pub enum ListOrder {
     Desc,
 }
 
-/// Query parameters of a list. They arrive as text so that a bad value gets a 400 naming it.
+/// Query parameters of a list (documentation only: `list` parses the query string with the
+/// shared parser, so that a bad value gets a 400 naming it).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// A key id: the page starts right after this key, in the requested order. Use the
     /// `last_id` of the previous page.
     pub after: Option<String>,
-    /// Page size, from 1 to 100.
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
+    /// Page size (bounds in the schema).
+    #[param(value_type = Option<i64>, default = 20)]
     pub limit: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
     #[param(value_type = Option<ListOrder>, default = "asc")]
@@ -212,18 +193,9 @@ pub enum KeyStatusParam {
     Disabled,
 }
 
-impl From<ListOrder> for Order {
-    fn from(order: ListOrder) -> Self {
-        match order {
-            ListOrder::Asc => Order::Asc,
-            ListOrder::Desc => Order::Desc,
-        }
-    }
-}
-
 impl AdminApiKey {
     /// The wire form of a stored key, with this process's latest unflushed use folded in.
-    pub fn from_row(row: AdminApiKeyRow, owner: User, usage: &UsageTracker) -> Self {
+    pub fn shown((row, owner): KeyWithOwner, usage: &UsageTracker) -> Self {
         let mut shown = Self::stored(row, owner);
         shown.last_used_at = usage.overlay(&shown.id, shown.last_used_at);
         shown
@@ -240,7 +212,7 @@ impl AdminApiKey {
             created_at: row.created_at,
             expires_at: row.expires_at,
             owner: Owner::from(owner),
-            scopes: Scopes::from_db(&row.scopes).iter().collect(),
+            scopes: row.scopes.to_vec(),
             enabled: row.enabled,
         }
     }
@@ -255,6 +227,16 @@ impl From<User> for Owner {
             name: user.name,
             created_at: user.created_at,
             role: user.role,
+        }
+    }
+}
+
+impl AdminApiKeyCreateResponse {
+    /// The wire form of a key just issued, carrying its secret this once.
+    pub fn issued(issued: Issued, usage: &UsageTracker) -> Self {
+        Self {
+            key: AdminApiKey::shown(issued.key, usage),
+            value: issued.secret.expose().to_owned(),
         }
     }
 }

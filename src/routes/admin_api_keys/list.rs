@@ -1,19 +1,17 @@
 //! `GET /organization/admin_api_keys`: one page of keys, with search and status filters.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::json::{AdminApiKey, ApiKeyList, ListObject, ListOrder, ListQuery};
-
-use super::plausible_key_id;
+use super::json::{AdminApiKey, ListQuery};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
+use crate::domain::Scope;
+use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
+use crate::ids;
 use crate::models::admin_api_key::{self, KeyStatus, ListFilter, Order};
-use crate::scopes::Scope;
-use crate::startup::AppState;
-
-const DEFAULT_LIMIT: i64 = 20;
-const MAX_LIMIT: i64 = 100;
+use crate::routes::list::{List, Pagination, QueryParams};
+use crate::state::AppState;
 
 /// List admin API keys
 ///
@@ -27,138 +25,82 @@ const MAX_LIMIT: i64 = 100;
     tag = "Admin API keys",
     params(ListQuery),
     responses(
-        (status = 200, description = "One page of keys.", body = ApiKeyList),
+        (status = 200, description = "One page of keys.", body = List<AdminApiKey>),
         (status = 400, description = "`limit`, `order`, `after`, `search` or `status` is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
-        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
-        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
-        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
     ),
     security(("AdminApiKeyAuth" = []))
 )]
 pub async fn list(
     caller: AdminKey,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
-    let ListParams {
-        after,
-        order,
-        limit,
-        mut filter,
-    } = validate_list_query(query.into_inner())?;
-    filter.now = state.clock.now();
+    let (page, filter) = parse_query(req.query_string(), state.clock.now())?;
+    let limit = page.limit;
     let rows = run_blocking(&state.pool, move |conn| {
-        let cursor = match &after {
+        let cursor = match &page.after {
             None => None,
-            Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| {
-                ApiError::invalid_param(
-                    "after",
-                    format!(
-                        "No admin API key with id {id:?} exists, so there is no page after it."
-                    ),
-                )
-            })?),
+            Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| no_page_after(id))?),
         };
         Ok(admin_api_key::list_page(
             conn,
             cursor.as_ref(),
-            order,
+            page.order,
             limit + 1,
             &filter,
         )?)
     })
     .await?;
     for (row, _) in &rows {
-        state.auth_cache.note_stored_use(&row.id, row.last_used_at);
+        state.cache.note_stored_use(&row.id, row.last_used_at);
     }
     let has_more = rows.len() as i64 > limit;
-    let data: Vec<AdminApiKey> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|(row, owner)| AdminApiKey::from_row(row, owner, &state.usage))
+    let data = rows.into_iter().take(limit as usize);
+    let data = data
+        .map(|key| AdminApiKey::shown(key, &state.usage))
         .collect();
-    Ok(HttpResponse::Ok().json(ApiKeyList {
-        object: ListObject::List,
-        first_id: data.first().map(|key| key.id.clone()),
-        last_id: data.last().map(|key| key.id.clone()),
-        has_more,
-        data,
-    }))
+    Ok(HttpResponse::Ok().json(List::new(data, has_more, |key: &AdminApiKey| &key.id)))
 }
 
-/// A validated list query.
-struct ListParams {
-    after: Option<String>,
-    order: Order,
-    limit: i64,
-    filter: ListFilter,
+fn no_page_after(id: &str) -> ApiError {
+    ApiError::invalid_param(
+        "after",
+        format!("No admin API key with id {id:?} exists, so there is no page after it."),
+    )
 }
 
-fn validate_list_query(query: ListQuery) -> Result<ListParams, ApiError> {
-    let present = |value: Option<String>| value.filter(|v| !v.is_empty());
-    let limit = match present(query.limit) {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_param(
-                    "limit",
-                    format!("`limit` must be an integer from 1 to {MAX_LIMIT}, got {raw:?}."),
-                )
-            })?,
-    };
-    let order = match present(query.order).as_deref() {
-        None | Some("asc") => ListOrder::Asc,
-        Some("desc") => ListOrder::Desc,
-        Some(other) => {
-            return Err(ApiError::invalid_param(
-                "order",
-                format!("`order` must be `asc` or `desc`, got {other:?}."),
-            ));
-        }
-    };
-    let after = present(query.after);
-    if let Some(id) = &after
-        && !plausible_key_id(id)
+fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiError> {
+    let mut query = QueryParams::parse(query)?;
+    let page = Pagination::take(&mut query, Order::Asc, true)?;
+    if let Some(id) = &page.after
+        && !ids::plausible(id)
     {
-        return Err(ApiError::invalid_param(
-            "after",
-            format!("No admin API key with id {id:?} exists, so there is no page after it."),
-        ));
+        return Err(no_page_after(id));
     }
-    let status = match present(query.status).as_deref() {
+    let status = match query.take("status")?.as_deref() {
         None => None,
         Some("active") => Some(KeyStatus::Active),
         Some("expired") => Some(KeyStatus::Expired),
         Some("disabled") => Some(KeyStatus::Disabled),
-        Some(other) => {
+        Some(_) => {
             return Err(ApiError::invalid_param(
                 "status",
-                format!("`status` must be `active`, `expired` or `disabled`, got {other:?}."),
+                "`status` must be `active`, `expired` or `disabled`.",
             ));
         }
     };
-    let search = present(query.search);
-    if let Some(text) = &search
-        && (text.chars().count() > 256 || text.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid_param(
-            "search",
-            "`search` must be at most 256 characters, without control characters.",
-        ));
-    }
-    Ok(ListParams {
-        after,
-        order: order.into(),
-        limit,
-        filter: ListFilter {
+    let search = query.take("search")?;
+    Ok((
+        page,
+        ListFilter {
             search,
             status,
-            now: 0,
+            now,
         },
-    })
+    ))
 }

@@ -1,17 +1,18 @@
-//! `GET /organization/admin_api_keys/{key_id}`: one key, from the cache when it can.
+//! `GET /organization/admin_api_keys/{key_id}`: one key, from the view cache when it can.
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use super::json::AdminApiKey;
-
-use super::{no_such_key, plausible_key_id};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
+use crate::domain::Scope;
+use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
-use crate::models::admin_api_key::{self};
-use crate::scopes::Scope;
-use crate::startup::AppState;
+use crate::ids;
+use crate::models::admin_api_key;
+use crate::services::keys::no_such_key;
+use crate::state::AppState;
 
 /// Retrieve an admin API key
 ///
@@ -24,11 +25,11 @@ use crate::startup::AppState;
     params(("key_id" = String, Path, description = "Id of the key.")),
     responses(
         (status = 200, description = "The key.", body = AdminApiKey),
-        (status = 401, description = "The bearer key is missing, invalid, disabled, deleted or expired.", body = ErrorResponse),
-        (status = 403, description = "The bearer key lacks the scope this operation needs (`code` names it).", body = ErrorResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
-        (status = 500, description = "Unexpected server failure; the cause is in the server log.", body = ErrorResponse),
-        (status = 503, description = "The database is unavailable.", body = ErrorResponse),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
     ),
     security(("AdminApiKeyAuth" = []))
 )]
@@ -39,35 +40,41 @@ pub async fn retrieve(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
     let key_id = key_id.into_inner();
-    if !plausible_key_id(&key_id) {
+    if !ids::plausible(&key_id) {
         return Err(no_such_key(&key_id));
     }
-    let now = state.clock.now();
-    let view = match state.auth_cache.view(&key_id, now) {
+    let view = match state.cache.view(&key_id, state.clock.now()) {
         Ok(view) => view,
         Err(ticket) => {
-            let id = key_id.clone();
-            let found =
-                run_blocking(&state.pool, move |conn| Ok(admin_api_key::find(conn, &id)?)).await?;
-            let rendered = match found {
-                Some((row, owner)) => {
-                    let stored = AdminApiKey::stored(row.clone(), owner.clone());
-                    let body =
-                        serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
-                    Some(((row, owner), body.into()))
-                }
-                None => None,
-            };
-            let view = state.auth_cache.fill_view(ticket, rendered, now);
-            view.ok_or_else(|| no_such_key(&key_id))?
+            let found = read_view(&state, key_id.clone()).await?;
+            let filled = state.cache.fill_view(ticket, found, state.clock.now());
+            filled.ok_or_else(|| no_such_key(&key_id))?
         }
     };
-    let (row, owner) = &view.key;
+    let (row, _) = &view.key;
     if state.usage.overlay(&row.id, row.last_used_at) == row.last_used_at {
+        let body = view.body.clone();
         return Ok(HttpResponse::Ok()
             .content_type(ContentType::json())
-            .body(view.body.clone()));
+            .body(body));
     }
-    let shown = AdminApiKey::from_row(row.clone(), owner.clone(), &state.usage);
-    Ok(HttpResponse::Ok().json(shown))
+    Ok(HttpResponse::Ok().json(AdminApiKey::shown(view.key.clone(), &state.usage)))
+}
+
+/// The key and its rendered body as stored, for the view cache.
+async fn read_view(
+    state: &AppState,
+    key_id: String,
+) -> Result<Option<(admin_api_key::KeyWithOwner, actix_web::web::Bytes)>, ApiError> {
+    let found = run_blocking(&state.pool, move |conn| {
+        Ok(admin_api_key::find(conn, &key_id)?)
+    })
+    .await?;
+    found
+        .map(|key| {
+            let stored = AdminApiKey::stored(key.0.clone(), key.1.clone());
+            let body = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+            Ok((key, body.into()))
+        })
+        .transpose()
 }

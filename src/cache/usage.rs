@@ -1,4 +1,5 @@
-//! `last_used_at` bookkeeping without a database write per request.
+//! `last_used_at` bookkeeping without a database write per request (the writing is
+//! `services::usage::flush`).
 //!
 //! Policy: authentication records the latest use of each key in memory; a background task
 //! writes the batch at a bounded interval and once more on graceful shutdown. Responses of this
@@ -9,11 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-use crate::auth_cache::AuthCache;
-use crate::db::{DbPool, run_blocking};
-use crate::error::{ApiError, error_chain};
-use crate::models::admin_api_key;
 
 /// Latest uses not yet written to the database, by key id.
 #[derive(Debug, Default)]
@@ -44,42 +40,21 @@ impl UsageTracker {
         self.lock().len()
     }
 
-    /// Writes all pending uses in one statement. On failure they stay pending for the next try.
-    /// Cached views of the written keys are dropped after the write and before the pending
-    /// uses, so that once a pending use is forgotten no response falls back to an older
-    /// `last_used_at`.
-    pub async fn flush(&self, pool: &DbPool, cache: &AuthCache) -> Result<usize, ApiError> {
-        let batch: Vec<(String, i64)> = self
-            .lock()
+    /// A copy of the pending uses, to write.
+    pub fn pending(&self) -> Vec<(String, i64)> {
+        self.lock()
             .iter()
             .map(|(id, at)| (id.clone(), *at))
-            .collect();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let written = batch.clone();
-        run_blocking(pool, move |conn| {
-            Ok(admin_api_key::record_last_used(conn, &written)?)
-        })
-        .await?;
-        cache.forget_views(batch.iter().map(|(id, _)| id.as_str()));
-        let mut pending = self.lock();
-        for (id, at) in &batch {
-            // A newer use arrived during the write: keep it for the next flush.
-            if pending.get(id).is_some_and(|latest| latest <= at) {
-                pending.remove(id);
-            }
-        }
-        Ok(batch.len())
+            .collect()
     }
 
-    /// Flushes and logs instead of failing; for the background task and shutdown.
-    pub async fn flush_logged(&self, pool: &DbPool, cache: &AuthCache) {
-        match self.flush(pool, cache).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(keys = n, "flushed last_used_at"),
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "could not flush last_used_at; will retry")
+    /// Forgets the uses of `batch` now that the database holds them, except where a newer use
+    /// arrived during the write (it stays for the next flush).
+    pub fn written(&self, batch: &[(String, i64)]) {
+        let mut pending = self.lock();
+        for (id, at) in batch {
+            if pending.get(id).is_some_and(|latest| latest <= at) {
+                pending.remove(id);
             }
         }
     }

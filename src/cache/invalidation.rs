@@ -1,6 +1,6 @@
 //! Cross-replica cache invalidation over PostgreSQL `LISTEN`/`NOTIFY`.
 //!
-//! Policy: the database announces every change that matters to the auth cache. Triggers on
+//! Policy: the database announces every change that matters to the caches. Triggers on
 //! `admin_api_keys` (migration `notify_auth_changes`) send `NOTIFY admin_api_keys_auth` with
 //! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes,
 //! `created:<key id>` when a key is inserted or its hash rewritten, and `reset:` when the table
@@ -28,7 +28,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::{Connection, ConnectionError, QueryResult};
 
-use crate::auth_cache::AuthCache;
+use super::{Cache, Invalidation};
 use crate::error::error_chain;
 
 /// What the listener's session calls itself in `pg_stat_activity`.
@@ -45,36 +45,13 @@ pub const LEASE: Duration = Duration::from_secs(1);
 pub const BULK: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// What a notification asks of the cache.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Invalidation<'a> {
-    /// A key was inserted: its hash may sit in the unknown-hash cache.
-    Created,
-    /// A key changed or was deleted.
-    Changed(&'a str),
-    /// The table was truncated.
-    Reset,
-    /// A payload this version does not understand: drop everything to be safe.
-    Unrecognised,
-}
-
-impl<'a> Invalidation<'a> {
-    pub fn parse(payload: &'a str) -> Self {
-        match payload.split_once(':') {
-            Some(("created", _)) => Self::Created,
-            Some(("changed", id)) if !id.is_empty() => Self::Changed(id),
-            Some(("reset", _)) => Self::Reset,
-            _ => Self::Unrecognised,
-        }
-    }
-
-    /// Applies this invalidation to `cache`.
-    pub fn apply(&self, cache: &AuthCache) {
-        match self {
-            Self::Created => cache.forget_unknown(),
-            Self::Changed(key_id) => cache.forget_key(key_id),
-            Self::Reset | Self::Unrecognised => cache.reset(),
-        }
+/// What a notification payload asks of the cache: `created:<id>`, `changed:<id>` or `reset:`.
+/// A payload this version does not understand drops everything, to be safe.
+pub fn parse(payload: &str) -> Invalidation {
+    match payload.split_once(':') {
+        Some(("created", _)) => Invalidation::KeyCreated,
+        Some(("changed", id)) if !id.is_empty() => Invalidation::Key(id.to_owned()),
+        _ => Invalidation::All,
     }
 }
 
@@ -90,7 +67,7 @@ pub fn listen(url: &str) -> Result<PgConnection, ConnectionError> {
 }
 
 /// Runs the listener on its own thread, starting from `conn`, already listening.
-pub fn spawn(url: String, conn: PgConnection, cache: &Arc<AuthCache>) -> std::io::Result<()> {
+pub fn spawn(url: String, conn: PgConnection, cache: &Arc<Cache>) -> std::io::Result<()> {
     let cache = Arc::downgrade(cache);
     thread::Builder::new()
         .name("auth-invalidation".into())
@@ -98,7 +75,7 @@ pub fn spawn(url: String, conn: PgConnection, cache: &Arc<AuthCache>) -> std::io
         .map(drop)
 }
 
-fn run(url: &str, mut conn: PgConnection, cache: &Weak<AuthCache>) {
+fn run(url: &str, mut conn: PgConnection, cache: &Weak<Cache>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match pump(&mut conn, cache) {
@@ -106,7 +83,7 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<AuthCache>) {
             Err(e) => {
                 let Some(cache) = cache.upgrade() else { return };
                 cache.distrust();
-                tracing::warn!(error = %error_chain(&e), "lost the invalidation listener; bypassing the auth cache until it is back");
+                tracing::warn!(error = %error_chain(&e), "lost the invalidation listener; bypassing the caches until it is back");
             }
         }
         conn = loop {
@@ -126,12 +103,12 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<AuthCache>) {
         let Some(cache) = cache.upgrade() else { return };
         cache.reset();
         cache.renew_lease(Instant::now() + LEASE);
-        tracing::info!("invalidation listener reconnected; auth cache emptied");
+        tracing::info!("invalidation listener reconnected; caches emptied");
     }
 }
 
 /// Applies notifications until the connection fails (`Err`) or the cache is gone (`Ok`).
-fn pump(conn: &mut PgConnection, cache: &Weak<AuthCache>) -> QueryResult<()> {
+fn pump(conn: &mut PgConnection, cache: &Weak<Cache>) -> QueryResult<()> {
     let mut last_ping = Instant::now();
     loop {
         let Some(cache) = cache.upgrade() else {
@@ -151,7 +128,7 @@ fn pump(conn: &mut PgConnection, cache: &Weak<AuthCache>) -> QueryResult<()> {
 }
 
 /// Applies the notifications that have arrived.
-fn apply_pending(conn: &mut PgConnection, cache: &AuthCache) -> QueryResult<()> {
+fn apply_pending(conn: &mut PgConnection, cache: &Cache) -> QueryResult<()> {
     let payloads = conn
         .notifications_iter()
         .map(|notification| notification.map(|n| n.payload))
@@ -160,7 +137,7 @@ fn apply_pending(conn: &mut PgConnection, cache: &AuthCache) -> QueryResult<()> 
         cache.reset();
     } else {
         for payload in &payloads {
-            Invalidation::parse(payload).apply(cache);
+            cache.apply(&parse(payload));
         }
     }
     Ok(())
@@ -173,15 +150,15 @@ mod tests {
     #[test]
     fn payloads_parse_into_invalidations() {
         let cases = [
-            ("created:key_1", Invalidation::Created),
-            ("changed:key_1", Invalidation::Changed("key_1")),
-            ("changed:", Invalidation::Unrecognised),
-            ("reset:", Invalidation::Reset),
-            ("renamed:key_1", Invalidation::Unrecognised),
-            ("", Invalidation::Unrecognised),
+            ("created:key_1", Invalidation::KeyCreated),
+            ("changed:key_1", Invalidation::Key("key_1".into())),
+            ("changed:", Invalidation::All),
+            ("reset:", Invalidation::All),
+            ("renamed:key_1", Invalidation::All),
+            ("", Invalidation::All),
         ];
         for (payload, expected) in cases {
-            assert_eq!(Invalidation::parse(payload), expected, "{payload:?}");
+            assert_eq!(parse(payload), expected, "{payload:?}");
         }
     }
 }

@@ -2,12 +2,22 @@
 //!
 //! Policy: the set of scopes is fixed and documented; a key holds a subset. A key can never
 //! give another key (by create, update or rotation) a scope it does not hold itself.
-//! Stored as a sorted, space-separated string; shown as a JSON array.
+//! Stored as a sorted, space-separated string (a Diesel column type over `TEXT`, so rows
+//! carry [`Scopes`]); shown as a JSON array. A set holds up to 64 scopes.
 
 use std::fmt;
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::Pg;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel::sqlite::Sqlite;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::db::MultiBackend;
 
 /// One permission.
 #[derive(
@@ -45,8 +55,8 @@ impl Scope {
         Scope::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u64 {
+        1 << (self as u32)
     }
 }
 
@@ -57,8 +67,9 @@ impl fmt::Display for Scope {
 }
 
 /// A set of scopes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub struct Scopes(u64);
 
 impl Scopes {
     pub fn all() -> Self {
@@ -87,6 +98,11 @@ impl Scopes {
         self.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
     }
 
+    /// The scopes in stored order, for the wire.
+    pub fn to_vec(self) -> Vec<Scope> {
+        self.iter().collect()
+    }
+
     /// Reads the stored form; unknown names (from a newer version) are ignored.
     pub fn from_db(stored: &str) -> Self {
         stored.split_whitespace().filter_map(Scope::parse).collect()
@@ -96,6 +112,46 @@ impl Scopes {
 impl FromIterator<Scope> for Scopes {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
         Scopes(iter.into_iter().fold(0, |bits, s| bits | s.bit()))
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+// The column is TEXT on both backends. Each backend converts the stored form; the
+// `MultiBackend` impls dispatch to them, as Diesel's `MultiConnection` docs describe.
+impl ToSql<Text, Pg> for Scopes {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        use std::io::Write;
+        out.write_all(self.to_db().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql<Text, Sqlite> for Scopes {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.to_db());
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql<Text, MultiBackend> for Scopes {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((Text, self));
+        Ok(IsNull::No)
+    }
+}
+
+impl<DB> FromSql<Text, DB> for Scopes
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Scopes::from_db(&String::from_sql(bytes)?))
     }
 }
 

@@ -1,0 +1,299 @@
+//! The auth cache: who each recently presented key is.
+//!
+//! Entries are keyed by the SHA-256 of the presented key and hold its auth record (id, owner,
+//! scopes, enabled, expiry). Expiry is judged against the clock on every request, cached or
+//! not, so a key stops working the second it expires. Hashes the database does not know are
+//! remembered separately, so a flood of well-formed but invented keys reaches the database
+//! once per hash per TTL; malformed keys never get this far.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::{Cache, FillTicket};
+use crate::domain::Scopes;
+use crate::domain::secret::KeyDigest;
+use crate::models::admin_api_key::AuthRecord;
+use crate::models::user::User;
+
+/// What authentication needs to know about a key, as cached.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub key_id: String,
+    pub owner_id: String,
+    /// The owner as stored when the key was looked up (the audit actor's email, the `owner`
+    /// of keys this caller makes).
+    pub owner: User,
+    pub scopes: Scopes,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    cached_at: i64,
+    /// The latest second this key was seen in, so usage is recorded once per key per second.
+    last_seen: AtomicI64,
+}
+
+impl CachedKey {
+    pub fn new(record: AuthRecord, owner: User, now: i64) -> Self {
+        Self {
+            scopes: record.scopes,
+            key_id: record.id,
+            owner_id: record.owner_id,
+            owner,
+            enabled: record.enabled,
+            expires_at: record.expires_at,
+            cached_at: now,
+            last_seen: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Notes a use at `now`; true the first time in each second.
+    pub fn first_use_in(&self, now: i64) -> bool {
+        self.last_seen.fetch_max(now, Ordering::Relaxed) < now
+    }
+}
+
+/// The answer of [`Cache::lookup`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// The key is known.
+    Known(Arc<CachedKey>),
+    /// The database recently did not know this hash.
+    Unknown,
+    /// Ask the database, then hand the answer and this ticket to [`Cache::fill`].
+    Miss(FillTicket),
+}
+
+impl Cache {
+    /// What the cache knows about `digest` at `now`.
+    pub fn lookup(&self, digest: &KeyDigest, now: i64) -> Lookup {
+        if self.trusted() {
+            if let Some(key) = self.known.get(digest)
+                && self.fresh(key.cached_at, now)
+            {
+                return Lookup::Known(key);
+            }
+            if let Some(cached_at) = self.unknown.get(digest)
+                && self.fresh(cached_at, now)
+            {
+                return Lookup::Unknown;
+            }
+        }
+        Lookup::Miss(self.ticket())
+    }
+
+    /// Caches what the database said about `digest` (unless that entry was invalidated since
+    /// the ticket was issued) and returns the key, if it exists.
+    pub fn fill(
+        &self,
+        digest: KeyDigest,
+        ticket: FillTicket,
+        found: Option<(AuthRecord, User)>,
+        now: i64,
+    ) -> Option<Arc<CachedKey>> {
+        let Some((record, owner)) = found else {
+            self.admit(ticket, None, |_| self.unknown.insert(digest, now));
+            return None;
+        };
+        let key = Arc::new(CachedKey::new(record, owner, now));
+        self.admit(ticket, Some(&key.key_id), |guarded| {
+            self.unknown.remove(&digest);
+            if let Some(previous) = guarded.digests.insert(key.key_id.clone(), digest)
+                && previous != digest
+            {
+                self.known.remove(&previous);
+            }
+            self.known.insert(digest, Arc::clone(&key));
+            // Evicted keys leave their index entry behind; prune once the index has grown to
+            // twice the cache (amortised: one pass per `capacity` fills at most).
+            if guarded.digests.len() > 2 * self.capacity {
+                guarded
+                    .digests
+                    .retain(|_, digest| self.known.peek(digest).is_some());
+            }
+        });
+        Some(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::cache::CacheOptions;
+
+    fn found(id: &str) -> Option<(AuthRecord, User)> {
+        Some((
+            AuthRecord {
+                id: id.to_owned(),
+                owner_id: "user_1".to_owned(),
+                expires_at: None,
+                scopes: [crate::domain::Scope::AdminApiKeysRead]
+                    .into_iter()
+                    .collect(),
+                enabled: true,
+            },
+            User {
+                id: "user_1".to_owned(),
+                name: "Owner".to_owned(),
+                email: None,
+                role: "owner".to_owned(),
+                created_at: 0,
+            },
+        ))
+    }
+
+    fn cache(ttl_secs: u64) -> Cache {
+        Cache::new(CacheOptions {
+            capacity: 100,
+            ttl: Duration::from_secs(ttl_secs),
+        })
+    }
+
+    fn ticket(cache: &Cache, digest: &KeyDigest, now: i64) -> FillTicket {
+        match cache.lookup(digest, now) {
+            Lookup::Miss(ticket) => ticket,
+            other => panic!("expected a miss, got {other:?}"),
+        }
+    }
+
+    fn known(cache: &Cache, digest: &KeyDigest) -> bool {
+        matches!(cache.lookup(digest, 100), Lookup::Known(_))
+    }
+
+    #[test]
+    fn a_filled_key_is_served_until_its_ttl_runs_out() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(matches!(cache.lookup(&[1; 32], 129), Lookup::Known(k) if k.key_id == "key_a"));
+        assert!(matches!(cache.lookup(&[1; 32], 130), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn unknown_hashes_are_remembered_and_forgotten_when_a_key_is_created() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[2; 32], 100);
+        assert!(cache.fill([2; 32], t, None, 100).is_none());
+        assert!(matches!(cache.lookup(&[2; 32], 101), Lookup::Unknown));
+        cache.forget_unknown();
+        assert!(matches!(cache.lookup(&[2; 32], 101), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn forgetting_a_key_drops_only_that_key() {
+        let cache = cache(30);
+        for (byte, id) in [(1, "key_a"), (2, "key_b")] {
+            let t = ticket(&cache, &[byte; 32], 100);
+            cache.fill([byte; 32], t, found(id), 100);
+        }
+        cache.forget_key("key_a");
+        assert!(!known(&cache, &[1; 32]));
+        assert!(known(&cache, &[2; 32]));
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_of_its_key_is_not_cached() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        // The database was read before this change committed; the record may be stale.
+        cache.forget_key("key_a");
+        let served = cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(served.is_some(), "the caller still gets the record it read");
+        assert!(!known(&cache, &[1; 32]));
+    }
+
+    #[test]
+    fn invalidating_other_keys_or_unknown_hashes_does_not_void_a_fill() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        // Pick an id on another stripe than key_a, so the test does not depend on the hasher.
+        let other = (0..)
+            .map(|n| format!("key_{n}"))
+            .find(|id| cache.stripe(id) != cache.stripe("key_a"))
+            .unwrap();
+        cache.forget_key(&other);
+        cache.forget_unknown();
+        cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(known(&cache, &[1; 32]));
+
+        let t = ticket(&cache, &[2; 32], 100);
+        cache.forget_key("key_a");
+        cache.fill([2; 32], t, None, 100);
+        assert!(matches!(cache.lookup(&[2; 32], 100), Lookup::Unknown));
+    }
+
+    #[test]
+    fn an_unknown_hash_fill_that_raced_a_create_is_not_cached() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[2; 32], 100);
+        cache.forget_unknown();
+        cache.fill([2; 32], t, None, 100);
+        assert!(matches!(cache.lookup(&[2; 32], 100), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn the_id_index_stays_bounded_as_keys_are_evicted() {
+        let cache = cache(30);
+        for n in 0..1_000u32 {
+            let mut digest = [0; 32];
+            digest[..4].copy_from_slice(&n.to_le_bytes());
+            let t = ticket(&cache, &digest, 100);
+            cache.fill(digest, t, found(&format!("key_{n}")), 100);
+        }
+        assert!(cache.lock().digests.len() <= 2 * cache.capacity + 1);
+        // A key still cached is still found by id.
+        let mut last = [0; 32];
+        last[..4].copy_from_slice(&999u32.to_le_bytes());
+        assert!(known(&cache, &last));
+        cache.forget_key("key_999");
+        assert!(!known(&cache, &last));
+    }
+
+    #[test]
+    fn a_distrusted_cache_always_misses_and_caches_nothing() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        cache.distrust();
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(cache.is_empty());
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(known(&cache, &[1; 32]));
+    }
+
+    #[test]
+    fn an_expired_lease_bypasses_the_cache_without_emptying_it() {
+        let cache = cache(30);
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        cache.renew_lease(Instant::now());
+        assert!(!known(&cache, &[1; 32]));
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
+        assert!(known(&cache, &[1; 32]));
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_caching() {
+        let cache = cache(0);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.fill([1; 32], t, found("key_a"), 100);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn usage_is_noted_once_per_second() {
+        let (record, owner) = found("key_a").unwrap();
+        let key = CachedKey::new(record, owner, 100);
+        assert!(key.first_use_in(100));
+        assert!(!key.first_use_in(100));
+        assert!(key.first_use_in(101));
+        assert!(
+            !key.first_use_in(100),
+            "an older second does not count again"
+        );
+    }
+}

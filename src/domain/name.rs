@@ -1,0 +1,82 @@
+//! Names of keys (and of the owners `bootstrap` makes).
+
+use super::Invalid;
+
+/// The longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// A trimmed name of 1 to 256 characters without control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    /// Trims `raw` and checks it; `param` names the field in the error.
+    pub fn parse(param: &'static str, raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(Invalid::new(param, format!("`{param}` must not be empty.")));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Invalid::new(
+                param,
+                format!("`{param}` must be at most {MAX_NAME_CHARS} characters."),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                param,
+                format!("`{param}` must not contain control characters."),
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// Like [`KeyName::parse`], for a field that must be present.
+    pub fn required(param: &'static str, raw: Option<&str>) -> Result<Self, Invalid> {
+        Self::parse(
+            param,
+            raw.ok_or_else(|| Invalid::new(param, format!("`{param}` is required.")))?,
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for KeyName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(KeyName::parse("name", "  ci  ").unwrap().as_str(), "ci");
+        let cases = [
+            ("", "empty"),
+            ("   ", "only spaces"),
+            ("a\u{7}b", "control character"),
+        ];
+        for (raw, why) in cases {
+            assert!(KeyName::parse("name", raw).is_err(), "{why}");
+        }
+        assert!(
+            KeyName::parse("name", &"é".repeat(256)).is_ok(),
+            "256 characters"
+        );
+        assert!(
+            KeyName::parse("name", &"é".repeat(257)).is_err(),
+            "257 characters"
+        );
+        assert_eq!(KeyName::required("name", None).unwrap_err().param, "name");
+    }
+}

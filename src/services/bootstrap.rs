@@ -1,0 +1,57 @@
+//! First-run setup: an owner and an admin key, without an existing key to authenticate with.
+
+use crate::audit::Actor;
+use crate::db::{DbConnection, write_transaction};
+use crate::domain::secret::ApiKeySecret;
+use crate::domain::{KeyName, Scopes};
+use crate::error::ApiError;
+use crate::ids;
+use crate::models::user::{self, User};
+use crate::services::keys::{self, Spec};
+
+/// What bootstrap made.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub owner_id: String,
+    pub key_id: String,
+    pub secret: ApiKeySecret,
+}
+
+/// Creates a new owner and a first key for it holding every scope, with `api_key.created`
+/// recorded by a `session` actor (the new owner), in one transaction. Never reveals existing
+/// keys. Runs on its own connection (the CLI has no server, hence no caches to invalidate:
+/// servers hear of the key through `NOTIFY` or find it on their first lookup of its hash).
+pub fn create_owner_with_key(
+    conn: &mut DbConnection,
+    owner_name: &KeyName,
+    owner_email: Option<&str>,
+    key_name: &KeyName,
+    now: i64,
+) -> Result<Bootstrapped, ApiError> {
+    let owner = User {
+        id: ids::random_id(ids::USER),
+        name: owner_name.as_str().to_owned(),
+        email: owner_email.map(str::to_owned),
+        role: "owner".to_owned(),
+        created_at: now,
+    };
+    let issued = write_transaction(conn, |conn| {
+        user::insert(conn, &owner)?;
+        let actor = Actor::Session {
+            user_id: owner.id.clone(),
+            email: owner.email.clone(),
+        };
+        let spec = Spec {
+            name: key_name.as_str(),
+            owner: &owner,
+            scopes: Scopes::all(),
+            expires_at: None,
+        };
+        keys::issue(conn, &actor, spec, now)
+    })?;
+    Ok(Bootstrapped {
+        owner_id: owner.id,
+        key_id: issued.key.0.id,
+        secret: issued.secret,
+    })
+}

@@ -1,0 +1,270 @@
+//! Admin keys: issuing (create, rotate and bootstrap share one path), changing, deleting, the
+//! lock-out guard, and the audit event of each change.
+//!
+//! Every function runs inside the transaction `services::write` opens (a failure rolls back
+//! the whole change, its audit entry included) and returns the invalidations it implies.
+
+use crate::audit::{self, Actor, AuditEvent, KeyChangesRequested};
+use crate::auth::AdminKey;
+use crate::cache::Invalidation;
+use crate::db::DbConnection;
+use crate::domain::secret::{self, ApiKeySecret};
+use crate::domain::{KeyLifetime, KeyName, Overlap, Scope, Scopes};
+use crate::error::ApiError;
+use crate::ids;
+use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
+use crate::models::user::User;
+use crate::services::Change;
+
+/// A writer only counts for the lock-out guard if it stays valid at least this long (5
+/// minutes): otherwise rotating the last writer into a 1-second key would pass the guard and
+/// lock the organisation out a moment later.
+pub const GUARD_MIN_REMAINING_SECONDS: i64 = 300;
+
+/// A key just issued: the secret (shown once) and the key as stored, with its owner.
+#[derive(Debug)]
+pub struct Issued {
+    pub secret: ApiKeySecret,
+    pub key: KeyWithOwner,
+}
+
+/// What a create asks for; validated at the edge.
+#[derive(Debug)]
+pub struct NewKey {
+    pub name: KeyName,
+    /// `None`: the caller's own scopes.
+    pub scopes: Option<Scopes>,
+    pub lifetime: KeyLifetime,
+}
+
+/// What an update asks for; at least one field is set.
+#[derive(Debug, Default)]
+pub struct KeyUpdate {
+    pub name: Option<KeyName>,
+    pub enabled: Option<bool>,
+    pub scopes: Option<Scopes>,
+}
+
+/// The 404 for a key id that does not exist.
+pub fn no_such_key(key_id: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("No admin API key with id {key_id:?} exists."),
+        param: Some("key_id"),
+    }
+}
+
+/// A new key owned by the caller's owner, holding `new.scopes` (each held by the caller).
+pub fn create(
+    conn: &mut DbConnection,
+    caller: &AdminKey,
+    new: NewKey,
+    now: i64,
+) -> Result<Change<Issued>, ApiError> {
+    let scopes = match new.scopes {
+        None => caller.scopes,
+        Some(scopes) => {
+            caller.may_grant(scopes)?;
+            scopes
+        }
+    };
+    let issued = issue(
+        conn,
+        &caller.actor(),
+        Spec {
+            name: new.name.as_str(),
+            owner: &caller.owner,
+            scopes,
+            expires_at: new.lifetime.expires_at(now),
+        },
+        now,
+    )?;
+    Ok(Change::new(issued).invalidate(Invalidation::KeyCreated))
+}
+
+/// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
+/// after `overlap`. The caller must hold every scope of the rotated key.
+pub fn rotate(
+    conn: &mut DbConnection,
+    caller: &AdminKey,
+    key_id: &str,
+    lifetime: KeyLifetime,
+    overlap: Overlap,
+    now: i64,
+) -> Result<Change<Issued>, ApiError> {
+    if !ids::plausible(key_id) {
+        return Err(no_such_key(key_id));
+    }
+    let issued = keep_an_active_writer(conn, now, "rotate", |conn| {
+        let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
+        caller.may_grant(old.scopes)?;
+        let actor = caller.actor();
+        let issued = issue(
+            conn,
+            &actor,
+            Spec {
+                name: &old.name,
+                owner: &owner,
+                scopes: old.scopes,
+                expires_at: lifetime.expires_at(now),
+            },
+            now,
+        )?;
+        let old_expires_at = overlap.old_key_expires_at(now, old.expires_at);
+        let moved = admin_api_key::expire_by(conn, key_id, old_expires_at)?;
+        let event = AuditEvent::KeyUpdated {
+            key_id: key_id.to_owned(),
+            changes: KeyChangesRequested {
+                expires_at: moved.then_some(old_expires_at),
+                rotated_to: Some(issued.key.0.id.clone()),
+                ..Default::default()
+            },
+        };
+        audit::record(conn, now, &actor, &event)?;
+        Ok(issued)
+    })?;
+    Ok(Change::new(issued)
+        .invalidate(Invalidation::KeyCreated)
+        .invalidate(Invalidation::Key(key_id.to_owned())))
+}
+
+/// Renames, enables or disables, or changes the scopes of the key `key_id`; returns it as
+/// changed. Granting scopes, and re-enabling a key (which restores its scopes to use), need
+/// the caller to hold them.
+pub fn update(
+    conn: &mut DbConnection,
+    caller: &AdminKey,
+    key_id: &str,
+    update: KeyUpdate,
+    now: i64,
+) -> Result<Change<KeyWithOwner>, ApiError> {
+    if let Some(scopes) = update.scopes {
+        caller.may_grant(scopes)?;
+    }
+    if !ids::plausible(key_id) {
+        return Err(no_such_key(key_id));
+    }
+    let changes = KeyChanges {
+        name: update.name.map(KeyName::into_string),
+        enabled: update.enabled,
+        scopes: update.scopes,
+    };
+    keep_an_active_writer(conn, now, "change", |conn| {
+        if changes.enabled == Some(true)
+            && let Some((target, _)) = admin_api_key::find(conn, key_id)?
+        {
+            caller.may_grant(target.scopes)?;
+        }
+        if !admin_api_key::update(conn, key_id, &changes)? {
+            return Err(no_such_key(key_id));
+        }
+        let event = AuditEvent::KeyUpdated {
+            key_id: key_id.to_owned(),
+            changes: KeyChangesRequested {
+                name: changes.name.clone(),
+                enabled: changes.enabled,
+                scopes: changes.scopes,
+                ..Default::default()
+            },
+        };
+        audit::record(conn, now, &caller.actor(), &event)?;
+        Ok(())
+    })?;
+    let changed = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
+    Ok(Change::new(changed).invalidate(Invalidation::Key(key_id.to_owned())))
+}
+
+/// Deletes the key `key_id` for good.
+pub fn delete(
+    conn: &mut DbConnection,
+    caller: &AdminKey,
+    key_id: &str,
+    now: i64,
+) -> Result<Change<()>, ApiError> {
+    if !ids::plausible(key_id) {
+        return Err(no_such_key(key_id));
+    }
+    keep_an_active_writer(conn, now, "delete", |conn| {
+        if !admin_api_key::delete(conn, key_id)? {
+            return Err(no_such_key(key_id));
+        }
+        let event = AuditEvent::KeyDeleted {
+            key_id: key_id.to_owned(),
+        };
+        Ok(audit::record(conn, now, &caller.actor(), &event)?)
+    })?;
+    Ok(Change::new(()).invalidate(Invalidation::Key(key_id.to_owned())))
+}
+
+/// A key to issue.
+pub(crate) struct Spec<'a> {
+    pub name: &'a str,
+    pub owner: &'a User,
+    pub scopes: Scopes,
+    pub expires_at: Option<i64>,
+}
+
+/// The one way a key comes to exist: draws a secret, stores the key under its hash (one
+/// `INSERT … RETURNING`) and records `api_key.created` by `actor`.
+pub(crate) fn issue(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    spec: Spec<'_>,
+    now: i64,
+) -> Result<Issued, ApiError> {
+    let secret = secret::generate_key();
+    let row = admin_api_key::insert(
+        conn,
+        &NewAdminApiKey {
+            id: &ids::random_id(ids::KEY),
+            name: spec.name,
+            key_hash: &secret.hash(),
+            redacted_value: &secret.redacted(),
+            owner_id: &spec.owner.id,
+            created_at: now,
+            expires_at: spec.expires_at,
+            scopes: spec.scopes,
+        },
+    )?;
+    let event = AuditEvent::KeyCreated {
+        key_id: row.id.clone(),
+        name: row.name.clone(),
+        scopes: row.scopes,
+        expires_at: row.expires_at,
+    };
+    audit::record(conn, now, actor, &event)?;
+    Ok(Issued {
+        secret,
+        key: (row, spec.owner.clone()),
+    })
+}
+
+/// Runs `change` (in a savepoint, so a refusal undoes it) and refuses it with 409 if
+/// afterwards no enabled key valid for at least [`GUARD_MIN_REMAINING_SECONDS`] holds
+/// `admin_api_keys.write`: the organisation must never lock itself out. On PostgreSQL the
+/// guard's advisory lock serialises such changes, so two concurrent disables cannot each count
+/// on the other key; SQLite runs one write at a time anyway.
+fn keep_an_active_writer<T>(
+    conn: &mut DbConnection,
+    now: i64,
+    what: &str,
+    change: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        admin_api_key::lock_key_guard(conn)?;
+        let result = change(conn)?;
+        let valid_at = now + GUARD_MIN_REMAINING_SECONDS;
+        if !admin_api_key::any_active_holder(conn, Scope::AdminApiKeysWrite, valid_at)? {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "Refusing to {what} this key: no enabled key holding \
+                     `admin_api_keys.write` and valid for at least {GUARD_MIN_REMAINING_SECONDS} \
+                     seconds would remain. Create or enable another such key first; if every \
+                     such key is lost, `admin-api-keys bootstrap` makes a new one."
+                ),
+                code: "last_admin_key",
+            });
+        }
+        Ok::<_, ApiError>(result)
+    })
+}

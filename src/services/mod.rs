@@ -1,0 +1,83 @@
+//! The rules, synchronous on `&mut DbConnection`: transactions, guards, audit events, and the
+//! cache invalidations each change implies.
+//!
+//! Policy: a service function that changes anything returns a [`Change`]: its result plus the
+//! [`Invalidation`]s it implies. The only way to get the result out is [`write`], which runs
+//! the function in a transaction on the [`crate::db::Writer`] and applies the invalidations
+//! right after the commit, on the writing thread, before anyone is answered (and even if the
+//! client has gone away). A new write path therefore cannot forget them. Audit events are
+//! written by the service in the same transaction as the change.
+
+pub mod bootstrap;
+pub mod keys;
+pub mod usage;
+
+use crate::cache::{Cache, Invalidation};
+use crate::db::DbConnection;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The result of a change and what it makes wrong in the caches.
+#[must_use = "a change is applied by `services::write`"]
+#[derive(Debug)]
+pub struct Change<T> {
+    value: T,
+    invalidations: Vec<Invalidation>,
+}
+
+impl<T> Change<T> {
+    pub fn new(value: T) -> Self {
+        Self {
+            value,
+            invalidations: Vec::new(),
+        }
+    }
+
+    /// Adds an invalidation to apply after the commit.
+    pub fn invalidate(mut self, invalidation: Invalidation) -> Self {
+        self.invalidations.push(invalidation);
+        self
+    }
+
+    /// What the change invalidates.
+    pub fn invalidations(&self) -> &[Invalidation] {
+        &self.invalidations
+    }
+
+    /// The result, for a process without caches (the `bootstrap` command): servers hear of
+    /// the change through `NOTIFY` on PostgreSQL, or their TTL on SQLite.
+    pub fn without_caches(self) -> T {
+        self.value
+    }
+}
+
+/// Runs `change` in a write transaction, applies its invalidations to this process's caches
+/// right after the commit, and returns its result.
+pub async fn write<T, F>(state: &AppState, change: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError> + Send + 'static,
+{
+    let cache = state.cache.clone();
+    let apply = move |change: &Change<T>| change.apply(&cache);
+    Ok(state.writer.transaction(change, apply).await?.value)
+}
+
+/// Like [`write`], for a change that is a single statement (atomic without a transaction).
+pub async fn write_statement<T, F>(state: &AppState, change: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError> + Send + 'static,
+{
+    let cache = state.cache.clone();
+    let apply = move |change: &Change<T>| change.apply(&cache);
+    Ok(state.writer.statement(change, apply).await?.value)
+}
+
+impl<T> Change<T> {
+    fn apply(&self, cache: &Cache) {
+        for invalidation in &self.invalidations {
+            cache.apply(invalidation);
+        }
+    }
+}

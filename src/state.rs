@@ -1,0 +1,23 @@
+//! What every handler shares. A leaf: it holds the pieces, and no module it imports imports it.
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::cache::usage::UsageTracker;
+use crate::clock::Clock;
+use crate::db::{DbPool, QueryCounter, Writer};
+
+/// The shared state of one server.
+pub struct AppState {
+    /// Connections for reads (and, on PostgreSQL, writes: see [`Writer`]).
+    pub pool: DbPool,
+    /// Where every write goes; see `services::write`.
+    pub writer: Writer,
+    pub clock: Arc<dyn Clock>,
+    /// Uses of keys not yet written to `last_used_at`.
+    pub usage: Arc<UsageTracker>,
+    /// Who each recently presented key is, and the keys recently retrieved.
+    pub cache: Arc<Cache>,
+    /// Statements run so far (the pool's and the writer's).
+    pub queries: QueryCounter,
+}
