@@ -39,14 +39,14 @@ import time
 
 import bench
 
-# A scenario: (slug, name, method, path, body, authenticated).
 AUDIT_PATH = "/v1/organization/audit_logs?limit=20"
 CREATE_BODY = '{"name":"bench"}'
 
 
 def plan(keys):
-    """The scenarios, in the order they run, for a table of `keys` seeded keys. The names
-    are bench.py's, so the two tables line up."""
+    """The scenarios, in the order they run, for a table of `keys` seeded keys, each
+    (slug, name, method, path, body, authenticated). Slugs and names are bench.py's, so the
+    two tables line up."""
     out = []
     for slug, name, path, kind in bench.scenarios(keys):
         if kind == "create":
@@ -84,8 +84,10 @@ class CallgrindServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                sys.exit(f"callgrind: the server exited with {self.process.returncode}; "
-                         f"see {self.log.name}")
+                self.log.close()
+                with open(self.log.name) as log:
+                    tail = log.read()[-2000:]
+                sys.exit(f"callgrind: the server exited with {self.process.returncode}:\n{tail}")
             if bench.http_status(f"http://127.0.0.1:{self.port}/readyz") == 200:
                 return
             time.sleep(0.2)
@@ -155,7 +157,7 @@ def measure(server, scenario, key, args, keep_as):
             time.sleep(0.5)
             path, totals[count] = server.dump()
             if keep_as:
-                os.replace(path, f"{keep_as}-{count}.out")
+                shutil.move(path, f"{keep_as}-{count}.out")
             else:
                 os.remove(path)
         results.append((totals[6 * args.requests] - totals[args.requests])
@@ -235,7 +237,8 @@ def parser():
                    help="comma-separated subset of: baseline, retrieve, first, deep, create, "
                         "audit (default: all)")
     p.add_argument("--keep-dumps", metavar="DIR",
-                   help="keep the dumps in DIR as <backend>-<scenario>-<requests>.out")
+                   help="keep the dumps of each scenario's last measurement in DIR as "
+                        "<backend>-<scenario>-<requests>.out")
     p.add_argument("--startup-timeout", type=int, default=300,
                    help="seconds to wait for the server under valgrind (default 300)")
     return p
@@ -246,6 +249,10 @@ def parse(argv):
     args = parser().parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    known = [scenario[0] for scenario in plan(args.keys)]
+    for slug in args.scenarios:
+        if slug not in known:
+            sys.exit(f"callgrind: no scenario {slug!r}; there are {', '.join(known)}")
     return args
 
 
