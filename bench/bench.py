@@ -5,7 +5,8 @@ For each backend it starts the release binary with one HTTP worker on a fresh da
 seeds synthetic keys (bench/seed.rs), and loads each route with wrk (one thread, a fixed
 number of connections) at two table sizes. It prints a Markdown report (requests/s, p50/p99
 latency, the ratios the targets are stated in, peak resident memory, start-up time) and
-writes it to bench/RESULTS.md.
+writes it to bench/RESULTS.md. With --callgrind it adds the instructions per request that
+bench/callgrind.py counts.
 """
 
 import argparse
@@ -167,19 +168,21 @@ def seed(database_url, keys):
 
 
 class Database:
-    """A fresh database for one backend."""
+    """A fresh database for one backend; on PostgreSQL, `name` is made (and later dropped)
+    on the server at `pg_url`."""
 
-    def __init__(self, backend, pg_url):
+    def __init__(self, backend, pg_url, name="aak_bench"):
         self.backend = backend
         self.pg_url = pg_url
+        self.name = name
         if backend == "sqlite":
             self.dir = tempfile.TemporaryDirectory(prefix="aak-bench-")
             self.url = f"sqlite://{self.dir.name}/bench.db"
         else:
-            self._psql("DROP DATABASE IF EXISTS aak_bench WITH (FORCE)")
-            self._psql("CREATE DATABASE aak_bench")
+            self._psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            self._psql(f"CREATE DATABASE {name}")
             base, _, query = pg_url.partition("?")
-            self.url = f"{base.rsplit('/', 1)[0]}/aak_bench" + (f"?{query}" if query else "")
+            self.url = f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
     def _psql(self, sql):
         subprocess.run(["psql", "-q", "-d", self.pg_url, "-c", sql], check=True,
@@ -189,7 +192,7 @@ class Database:
         if self.backend == "sqlite":
             self.dir.cleanup()
         else:
-            self._psql("DROP DATABASE IF EXISTS aak_bench WITH (FORCE)")
+            self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 def scenarios(keys):
@@ -267,7 +270,7 @@ def verdict(ok):
     return "met" if ok else "**not met**"
 
 
-def report(rows, peaks, starts, args):
+def report(rows, peaks, starts, args, callgrind_lines=()):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as info:
@@ -327,6 +330,8 @@ def report(rows, peaks, starts, args):
         out.append(f"| start to ready (fresh SQLite, migrations) ≤ {STARTUP_TARGET_MS} ms | "
                    f"sqlite | median {median:.0f} ms of {len(starts)} (max {max(starts):.0f})"
                    f" | {verdict(median <= STARTUP_TARGET_MS)} |")
+    if callgrind_lines:
+        out += ["", "## Instructions per request (callgrind)", "", *callgrind_lines]
     out += ["", "Where the time of an authenticated request goes, measured with perf, and why a "
             "single run can land near the retrieve target: [PROFILE.md](PROFILE.md)."]
     return "\n".join(out) + "\n"
@@ -348,6 +353,9 @@ def main():
     parser.add_argument("--pg-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
                         help="server for the PostgreSQL runs (a database aak_bench is made)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count instructions per request with bench/callgrind.py "
+                             "(its default options; a few more minutes per backend)")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "RESULTS.md"),
                         help="where to write the report ('-' for stdout only)")
     args = parser.parse_args()
@@ -362,7 +370,14 @@ def main():
         backend_rows, peaks[backend] = run_backend(backend, args)
         rows += backend_rows
     starts = startup_times(5) if "sqlite" in args.backends else []
-    text = report(rows, peaks, starts, args)
+    callgrind_lines = []
+    if args.callgrind:
+        import callgrind  # bench/callgrind.py, which imports this module for its helpers
+
+        options = callgrind.parse([])
+        options.backends, options.pg_url = args.backends, args.pg_url
+        callgrind_lines = callgrind.markdown(callgrind.measure_all(options), options)
+    text = report(rows, peaks, starts, args, callgrind_lines)
     print(text)
     if args.output != "-":
         with open(args.output, "w") as out:

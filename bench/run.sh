@@ -3,20 +3,39 @@
 #
 #   bash bench/run.sh                      # both backends, 1,000 and 1,000,000 keys
 #   bash bench/run.sh --backends sqlite    # see `python3 bench/bench.py --help` for options
+#   bash bench/run.sh --callgrind          # also count instructions per request (callgrind)
+#   bash bench/run.sh callgrind [options]  # only the counts; `python3 bench/callgrind.py --help`
 #
 # Needs: a Rust toolchain, python3, and for PostgreSQL a server at BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres; the script creates and drops a
-# database `aak_bench` there). Installs wrk with apt-get when it is missing.
+# database `aak_bench`, or `aak_callgrind` for the counts, there). Installs wrk, and valgrind
+# for the counts, with apt-get when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v wrk >/dev/null; then
-    echo "bench: installing wrk" >&2
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq wrk >/dev/null
+# install COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND is on the PATH.
+install() {
+    if ! command -v "$1" >/dev/null; then
+        echo "bench: installing $2" >&2
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq "$2" >/dev/null
+    fi
+}
+
+driver=bench/bench.py
+if [ "${1:-}" = callgrind ]; then
+    shift
+    driver=bench/callgrind.py
+else
+    install wrk wrk
 fi
+for arg in "$driver" "$@"; do
+    case "$arg" in
+        bench/callgrind.py | --callgrind) install valgrind valgrind ;;
+    esac
+done
 
 cargo build --release --quiet --bin admin-api-keys --example seed
-exec python3 bench/bench.py "$@"
+exec python3 "$driver" "$@"
