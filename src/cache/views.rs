@@ -41,15 +41,53 @@ impl Cache {
         now: i64,
     ) -> Option<Arc<CachedView>> {
         let (key, body) = found?;
-        let view = Arc::new(CachedView {
-            key,
-            body,
-            cached_at: now,
-        });
-        self.admit(ticket, Some(&view.key.0.id), |_| {
-            self.views.insert(view.key.0.id.clone(), Arc::clone(&view));
-        });
-        Some(view)
+        Some(self.fill_views(&ticket, [(key, body)], now).remove(0))
+    }
+
+    /// Caches several keys read with one ticket (a list page's misses).
+    pub fn fill_views(
+        &self,
+        ticket: &FillTicket,
+        found: impl IntoIterator<Item = (KeyWithOwner, Bytes)>,
+        now: i64,
+    ) -> Vec<Arc<CachedView>> {
+        let views: Vec<_> = found
+            .into_iter()
+            .map(|(key, body)| {
+                Arc::new(CachedView {
+                    key,
+                    body,
+                    cached_at: now,
+                })
+            })
+            .collect();
+        for view in &views {
+            self.admit(FillTicket(ticket.0), Some(&view.key.0.id), |_| {
+                self.views.insert(view.key.0.id.clone(), Arc::clone(view));
+            });
+        }
+        views
+    }
+
+    /// A ticket for fills of views read from now on (a list page's misses).
+    pub fn view_ticket(&self) -> FillTicket {
+        self.ticket()
+    }
+
+    /// The view of `key_id` if cached, fresh at `now` and showing `stored_last_used_at`, the
+    /// value a list page just read; a view showing an older value is dropped.
+    pub fn listed_view(
+        &self,
+        key_id: &str,
+        stored_last_used_at: Option<i64>,
+        now: i64,
+    ) -> Option<Arc<CachedView>> {
+        let view = self.view(key_id, now).ok()?;
+        if view.key.0.last_used_at == stored_last_used_at {
+            return Some(view);
+        }
+        self.note_stored_use(key_id, stored_last_used_at);
+        None
     }
 
     /// Drops the cached view of `key_id` if the database has since shown a later

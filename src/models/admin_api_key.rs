@@ -174,7 +174,25 @@ fn like_literal(text: &str) -> String {
     out
 }
 
-/// Up to `limit` keys strictly after `after` in `order` that pass `filter`.
+/// A key's place on a list page, with the one column that changes without an invalidation
+/// (`last_used_at`, moved by usage flushes): the rest comes from the view cache.
+#[derive(Clone, Debug, Queryable)]
+pub struct Listed {
+    pub id: String,
+    pub last_used_at: Option<i64>,
+}
+
+/// The keys `ids` with their owners (any order; missing ids are left out).
+pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<KeyWithOwner>> {
+    admin_api_keys::table
+        .inner_join(users::table)
+        .filter(admin_api_keys::id.eq_any(ids))
+        .select((AdminApiKeyRow::as_select(), User::as_select()))
+        .load(conn)
+}
+
+/// Up to `limit` keys strictly after `after` in `order` that pass `filter`: their ids and
+/// stored `last_used_at`.
 ///
 /// Every filter is a bound parameter of one fixed statement (an absent filter passes a flag
 /// that lets every row through), so each of the four shapes (order × cursor) has a static
@@ -185,9 +203,9 @@ pub fn list_page(
     order: Order,
     limit: i64,
     filter: &ListFilter,
-) -> QueryResult<Vec<KeyWithOwner>> {
+) -> QueryResult<Vec<Listed>> {
     use crate::schema::admin_api_keys::dsl::{
-        created_at, enabled, expires_at, id, name, redacted_value,
+        created_at, enabled, expires_at, id, last_used_at, name, redacted_value,
     };
     use diesel::IntoSql;
 
@@ -218,8 +236,7 @@ pub fn list_page(
             .and(expires_at.is_null().or(expires_at.gt(now)))
             .and(allow(KeyStatus::Active).into_sql::<Bool>()));
     let page = admin_api_keys::table
-        .inner_join(users::table)
-        .select((AdminApiKeyRow::as_select(), User::as_select()))
+        .select((id, last_used_at))
         .filter(matches_search.and(matches_status))
         .limit(limit);
     // The bare range on created_at lets the index scan start at the cursor; the OR then

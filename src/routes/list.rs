@@ -1,6 +1,7 @@
 //! What every list route shares: the `List<T>` envelope, and one parser for the query string
 //! with the paging parameters `limit`, `after` and `order`.
 
+use actix_web::web::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -47,6 +48,39 @@ impl<T> List<T> {
             data,
         }
     }
+}
+
+impl List<Bytes> {
+    /// The envelope around items already rendered as JSON (cached bodies), written without
+    /// parsing them again. The same fields, in the same order, as the derived form.
+    pub fn to_json(&self) -> Bytes {
+        let size: usize = self.data.iter().map(|item| item.len() + 1).sum();
+        let mut out = Vec::with_capacity(size + 128);
+        out.extend_from_slice(br#"{"object":"list","data":["#);
+        for (n, item) in self.data.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        let tail = ListTail {
+            first_id: &self.first_id,
+            last_id: &self.last_id,
+            has_more: self.has_more,
+        };
+        // `tail` serialises as `{"first_id":…}`; splice its members in after the data.
+        let tail = serde_json::to_vec(&tail).expect("ids and a flag always serialise");
+        out.extend_from_slice(b"],");
+        out.extend_from_slice(&tail[1..]);
+        out.into()
+    }
+}
+
+#[derive(Serialize)]
+struct ListTail<'a> {
+    first_id: &'a Option<String>,
+    last_id: &'a Option<String>,
+    has_more: bool,
 }
 
 /// A parsed query string, taken apart parameter by parameter. Empty values count as absent.
@@ -195,5 +229,39 @@ impl Pagination {
             after: query.take("after")?,
             order,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_rendered_items_matches_the_derived_form() {
+        let items = [r#"{"id":"a","n":1}"#, r#"{"id":"b","n":2}"#];
+        let values: Vec<serde_json::Value> = items
+            .iter()
+            .map(|i| serde_json::from_str(i).unwrap())
+            .collect();
+        let derived = List::new(values, true, |v| v["id"].as_str().unwrap());
+        let rendered = List {
+            object: ListObject::List,
+            data: items
+                .iter()
+                .map(|i| Bytes::from_static(i.as_bytes()))
+                .collect(),
+            first_id: Some("a".into()),
+            last_id: Some("b".into()),
+            has_more: true,
+        };
+        assert_eq!(
+            rendered.to_json(),
+            Bytes::from(serde_json::to_vec(&derived).unwrap())
+        );
+        let empty: List<Bytes> = List::new(vec![], false, |_| "");
+        assert_eq!(
+            &empty.to_json()[..],
+            br#"{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false}"#
+        );
     }
 }

@@ -4,8 +4,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use actix_web::web::Bytes;
+
+use crate::cache::CachedView;
 use crate::cache::usage::UsageTracker;
 use crate::domain::Scope;
+use crate::error::ApiError;
 use crate::models::admin_api_key::{AdminApiKeyRow, KeyWithOwner};
 use crate::models::user::User;
 use crate::services::keys::Issued;
@@ -229,6 +233,25 @@ impl From<User> for Owner {
             role: user.role,
         }
     }
+}
+
+/// A key's body as stored (no overlay), for the view cache.
+pub fn render_stored(key: KeyWithOwner) -> Result<(KeyWithOwner, Bytes), ApiError> {
+    let stored = AdminApiKey::stored(key.0.clone(), key.1.clone());
+    let body = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok((key, body.into()))
+}
+
+/// The body of a cached view as this process shows it: the cached bytes, unless a use not yet
+/// written makes `last_used_at` newer.
+pub fn view_body(view: &CachedView, usage: &UsageTracker) -> Result<Bytes, ApiError> {
+    let row = &view.key.0;
+    if usage.overlay(&row.id, row.last_used_at) == row.last_used_at {
+        return Ok(view.body.clone());
+    }
+    let shown = AdminApiKey::shown(view.key.clone(), usage);
+    let body = serde_json::to_vec(&shown).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(body.into())
 }
 
 impl AdminApiKeyCreateResponse {

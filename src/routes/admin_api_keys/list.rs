@@ -1,16 +1,22 @@
 //! `GET /organization/admin_api_keys`: one page of keys, with search and status filters.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::json::{AdminApiKey, ListQuery};
+use super::json::{AdminApiKey, ListQuery, render_stored, view_body};
 use crate::auth::AdminKey;
+use crate::cache::{Cache, CachedView};
+use crate::db::DbConnection;
 use crate::db::run_blocking;
 use crate::domain::Scope;
 use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyStatus, ListFilter, Order};
-use crate::routes::list::{List, Pagination, QueryParams};
+use crate::routes::list::{List, ListObject, Pagination, QueryParams};
 use crate::state::AppState;
 
 /// List admin API keys
@@ -41,30 +47,74 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
     let (page, filter) = parse_query(req.query_string(), state.clock.now())?;
-    let limit = page.limit;
-    let rows = run_blocking(&state.pool, move |conn| {
-        let cursor = match &page.after {
-            None => None,
-            Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| no_page_after(id))?),
-        };
-        Ok(admin_api_key::list_page(
-            conn,
-            cursor.as_ref(),
-            page.order,
-            limit + 1,
-            &filter,
-        )?)
+    let cache = state.cache.clone();
+    let (views, has_more) = run_blocking(&state.pool, move |conn| {
+        read_page(conn, &cache, &page, &filter)
     })
     .await?;
-    for (row, _) in &rows {
-        state.cache.note_stored_use(&row.id, row.last_used_at);
-    }
-    let has_more = rows.len() as i64 > limit;
-    let data = rows.into_iter().take(limit as usize);
-    let data = data
-        .map(|key| AdminApiKey::shown(key, &state.usage))
+    let id = |view: Option<&Arc<CachedView>>| view.map(|view| view.key.0.id.clone());
+    let page = List {
+        object: ListObject::List,
+        first_id: id(views.first()),
+        last_id: id(views.last()),
+        has_more,
+        data: views
+            .iter()
+            .map(|view| view_body(view, &state.usage))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(page.to_json()))
+}
+
+/// One page: the ids (and stored `last_used_at`) from the database, each key's body from the
+/// view cache when it holds that key as stored, the others read in one more query and cached.
+/// A key deleted between the two reads is left out.
+fn read_page(
+    conn: &mut DbConnection,
+    cache: &Cache,
+    page: &Pagination,
+    filter: &ListFilter,
+) -> Result<(Vec<Arc<CachedView>>, bool), ApiError> {
+    let ticket = cache.view_ticket();
+    let cursor = match &page.after {
+        None => None,
+        Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| no_page_after(id))?),
+    };
+    let limit = page.limit as usize;
+    let mut rows =
+        admin_api_key::list_page(conn, cursor.as_ref(), page.order, page.limit + 1, filter)?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let mut views: Vec<_> = rows
+        .iter()
+        .map(|row| cache.listed_view(&row.id, row.last_used_at, filter.now))
         .collect();
-    Ok(HttpResponse::Ok().json(List::new(data, has_more, |key: &AdminApiKey| &key.id)))
+    let missing: Vec<String> = rows
+        .iter()
+        .zip(&views)
+        .filter(|(_, view)| view.is_none())
+        .map(|(row, _)| row.id.clone())
+        .collect();
+    if !missing.is_empty() {
+        let found = admin_api_key::find_many(conn, &missing)?;
+        let rendered = found
+            .into_iter()
+            .map(render_stored)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut read: HashMap<String, Arc<CachedView>> = cache
+            .fill_views(&ticket, rendered, filter.now)
+            .into_iter()
+            .map(|view| (view.key.0.id.clone(), view))
+            .collect();
+        for (row, view) in rows.iter().zip(views.iter_mut()) {
+            if view.is_none() {
+                *view = read.remove(&row.id);
+            }
+        }
+    }
+    Ok((views.into_iter().flatten().collect(), has_more))
 }
 
 fn no_page_after(id: &str) -> ApiError {

@@ -3,7 +3,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
-use super::json::AdminApiKey;
+use super::json::{AdminApiKey, render_stored, view_body};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::Scope;
@@ -51,14 +51,10 @@ pub async fn retrieve(
             filled.ok_or_else(|| no_such_key(&key_id))?
         }
     };
-    let (row, _) = &view.key;
-    if state.usage.overlay(&row.id, row.last_used_at) == row.last_used_at {
-        let body = view.body.clone();
-        return Ok(HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(body));
-    }
-    Ok(HttpResponse::Ok().json(AdminApiKey::shown(view.key.clone(), &state.usage)))
+    let body = view_body(&view, &state.usage)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// The key and its rendered body as stored, for the view cache.
@@ -70,11 +66,5 @@ async fn read_view(
         Ok(admin_api_key::find(conn, &key_id)?)
     })
     .await?;
-    found
-        .map(|key| {
-            let stored = AdminApiKey::stored(key.0.clone(), key.1.clone());
-            let body = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
-            Ok((key, body.into()))
-        })
-        .transpose()
+    found.map(render_stored).transpose()
 }
