@@ -305,6 +305,15 @@ pub enum Writer {
     Queue(mpsc::Sender<Queued>),
 }
 
+/// How a write is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// In a transaction of its own (on SQLite, a savepoint in the batch's transaction).
+    Transaction,
+    /// One statement, atomic by itself: no transaction around it.
+    Statement,
+}
+
 /// A write waiting for the SQLite writer.
 pub struct Queued {
     job: Job,
@@ -342,35 +351,22 @@ impl Writer {
         }
     }
 
-    /// Runs `change` in a transaction (rolled back if it returns `Err`), then `after_commit`
-    /// on its result once the commit has succeeded, before the caller is answered. Both run
-    /// on the writing thread, so they complete even if the caller goes away.
-    pub async fn transaction<T, F, A>(&self, change: F, after_commit: A) -> Result<T, ApiError>
+    /// Runs `change` in a transaction (rolled back if it returns `Err`), or on its own for
+    /// [`WriteKind::Statement`], then `after_commit` on its result once the commit has
+    /// succeeded, before the caller is answered. Both run on the writing thread, so they
+    /// complete even if the caller goes away.
+    pub async fn run<T, F, A>(
+        &self,
+        kind: WriteKind,
+        change: F,
+        after_commit: A,
+    ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
-        self.run(change, after_commit, false).await
-    }
-
-    /// Like [`Writer::transaction`] for a change that is one statement, atomic by itself: it
-    /// runs without a transaction around it.
-    pub async fn statement<T, F, A>(&self, change: F, after_commit: A) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
-    {
-        self.run(change, after_commit, true).await
-    }
-
-    async fn run<T, F, A>(&self, change: F, after_commit: A, alone: bool) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
-    {
+        let alone = kind == WriteKind::Statement;
         match self {
             Self::Pool(pool) => {
                 run_blocking(pool, move |conn| {

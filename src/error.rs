@@ -96,6 +96,15 @@ impl ApiError {
         }
     }
 
+    /// A 400 about the request as a whole.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: None,
+            code: None,
+        }
+    }
+
     /// A 401 with a machine-readable code.
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unauthorized {
@@ -258,36 +267,42 @@ pub fn json_error_handler(
 
 /// Turns query-string failures into the envelope (wired through `QueryConfig`).
 pub fn query_error_handler(
-    error: actix_web::error::QueryPayloadError,
+    _error: actix_web::error::QueryPayloadError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
-    ApiError::InvalidRequest {
-        message: format!("The query string is invalid: {error}"),
-        param: None,
-        code: None,
-    }
-    .into()
+    ApiError::invalid_request("The query string is not valid.").into()
 }
 
 /// Turns path-parameter failures into the envelope (wired through `PathConfig`).
 pub fn path_error_handler(
-    error: actix_web::error::PathError,
+    _error: actix_web::error::PathError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
-    ApiError::InvalidRequest {
-        message: format!("The URL path is invalid: {error}"),
-        param: None,
-        code: None,
-    }
-    .into()
+    ApiError::invalid_request("The URL path is not valid.").into()
 }
 
 /// The error responses every authenticated operation shares, declared once in the OpenAPI
 /// document (`components/responses`) and referred to by each operation.
 pub mod responses {
-    use utoipa::ToResponse;
+    use utoipa::{IntoResponses, ToResponse};
 
     use super::ErrorResponse;
+
+    /// The four responses every authenticated operation can give besides its own, as
+    /// references to the shared ones below: list it in `responses(...)` after the
+    /// operation's own.
+    #[derive(IntoResponses)]
+    #[allow(dead_code)]
+    pub enum SharedErrors {
+        #[response(status = 401)]
+        Unauthorized(#[ref_response] Unauthorized),
+        #[response(status = 403)]
+        Forbidden(#[ref_response] Forbidden),
+        #[response(status = 500)]
+        ServerError(#[ref_response] ServerError),
+        #[response(status = 503)]
+        Unavailable(#[ref_response] Unavailable),
+    }
 
     /// The bearer key is missing, malformed, unknown, deleted, disabled or expired (`code`
     /// says which).

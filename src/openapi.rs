@@ -36,7 +36,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         admin_api_keys::update::update,
         admin_api_keys::rotate::rotate,
         admin_api_keys::delete::delete,
-        crate::routes::audit_logs::list,
+        crate::routes::audit_logs::list_entries,
     ),
     components(schemas(
         json::AdminApiKey,

@@ -12,7 +12,7 @@ use crate::audit::EventType;
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::Scope;
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::models::admin_api_key::Order;
 use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
@@ -25,7 +25,7 @@ const MAX_FILTER_VALUES: usize = 100;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/audit_logs")
-            .route(web::get().to(list))
+            .route(web::get().to(list_entries))
             .default_service(web::to(method_not_allowed)),
     );
 }
@@ -115,14 +115,11 @@ struct Params {
     responses(
         (status = 200, description = "One page of entries.", body = List<AuditLog>),
         (status = 400, description = "A parameter is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]
-pub async fn list(
+pub async fn list_entries(
     caller: AdminKey,
     state: web::Data<AppState>,
     req: HttpRequest,

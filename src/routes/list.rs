@@ -93,12 +93,9 @@ impl QueryParams {
     /// Splits a raw query string; every value is at most [`MAX_VALUE_CHARS`] characters,
     /// without control characters.
     pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(query).map_err(|_| ApiError::InvalidRequest {
-                message: "The query string is not valid URL encoding.".to_owned(),
-                param: None,
-                code: None,
-            })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+            ApiError::invalid_request("The query string is not valid URL encoding.")
+        })?;
         for (name, value) in &pairs {
             if value.chars().count() > MAX_VALUE_CHARS || value.chars().any(char::is_control) {
                 return Err(ApiError::invalid_param(

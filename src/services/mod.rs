@@ -13,7 +13,7 @@ pub mod keys;
 pub mod usage;
 
 use crate::cache::{Cache, Invalidation};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, WriteKind};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -58,9 +58,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError> + Send + 'static,
 {
-    let cache = state.cache.clone();
-    let apply = move |change: &Change<T>| change.apply(&cache);
-    Ok(state.writer.transaction(change, apply).await?.value)
+    run(state, WriteKind::Transaction, change).await
 }
 
 /// Like [`write`], for a change that is a single statement (atomic without a transaction).
@@ -69,9 +67,17 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError> + Send + 'static,
 {
+    run(state, WriteKind::Statement, change).await
+}
+
+async fn run<T, F>(state: &AppState, kind: WriteKind, change: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError> + Send + 'static,
+{
     let cache = state.cache.clone();
     let apply = move |change: &Change<T>| change.apply(&cache);
-    Ok(state.writer.statement(change, apply).await?.value)
+    Ok(state.writer.run(kind, change, apply).await?.value)
 }
 
 impl<T> Change<T> {

@@ -6,7 +6,7 @@ use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
 use super::requested_scopes;
 use crate::auth::AdminKey;
 use crate::domain::{KeyLifetime, KeyName, Scope};
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
 use crate::services::{self, keys};
@@ -25,12 +25,9 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
         (status = 400, description = "The body is not valid JSON or a field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::json::{AdminApiKeyDeleted, DeletedObject};
 use crate::auth::AdminKey;
 use crate::domain::Scope;
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::services::{self, keys};
 use crate::state::AppState;
@@ -22,12 +22,9 @@ use crate::state::AppState;
     params(("key_id" = String, Path, description = "Id of the key to delete.")),
     responses(
         (status = 200, description = "The key was deleted.", body = AdminApiKeyDeleted),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No key has this id (or it was already deleted).", body = ErrorResponse),
         (status = 409, description = "Deleting it would leave no enabled, unexpired key able to manage keys.", body = ErrorResponse),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]

@@ -12,7 +12,7 @@ use crate::cache::{Cache, CachedView};
 use crate::db::DbConnection;
 use crate::db::run_blocking;
 use crate::domain::Scope;
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyStatus, ListFilter, Order};
@@ -33,10 +33,7 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "One page of keys.", body = List<AdminApiKey>),
         (status = 400, description = "`limit`, `order`, `after`, `search` or `status` is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]

@@ -7,7 +7,7 @@ use super::json::{AdminApiKey, render_stored, view_body};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::Scope;
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::ids;
 use crate::models::admin_api_key;
@@ -25,11 +25,8 @@ use crate::state::AppState;
     params(("key_id" = String, Path, description = "Id of the key.")),
     responses(
         (status = 200, description = "The key.", body = AdminApiKey),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::json::{AdminApiKeyCreateResponse, AdminApiKeyRotateResponse, RotateAdminApiKeyRequest};
 use crate::auth::AdminKey;
 use crate::domain::{KeyLifetime, Overlap, Scope};
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::OptionalJson;
 use crate::services::{self, keys};
@@ -27,14 +27,11 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyRotateResponse),
         (status = 400, description = "A field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No key has this id.", body = ErrorResponse),
         (status = 409, description = "The rotation would lock the organisation out.", body = ErrorResponse),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]

@@ -6,7 +6,7 @@ use super::json::{AdminApiKey, UpdateAdminApiKeyRequest};
 use super::requested_scopes;
 use crate::auth::AdminKey;
 use crate::domain::{KeyName, Scope};
-use crate::error::responses::{Forbidden, ServerError, Unauthorized, Unavailable};
+use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::Json;
 use crate::services::{self, keys};
@@ -28,14 +28,11 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The key after the change.", body = AdminApiKey),
         (status = 400, description = "A field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No key has this id.", body = ErrorResponse),
         (status = 409, description = "The change would lock the organisation out.", body = ErrorResponse),
         (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
         (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable),
+        SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
 )]
@@ -71,11 +68,9 @@ fn parse_update(body: UpdateAdminApiKeyRequest) -> Result<keys::KeyUpdate, ApiEr
         scopes: requested_scopes(body.scopes)?,
     };
     if update.name.is_none() && update.enabled.is_none() && update.scopes.is_none() {
-        return Err(ApiError::InvalidRequest {
-            message: "Send at least one of `name`, `enabled` and `scopes`.".to_owned(),
-            param: None,
-            code: None,
-        });
+        return Err(ApiError::invalid_request(
+            "Send at least one of `name`, `enabled` and `scopes`.",
+        ));
     }
     Ok(update)
 }
