@@ -5,7 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::EventType;
@@ -44,20 +44,20 @@ pub struct AuditLog {
     /// Who made the change: `{"type":"api_key","api_key":{"id","type":"user","user":{"id","email"}}}`,
     /// or for the `bootstrap` command `{"type":"session","session":{"user":{"id","email"}}}`.
     #[schema(value_type = Object)]
-    pub actor: Value,
+    pub actor: Box<RawValue>,
     /// `{"id", "data": {"scopes", "name", "expires_at"}}` of the new key.
     #[serde(rename = "api_key.created", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub api_key_created: Option<Value>,
+    pub api_key_created: Option<Box<RawValue>>,
     /// `{"id", "changes_requested": {...}}`: the fields that were set (`name`, `enabled`,
     /// `scopes`, or `expires_at` and `rotated_to` for a rotation).
     #[serde(rename = "api_key.updated", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub api_key_updated: Option<Value>,
+    pub api_key_updated: Option<Box<RawValue>>,
     /// `{"id"}` of the deleted key.
     #[serde(rename = "api_key.deleted", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub api_key_deleted: Option<Value>,
+    pub api_key_deleted: Option<Box<RawValue>>,
 }
 
 /// Query parameters (documentation only; see `parse_query`).
@@ -196,11 +196,14 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
 
 impl From<AuditLogRow> for AuditLog {
     fn from(row: AuditLogRow) -> Self {
-        // Both columns hold JSON this service wrote.
-        let parse = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
-        let details = Some(parse(&row.details));
+        // Both columns hold JSON this service wrote: served as stored (checked, not rebuilt).
+        let parse = |text: String| {
+            RawValue::from_string(text)
+                .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
+        };
+        let details = Some(parse(row.details));
         let mut entry = AuditLog {
-            actor: parse(&row.actor),
+            actor: parse(row.actor),
             id: row.id,
             effective_at: row.effective_at,
             api_key_created: None,
