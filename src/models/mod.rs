@@ -1,5 +1,5 @@
 //! Row types and their queries, one file per table. Every function takes a connection and
-//! returns `QueryResult`; mapping to HTTP happens in the routes.
+//! returns `QueryResult`: no HTTP (that is `routes`) and no rules (that is `services`).
 
 pub mod admin_api_key;
 pub mod audit_log;
