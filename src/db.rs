@@ -344,7 +344,7 @@ impl Writer {
                 let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
                 std::thread::Builder::new()
                     .name("sqlite-writer".into())
-                    .spawn(move || write_loop(conn, receiver))
+                    .spawn(move || write_loop(manager, conn, receiver))
                     .map_err(|e| DbSetupError::Migrate(format!("cannot start the writer: {e}")))?;
                 Ok(Self::Queue(sender))
             }
@@ -432,7 +432,18 @@ fn commit_failed(error: &ApiError) -> ApiError {
 
 /// The SQLite writer thread: takes what is queued (up to [`MAX_BATCH`]), runs it in one
 /// transaction, commits, then answers each caller. Single statements run on their own first.
-fn write_loop(mut conn: DbConnection, mut queue: mpsc::Receiver<Queued>) {
+///
+/// After each write the transaction depth must be what it was before: a write that panicked
+/// inside a nested transaction leaves a savepoint open (Diesel does not roll back on unwind),
+/// and SQLite itself rolls the whole transaction back on some errors (disk full, I/O). Either
+/// way the batch is abandoned: every write that ran in it is answered with an error (none of
+/// them is committed), the ones not yet run are dropped (their callers get a 503, so a retry
+/// is safe), and the writer starts again on a new connection.
+fn write_loop(
+    manager: ConnectionManager,
+    mut conn: DbConnection,
+    mut queue: mpsc::Receiver<Queued>,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -441,25 +452,138 @@ fn write_loop(mut conn: DbConnection, mut queue: mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
-        let (alone, mut together): (Vec<_>, Vec<_>) = batch.into_iter().partition(|q| q.alone);
-        for queued in alone {
-            (queued.job)(&mut conn)(Ok(()));
-        }
-        if together.is_empty() {
-            continue;
-        }
+        let (alone, together): (Vec<_>, Vec<_>) = batch.into_iter().partition(|q| q.alone);
         let mut done = Vec::with_capacity(together.len());
-        let committed = write_transaction(&mut conn, |conn| {
-            done.extend(together.drain(..).map(|queued| (queued.job)(conn)));
-            Ok::<_, ApiError>(())
-        });
+        let mut broken = false;
+        for queued in alone {
+            done.push((queued.job)(&mut conn));
+            if transaction_depth(&mut conn) != Some(0) {
+                broken = true;
+                break;
+            }
+        }
+        let mut together = together.into_iter();
+        let committed = if broken || together.len() == 0 {
+            Ok(())
+        } else {
+            write_transaction(&mut conn, |conn| {
+                let expected = transaction_depth(conn);
+                for queued in together.by_ref() {
+                    done.push((queued.job)(conn));
+                    if transaction_depth(conn) != expected {
+                        broken = true;
+                        return Err(ApiError::Internal(
+                            "a write left the batch's transaction in an unknown state".into(),
+                        ));
+                    }
+                }
+                Ok::<_, ApiError>(())
+            })
+        };
         if let Err(e) = &committed {
             tracing::error!(error = %crate::error::error_chain(e), writes = done.len(), "a batch of writes did not commit");
         }
-        // Jobs that never ran (the transaction could not start) are dropped: their callers
-        // get a 503.
+        let abandoned = ApiError::Internal("the batch of writes was abandoned".into());
+        // Single statements before a break did commit; they are answered with an error too,
+        // which only makes their caller retry (a usage flush is idempotent).
         for finish in done {
-            finish(committed.as_ref().map(drop));
+            let outcome = match &committed {
+                _ if broken => Err(&abandoned),
+                Ok(()) => Ok(()),
+                Err(e) => Err(e),
+            };
+            // An invalidation that panics must not take the writer down with it.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| finish(outcome)));
         }
+        if broken {
+            conn = reopen(&manager, conn);
+        }
+    }
+}
+
+/// How deep in transactions Diesel believes `conn` is; `None` if it cannot tell.
+fn transaction_depth(conn: &mut DbConnection) -> Option<u32> {
+    use diesel::connection::{Connection, TransactionManager};
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .map(|depth| depth.map_or(0, std::num::NonZeroU32::get))
+}
+
+/// Rolls back whatever is open on `old` and replaces it with a new connection, retrying
+/// until the database answers.
+fn reopen(manager: &ConnectionManager, mut old: DbConnection) -> DbConnection {
+    let _ = old.batch_execute("ROLLBACK");
+    drop(old);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match manager.connect() {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the SQLite write connection; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::user::{self, User};
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.to_owned(),
+            name: "Someone".to_owned(),
+            email: None,
+            role: "owner".to_owned(),
+            created_at: 0,
+        }
+    }
+
+    fn users(pool: &DbPool) -> i64 {
+        use diesel::QueryDsl;
+        let mut conn = pool.get().unwrap();
+        crate::schema::users::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_write_that_panics_in_a_nested_transaction_is_refused_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let pool =
+            connect_and_migrate(&url, &PoolOptions::default(), QueryCounter::default()).unwrap();
+        let writer = Writer::start(&url, &pool, QueryCounter::default()).unwrap();
+
+        let panicked = writer
+            .run(
+                WriteKind::Transaction,
+                |conn| {
+                    user::insert(conn, &user("user_lost"))?;
+                    conn.transaction(|_| -> Result<(), ApiError> { panic!("a bug in a write") })
+                },
+                |_| {},
+            )
+            .await;
+        let after = writer
+            .run(
+                WriteKind::Transaction,
+                |conn| Ok(user::insert(conn, &user("user_kept"))?),
+                |_| {},
+            )
+            .await;
+
+        assert!(panicked.is_err(), "the panicking write is not acknowledged");
+        assert!(after.is_ok(), "the next write succeeds: {after:?}");
+        assert_eq!(
+            users(&pool),
+            1,
+            "only the second write is committed, and readers see it"
+        );
     }
 }

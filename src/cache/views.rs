@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 
 use super::{Cache, FillTicket};
-use crate::models::admin_api_key::KeyWithOwner;
+use crate::models::admin_api_key::{KeyWithOwner, Listed};
 
 /// A key as `retrieve` shows it, when it was read: the row and its rendered JSON.
 #[derive(Debug)]
@@ -74,30 +74,15 @@ impl Cache {
         self.ticket()
     }
 
-    /// The view of `key_id` if cached, fresh at `now` and showing `stored_last_used_at`, the
-    /// value a list page just read; a view showing an older value is dropped.
-    pub fn listed_view(
-        &self,
-        key_id: &str,
-        stored_last_used_at: Option<i64>,
-        now: i64,
-    ) -> Option<Arc<CachedView>> {
-        let view = self.view(key_id, now).ok()?;
-        if view.key.0.last_used_at == stored_last_used_at {
+    /// The view of the key a list page just read, if cached, fresh at `now` and agreeing
+    /// with what the page read on every column a change can move. A view that disagrees is
+    /// dropped, so a retrieve never shows an older key than a list on this replica just did.
+    pub fn listed_view(&self, listed: &Listed, now: i64) -> Option<Arc<CachedView>> {
+        let view = self.view(&listed.id, now).ok()?;
+        if listed.matches(&view.key.0) {
             return Some(view);
         }
-        self.note_stored_use(key_id, stored_last_used_at);
+        self.forget_views([listed.id.as_str()]);
         None
-    }
-
-    /// Drops the cached view of `key_id` if the database has since shown a later
-    /// `last_used_at` (written by another replica's flush), so a retrieve never shows an older
-    /// value than a list on this replica just did.
-    pub fn note_stored_use(&self, key_id: &str, last_used_at: Option<i64>) {
-        if let Some(view) = self.views.peek(key_id)
-            && view.key.0.last_used_at < last_used_at
-        {
-            self.forget_views([key_id]);
-        }
     }
 }

@@ -174,29 +174,104 @@ fn like_literal(text: &str) -> String {
     out
 }
 
-/// A key's place on a list page, with the one column that changes without an invalidation
-/// (`last_used_at`, moved by usage flushes): the rest comes from the view cache.
+/// What a list page reads of each key when the rest may come from the view cache: the id and
+/// every column a change can move. A cached view is used only if it agrees on all of them.
 #[derive(Clone, Debug, Queryable)]
 pub struct Listed {
     pub id: String,
+    pub name: String,
     pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub scopes: Scopes,
+    pub enabled: bool,
 }
 
-/// The keys `ids` with their owners (any order; missing ids are left out).
-pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<KeyWithOwner>> {
-    admin_api_keys::table
-        .inner_join(users::table)
-        .filter(admin_api_keys::id.eq_any(ids))
-        .select((AdminApiKeyRow::as_select(), User::as_select()))
-        .load(conn)
+impl Listed {
+    /// Whether `row` shows this key as the listing read it.
+    pub fn matches(&self, row: &AdminApiKeyRow) -> bool {
+        self.id == row.id
+            && self.name == row.name
+            && self.last_used_at == row.last_used_at
+            && self.expires_at == row.expires_at
+            && self.scopes == row.scopes
+            && self.enabled == row.enabled
+    }
 }
 
-/// Up to `limit` keys strictly after `after` in `order` that pass `filter`: their ids and
-/// stored `last_used_at`.
-///
-/// Every filter is a bound parameter of one fixed statement (an absent filter passes a flag
-/// that lets every row through), so each of the four shapes (order × cursor) has a static
-/// type: Diesel prepares it once per connection and skips building its SQL again.
+/// The body of both list queries: `$select` from `$source`, filtered, from the cursor, in
+/// order. Every filter is a bound parameter of one fixed statement (an absent filter passes a
+/// flag that lets every row through), so each of the four shapes (order × cursor) has a
+/// static type: Diesel prepares it once per connection and skips building its SQL again.
+macro_rules! keys_page {
+    ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
+        use crate::schema::admin_api_keys::dsl::{
+            created_at, enabled, expires_at, id, name, redacted_value,
+        };
+        use diesel::IntoSql;
+        let (conn, after, order, limit, filter): (
+            &mut DbConnection,
+            Option<&Cursor>,
+            Order,
+            i64,
+            &ListFilter,
+        ) = ($conn, $after, $order, $limit, $filter);
+
+        let search = filter.search.clone().unwrap_or_default();
+        let needle = like_literal(&search);
+        let allow = |status: KeyStatus| filter.status.is_none_or(|wanted| wanted == status);
+        let now = filter.now;
+        // Both sides go through the database's lower(), so case folding is consistent
+        // (ASCII-only on SQLite, locale-aware on PostgreSQL).
+        let matches_search = filter
+            .search
+            .is_none()
+            .into_sql::<Bool>()
+            .or(lower(name).like(lower(format!("%{needle}%"))).escape('\\'))
+            .or(id.eq(search))
+            .or(lower(redacted_value)
+                .like(lower(format!("{needle}%")))
+                .escape('\\'));
+        let matches_status = enabled
+            .eq(false)
+            .and(allow(KeyStatus::Disabled).into_sql::<Bool>())
+            .or(enabled
+                .eq(true)
+                .and(expires_at.le(now))
+                .and(allow(KeyStatus::Expired).into_sql::<Bool>()))
+            .or(enabled
+                .eq(true)
+                .and(expires_at.is_null().or(expires_at.gt(now)))
+                .and(allow(KeyStatus::Active).into_sql::<Bool>()));
+        let page = $source
+            .select($select)
+            .filter(matches_search.and(matches_status))
+            .limit(limit);
+        // The bare range on created_at lets the index scan start at the cursor; the OR then
+        // drops the ties at or before the cursor id.
+        match (order, after) {
+            (Order::Asc, None) => page.order((created_at.asc(), id.asc())).load(conn),
+            (Order::Desc, None) => page.order((created_at.desc(), id.desc())).load(conn),
+            (Order::Asc, Some(c)) => page
+                .filter(
+                    created_at
+                        .ge(c.created_at)
+                        .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
+                )
+                .order((created_at.asc(), id.asc()))
+                .load(conn),
+            (Order::Desc, Some(c)) => page
+                .filter(
+                    created_at
+                        .le(c.created_at)
+                        .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
+                )
+                .order((created_at.desc(), id.desc()))
+                .load(conn),
+        }
+    }};
+}
+
+/// Up to `limit` keys strictly after `after` in `order` that pass `filter`, as [`Listed`].
 pub fn list_page(
     conn: &mut DbConnection,
     after: Option<&Cursor>,
@@ -204,63 +279,22 @@ pub fn list_page(
     limit: i64,
     filter: &ListFilter,
 ) -> QueryResult<Vec<Listed>> {
-    use crate::schema::admin_api_keys::dsl::{
-        created_at, enabled, expires_at, id, last_used_at, name, redacted_value,
-    };
-    use diesel::IntoSql;
+    use crate::schema::admin_api_keys::dsl::*;
+    let columns = (id, name, last_used_at, expires_at, scopes, enabled);
+    keys_page!(conn, admin_api_keys, columns, after, order, limit, filter)
+}
 
-    let search = filter.search.clone().unwrap_or_default();
-    let needle = like_literal(&search);
-    let allow = |status: KeyStatus| filter.status.is_none_or(|wanted| wanted == status);
-    let now = filter.now;
-    // Both sides go through the database's lower(), so case folding is consistent
-    // (ASCII-only on SQLite, locale-aware on PostgreSQL).
-    let matches_search = filter
-        .search
-        .is_none()
-        .into_sql::<Bool>()
-        .or(lower(name).like(lower(format!("%{needle}%"))).escape('\\'))
-        .or(id.eq(search))
-        .or(lower(redacted_value)
-            .like(lower(format!("{needle}%")))
-            .escape('\\'));
-    let matches_status = enabled
-        .eq(false)
-        .and(allow(KeyStatus::Disabled).into_sql::<Bool>())
-        .or(enabled
-            .eq(true)
-            .and(expires_at.le(now))
-            .and(allow(KeyStatus::Expired).into_sql::<Bool>()))
-        .or(enabled
-            .eq(true)
-            .and(expires_at.is_null().or(expires_at.gt(now)))
-            .and(allow(KeyStatus::Active).into_sql::<Bool>()));
-    let page = admin_api_keys::table
-        .select((id, last_used_at))
-        .filter(matches_search.and(matches_status))
-        .limit(limit);
-    // The bare range on created_at lets the index scan start at the cursor; the OR then
-    // drops the ties at or before the cursor id.
-    match (order, after) {
-        (Order::Asc, None) => page.order((created_at.asc(), id.asc())).load(conn),
-        (Order::Desc, None) => page.order((created_at.desc(), id.desc())).load(conn),
-        (Order::Asc, Some(c)) => page
-            .filter(
-                created_at
-                    .ge(c.created_at)
-                    .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
-            )
-            .order((created_at.asc(), id.asc()))
-            .load(conn),
-        (Order::Desc, Some(c)) => page
-            .filter(
-                created_at
-                    .le(c.created_at)
-                    .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
-            )
-            .order((created_at.desc(), id.desc()))
-            .load(conn),
-    }
+/// The same page as [`list_page`], whole keys with their owners.
+pub fn list_page_keys(
+    conn: &mut DbConnection,
+    after: Option<&Cursor>,
+    order: Order,
+    limit: i64,
+    filter: &ListFilter,
+) -> QueryResult<Vec<KeyWithOwner>> {
+    let source = admin_api_keys::table.inner_join(users::table);
+    let columns = (AdminApiKeyRow::as_select(), User::as_select());
+    keys_page!(conn, source, columns, after, order, limit, filter)
 }
 
 /// Deletes a key; returns whether it existed.

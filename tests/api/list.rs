@@ -12,6 +12,7 @@ backend_tests!(
     list_accepts_limit_bounds_and_rejects_bad_params,
     list_rejects_an_after_id_that_does_not_exist,
     list_never_contains_key_values,
+    a_list_shows_a_change_made_behind_the_service_at_once,
 );
 
 /// Makes `n` keys; every `per_second` keys share one `created_at` second.
@@ -202,4 +203,43 @@ async fn list_never_contains_key_values(app: TestApp) {
         "the bootstrap plaintext appeared in a list"
     );
     assert!(!text.contains("\"value\""), "{text}");
+}
+
+/// A list page reads every column a change can move from the database, so it never serves a
+/// cached body that disagrees with the row (here: a change no notification announces on
+/// SQLite, and that a replica could hear of late on PostgreSQL).
+async fn a_list_shows_a_change_made_behind_the_service_at_once(app: TestApp) {
+    let id = app.create_named("before").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = app.list("limit=100").await;
+    let shown = |page: &Value| {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|key| key["id"] == id.as_str())
+            .cloned()
+            .expect("the key is listed")
+    };
+    assert_eq!(shown(&first)["name"], "before");
+
+    let target = id.clone();
+    app.with_db(move |conn| {
+        use ::admin_api_keys::schema::admin_api_keys as keys;
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        diesel::update(keys::table.filter(keys::id.eq(target)))
+            .set((keys::name.eq("after"), keys::enabled.eq(false)))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+
+    let key = shown(&app.list("limit=100").await);
+    assert_eq!(key["name"], "after");
+    assert_eq!(key["enabled"], false);
+    let disabled = app.list("status=disabled").await;
+    assert_eq!(ids(&disabled), vec![id.clone()]);
+    assert_eq!(disabled["data"][0]["enabled"], false, "{disabled}");
 }

@@ -1,6 +1,5 @@
 //! `GET /organization/admin_api_keys`: one page of keys, with search and status filters.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header::ContentType;
@@ -65,9 +64,9 @@ pub async fn list(
         .body(page.to_json()))
 }
 
-/// One page: the ids (and stored `last_used_at`) from the database, each key's body from the
-/// view cache when it holds that key as stored, the others read in one more query and cached.
-/// A key deleted between the two reads is left out.
+/// One page. The database gives the keys of the page with every column a change can move;
+/// when the view cache holds each of them exactly so, the bodies come from it. Otherwise the
+/// page is read again whole (one statement, so one snapshot) and its keys are cached.
 fn read_page(
     conn: &mut DbConnection,
     cache: &Cache,
@@ -79,39 +78,25 @@ fn read_page(
         None => None,
         Some(id) => Some(admin_api_key::cursor_of(conn, id)?.ok_or_else(|| no_page_after(id))?),
     };
-    let limit = page.limit as usize;
-    let mut rows =
-        admin_api_key::list_page(conn, cursor.as_ref(), page.order, page.limit + 1, filter)?;
+    let (cursor, limit) = (cursor.as_ref(), page.limit as usize);
+    let rows = admin_api_key::list_page(conn, cursor, page.order, page.limit + 1, filter)?;
     let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let mut views: Vec<_> = rows
+    let cached: Option<Vec<_>> = rows
         .iter()
-        .map(|row| cache.listed_view(&row.id, row.last_used_at, filter.now))
+        .take(limit)
+        .map(|row| cache.listed_view(row, filter.now))
         .collect();
-    let missing: Vec<String> = rows
-        .iter()
-        .zip(&views)
-        .filter(|(_, view)| view.is_none())
-        .map(|(row, _)| row.id.clone())
-        .collect();
-    if !missing.is_empty() {
-        let found = admin_api_key::find_many(conn, &missing)?;
-        let rendered = found
-            .into_iter()
-            .map(render_stored)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut read: HashMap<String, Arc<CachedView>> = cache
-            .fill_views(&ticket, rendered, filter.now)
-            .into_iter()
-            .map(|view| (view.key.0.id.clone(), view))
-            .collect();
-        for (row, view) in rows.iter().zip(views.iter_mut()) {
-            if view.is_none() {
-                *view = read.remove(&row.id);
-            }
-        }
+    if let Some(views) = cached {
+        return Ok((views, has_more));
     }
-    Ok((views.into_iter().flatten().collect(), has_more))
+    let mut keys = admin_api_key::list_page_keys(conn, cursor, page.order, page.limit + 1, filter)?;
+    let has_more = keys.len() > limit;
+    keys.truncate(limit);
+    let rendered = keys
+        .into_iter()
+        .map(render_stored)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((cache.fill_views(&ticket, rendered, filter.now), has_more))
 }
 
 fn no_page_after(id: &str) -> ApiError {
