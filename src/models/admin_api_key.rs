@@ -202,11 +202,38 @@ impl Listed {
 /// order. Every filter is a bound parameter of one fixed statement (an absent filter passes a
 /// flag that lets every row through), so each of the four shapes (order × cursor) has a
 /// static type: Diesel prepares it once per connection and skips building its SQL again.
+/// `$page` from the cursor `$after`, in `$order`. The bare range on created_at lets the index
+/// scan start at the cursor; the OR then drops the ties at or before the cursor id.
+macro_rules! ordered_page {
+    ($conn:expr, $page:expr, $order:expr, $after:expr) => {{
+        use crate::schema::admin_api_keys::dsl::{created_at, id};
+        let page = $page;
+        match ($order, $after) {
+            (Order::Asc, None) => page.order((created_at.asc(), id.asc())).load($conn),
+            (Order::Desc, None) => page.order((created_at.desc(), id.desc())).load($conn),
+            (Order::Asc, Some(c)) => page
+                .filter(
+                    created_at
+                        .ge(c.created_at)
+                        .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
+                )
+                .order((created_at.asc(), id.asc()))
+                .load($conn),
+            (Order::Desc, Some(c)) => page
+                .filter(
+                    created_at
+                        .le(c.created_at)
+                        .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
+                )
+                .order((created_at.desc(), id.desc()))
+                .load($conn),
+        }
+    }};
+}
+
 macro_rules! keys_page {
     ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
-        use crate::schema::admin_api_keys::dsl::{
-            created_at, enabled, expires_at, id, name, redacted_value,
-        };
+        use crate::schema::admin_api_keys::dsl::{enabled, expires_at, id, name, redacted_value};
         use diesel::IntoSql;
         let (conn, after, order, limit, filter): (
             &mut DbConnection,
@@ -242,31 +269,18 @@ macro_rules! keys_page {
                 .eq(true)
                 .and(expires_at.is_null().or(expires_at.gt(now)))
                 .and(allow(KeyStatus::Active).into_sql::<Bool>()));
-        let page = $source
-            .select($select)
-            .filter(matches_search.and(matches_status))
-            .limit(limit);
-        // The bare range on created_at lets the index scan start at the cursor; the OR then
-        // drops the ties at or before the cursor id.
-        match (order, after) {
-            (Order::Asc, None) => page.order((created_at.asc(), id.asc())).load(conn),
-            (Order::Desc, None) => page.order((created_at.desc(), id.desc())).load(conn),
-            (Order::Asc, Some(c)) => page
-                .filter(
-                    created_at
-                        .ge(c.created_at)
-                        .and(created_at.gt(c.created_at).or(id.gt(c.id.clone()))),
-                )
-                .order((created_at.asc(), id.asc()))
-                .load(conn),
-            (Order::Desc, Some(c)) => page
-                .filter(
-                    created_at
-                        .le(c.created_at)
-                        .and(created_at.lt(c.created_at).or(id.lt(c.id.clone()))),
-                )
-                .order((created_at.desc(), id.desc()))
-                .load(conn),
+        let page = $source.select($select).limit(limit);
+        // Without a filter the statement has no filter at all: every bound value costs a
+        // trip through the backend's bind machinery, on every request.
+        if filter.search.is_none() && filter.status.is_none() {
+            ordered_page!(conn, page, order, after)
+        } else {
+            ordered_page!(
+                conn,
+                page.filter(matches_search.and(matches_status)),
+                order,
+                after
+            )
         }
     }};
 }
