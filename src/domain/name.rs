@@ -48,12 +48,6 @@ impl KeyName {
     }
 }
 
-impl AsRef<str> for KeyName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,17 +38,6 @@ impl<T> Change<T> {
         self.invalidations.push(invalidation);
         self
     }
-
-    /// What the change invalidates.
-    pub fn invalidations(&self) -> &[Invalidation] {
-        &self.invalidations
-    }
-
-    /// The result, for a process without caches (the `bootstrap` command): servers hear of
-    /// the change through `NOTIFY` on PostgreSQL, or their TTL on SQLite.
-    pub fn without_caches(self) -> T {
-        self.value
-    }
 }
 
 /// Runs `change` in a write transaction, applies its invalidations to this process's caches
