@@ -43,18 +43,25 @@ pub enum ApiError {
         message: String,
         param: Option<&'static str>,
     },
-    /// No route has this path (404).
-    #[error("No route matches {method} {path}.")]
-    UnknownRoute { method: String, path: String },
+    /// No route has this path (404). Neither the path nor the method is repeated: a client
+    /// may have pasted a secret into either.
+    #[error("No route matches this method and path; the API is described at /openapi.json.")]
+    UnknownRoute,
     /// The path exists but not with this method (405).
-    #[error("Method {0} is not allowed on this path.")]
-    MethodNotAllowed(String),
+    #[error("This path does not accept this method; the API is described at /openapi.json.")]
+    MethodNotAllowed,
+    /// The body did not arrive within the deadline (408); the connection is closed.
+    #[error("The request body did not arrive in time.")]
+    RequestTimeout,
     /// The body is larger than the configured limit (413).
     #[error("The request body is larger than the limit of {limit} bytes.")]
     PayloadTooLarge { limit: usize },
-    /// The body is not `application/json` (415).
-    #[error("The request body must be JSON: send `Content-Type: application/json`.")]
-    UnsupportedMediaType,
+    /// The body is compressed (415): bodies are accepted only as sent, without decoding.
+    #[error(
+        "Request bodies must not be compressed: send the body without a `Content-Encoding` \
+         (or with `identity`)."
+    )]
+    UnsupportedEncoding,
     /// The database cannot be reached or the pool has no free connection (503).
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
@@ -133,10 +140,11 @@ impl ApiError {
             Self::InvalidRequest { code, .. } => *code,
             Self::Unauthorized { code, .. } | Self::Conflict { code, .. } => Some(code),
             Self::Forbidden { code, .. } => Some(code),
-            Self::NotFound { .. } | Self::UnknownRoute { .. } => Some("not_found"),
-            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
+            Self::NotFound { .. } | Self::UnknownRoute => Some("not_found"),
+            Self::MethodNotAllowed => Some("method_not_allowed"),
+            Self::RequestTimeout => Some("request_timeout"),
             Self::PayloadTooLarge { .. } => Some("payload_too_large"),
-            Self::UnsupportedMediaType => Some("unsupported_media_type"),
+            Self::UnsupportedEncoding => Some("unsupported_content_encoding"),
             Self::Unavailable(_) => Some("service_unavailable"),
             Self::Internal(_) => None,
         }
@@ -175,10 +183,11 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::NotFound { .. } | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound { .. } | Self::UnknownRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -195,6 +204,16 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            response.insert_header((
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            ));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body may still arrive; it cannot be told from a next request.
+            response.force_close();
         }
         response.json(self.body())
     }
@@ -240,31 +259,6 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
-/// Turns body-extraction failures into the envelope (wired through `JsonConfig`).
-pub fn json_error_handler(
-    error: actix_web::error::JsonPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as E;
-    let api_error = match &error {
-        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge { limit: *limit }
-        }
-        E::ContentType => ApiError::UnsupportedMediaType,
-        E::Deserialize(e) => ApiError::InvalidRequest {
-            message: format!("The request body is not valid JSON: {e}"),
-            param: None,
-            code: Some("invalid_json"),
-        },
-        other => ApiError::InvalidRequest {
-            message: format!("The request body could not be read: {other}"),
-            param: None,
-            code: None,
-        },
-    };
-    api_error.into()
-}
-
 /// Turns query-string failures into the envelope (wired through `QueryConfig`).
 pub fn query_error_handler(
     _error: actix_web::error::QueryPayloadError,
@@ -303,6 +297,40 @@ pub mod responses {
         #[response(status = 503)]
         Unavailable(#[ref_response] Unavailable),
     }
+
+    /// The errors of reading a JSON request body, as references to the shared responses
+    /// below: listed by every operation that takes a body.
+    #[derive(IntoResponses)]
+    #[allow(dead_code)]
+    pub enum BodyErrors {
+        #[response(status = 400)]
+        InvalidBody(#[ref_response] InvalidBody),
+        #[response(status = 408)]
+        BodyTimeout(#[ref_response] BodyTimeout),
+        #[response(status = 413)]
+        BodyTooLarge(#[ref_response] BodyTooLarge),
+        #[response(status = 415)]
+        CompressedBody(#[ref_response] CompressedBody),
+    }
+
+    /// The request is invalid: the body is missing, empty, not JSON, not an object, repeats a
+    /// field, has a field the operation does not take or a value of the wrong type or range,
+    /// or the query string has a parameter the operation does not take. `param` names the
+    /// field when there is one.
+    #[derive(ToResponse)]
+    pub struct InvalidBody(#[allow(dead_code)] ErrorResponse);
+
+    /// The body did not arrive within the server's deadline; the connection is closed.
+    #[derive(ToResponse)]
+    pub struct BodyTimeout(#[allow(dead_code)] ErrorResponse);
+
+    /// The body is larger than the server's limit.
+    #[derive(ToResponse)]
+    pub struct BodyTooLarge(#[allow(dead_code)] ErrorResponse);
+
+    /// The body is compressed (`Content-Encoding` other than `identity`); send it as is.
+    #[derive(ToResponse)]
+    pub struct CompressedBody(#[allow(dead_code)] ErrorResponse);
 
     /// The bearer key is missing, malformed, unknown, deleted, disabled or expired (`code`
     /// says which).

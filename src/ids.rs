@@ -24,6 +24,16 @@ pub fn random_id(prefix: &str) -> String {
     id
 }
 
+/// `id` if it has exactly the shape of an id this service makes (a known prefix and 24
+/// letters or digits), so that an error message may repeat it; `None` for anything else (it
+/// may be a secret pasted into the wrong place).
+pub fn ours(id: &str) -> Option<&str> {
+    let random = [KEY, USER, AUDIT_LOG]
+        .iter()
+        .find_map(|prefix| id.strip_prefix(prefix))?;
+    (random.len() == 24 && random.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)
+}
+
 /// Whether `id` could be one of ours (short, ASCII letters, digits, `_` and `-`). Anything
 /// else cannot exist and never reaches the database.
 pub fn plausible(id: &str) -> bool {
@@ -32,4 +42,19 @@ pub fn plausible(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_of_our_exact_shape_may_be_repeated() {
+        let id = random_id(KEY);
+        assert_eq!(ours(&id), Some(id.as_str()));
+        assert!(ours(&random_id(AUDIT_LOG)).is_some());
+        assert!(ours("key_short").is_none());
+        assert!(ours(&format!("{id}x")).is_none());
+        assert!(ours("sk-admin-4fTz9QbLw2Xc7VnR1kJm8HsD").is_none());
+    }
 }

@@ -15,7 +15,8 @@ use crate::cache::{Cache, invalidation};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
-use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::error::{path_error_handler, query_error_handler};
+use crate::extract::BodyConfig;
 use crate::routes;
 use crate::services;
 use crate::state::AppState;
@@ -141,11 +142,10 @@ impl Application {
 /// Registers state, extractor error handlers and every route.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_body_bytes: usize) {
     cfg.app_data(state)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(max_body_bytes)
-                .error_handler(json_error_handler),
-        )
+        .app_data(web::Data::new(BodyConfig {
+            limit: max_body_bytes,
+            ..BodyConfig::default()
+        }))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
         .service(probe("/healthz", web::get().to(routes::health::healthz)))

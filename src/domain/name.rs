@@ -1,11 +1,15 @@
 //! Names of keys (and of the owners `bootstrap` makes).
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use super::Invalid;
 
 /// The longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 
-/// A trimmed name of 1 to 256 characters without control characters.
+/// A trimmed name of 1 to 256 characters without control or invisible format characters
+/// (Unicode categories Cc and Cf: bidirectional overrides, zero-width spaces and joiners, …),
+/// so that no name can pose as another where people read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyName(String);
 
@@ -22,10 +26,13 @@ impl KeyName {
                 format!("`{param}` must be at most {MAX_NAME_CHARS} characters."),
             ));
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(is_hidden) {
             return Err(Invalid::new(
                 param,
-                format!("`{param}` must not contain control characters."),
+                format!(
+                    "`{param}` must not contain control characters or invisible formatting \
+                     characters (such as bidirectional overrides or zero-width spaces)."
+                ),
             ));
         }
         Ok(Self(name.to_owned()))
@@ -48,6 +55,11 @@ impl KeyName {
     }
 }
 
+/// A control character, or a format character that changes how text shows without showing.
+fn is_hidden(c: char) -> bool {
+    c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +71,10 @@ mod tests {
             ("", "empty"),
             ("   ", "only spaces"),
             ("a\u{7}b", "control character"),
+            ("admin\u{202E}txt.exe", "right-to-left override"),
+            ("ad\u{200B}min", "zero-width space"),
+            ("\u{2066}ci\u{2069}", "bidirectional isolates"),
+            ("key\u{FEFF}", "zero-width no-break space"),
         ];
         for (raw, why) in cases {
             assert!(KeyName::parse("name", raw).is_err(), "{why}");

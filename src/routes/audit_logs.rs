@@ -14,9 +14,11 @@ use crate::db::run_blocking;
 use crate::domain::Scope;
 use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::QueryParams;
+use crate::ids;
 use crate::models::admin_api_key::Order;
 use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
-use crate::routes::list::{List, Pagination, QueryParams};
+use crate::routes::list::{List, Pagination};
 use crate::routes::method_not_allowed;
 use crate::state::AppState;
 
@@ -151,7 +153,15 @@ fn cursor_at(
     make: fn(i64, String) -> AuditCursor,
 ) -> Result<AuditCursor, ApiError> {
     let (at, id) = audit_log::position_of(conn, id)?.ok_or_else(|| {
-        ApiError::invalid_param(param, format!("No audit log entry with id {id:?} exists."))
+        ApiError::invalid_param(
+            param,
+            match ids::ours(id) {
+                Some(id) => format!("No audit log entry with id `{id}` exists."),
+                None => format!(
+                    "`{param}` must be the id of an existing audit log entry (`audit_log-` and 24 letters or digits)."
+                ),
+            },
+        )
     })?;
     Ok(make(at, id))
 }
@@ -183,15 +193,29 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
         effective_lt: query.take_integer("effective_at[lt]")?,
         effective_lte: query.take_integer("effective_at[lte]")?,
         event_types,
-        actor_ids: query.take_all("actor_ids[]", MAX_FILTER_VALUES)?,
-        resource_ids: query.take_all("resource_ids[]", MAX_FILTER_VALUES)?,
+        actor_ids: take_ids(&mut query, "actor_ids[]", "keys or users")?,
+        resource_ids: take_ids(&mut query, "resource_ids[]", "keys")?,
     };
+    query.finish()?;
     Ok(Params {
         limit: page.limit,
         after: page.after,
         before,
         filter,
     })
+}
+
+/// The values of an id filter, each of our exact shape: anything else could match nothing, so
+/// it is refused rather than answered with an empty page.
+fn take_ids(query: &mut QueryParams, name: &str, of: &str) -> Result<Vec<String>, ApiError> {
+    let values = query.take_all(name, MAX_FILTER_VALUES)?;
+    if values.iter().any(|id| ids::ours(id).is_none()) {
+        return Err(ApiError::invalid_param(
+            name,
+            format!("`{name}` takes ids of {of}, such as `key_` and 24 letters or digits."),
+        ));
+    }
+    Ok(values)
 }
 
 impl From<AuditLogRow> for AuditLog {

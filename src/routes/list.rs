@@ -1,19 +1,18 @@
-//! What every list route shares: the `List<T>` envelope, and one parser for the query string
-//! with the paging parameters `limit`, `after` and `order`.
+//! What every list route shares: the `List<T>` envelope and the paging parameters `limit`,
+//! `after` and `order`.
 
 use actix_web::web::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::extract::QueryParams;
 use crate::models::admin_api_key::Order;
 
 /// The default page size.
 pub const DEFAULT_LIMIT: i64 = 20;
 /// The largest page size.
 pub const MAX_LIMIT: i64 = 100;
-/// The longest accepted query value, in characters.
-pub const MAX_VALUE_CHARS: usize = 256;
 
 /// Always `list`.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
@@ -81,97 +80,6 @@ struct ListTail<'a> {
     first_id: &'a Option<String>,
     last_id: &'a Option<String>,
     has_more: bool,
-}
-
-/// A parsed query string, taken apart parameter by parameter. Empty values count as absent.
-#[derive(Debug)]
-pub struct QueryParams {
-    pairs: Vec<(String, String)>,
-}
-
-impl QueryParams {
-    /// Splits a raw query string; every value is at most [`MAX_VALUE_CHARS`] characters,
-    /// without control characters.
-    pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
-            ApiError::invalid_request("The query string is not valid URL encoding.")
-        })?;
-        for (name, value) in &pairs {
-            if value.chars().count() > MAX_VALUE_CHARS || value.chars().any(char::is_control) {
-                return Err(ApiError::invalid_param(
-                    name,
-                    format!(
-                        "`{name}` must be at most {MAX_VALUE_CHARS} characters, without control characters."
-                    ),
-                ));
-            }
-        }
-        Ok(Self { pairs })
-    }
-
-    /// The value of the single-valued parameter `name`; 400 if it is given twice.
-    pub fn take(&mut self, name: &str) -> Result<Option<String>, ApiError> {
-        let mut values = self.take_values(|n| n == name);
-        if values.len() > 1 {
-            return Err(ApiError::invalid_param(
-                name,
-                format!("`{name}` may be given only once."),
-            ));
-        }
-        Ok(values.pop())
-    }
-
-    /// Every value of the array parameter `name` (sent as `name[]`, or bare), at most `max`.
-    pub fn take_all(&mut self, name: &str, max: usize) -> Result<Vec<String>, ApiError> {
-        let bare = name.strip_suffix("[]").unwrap_or(name);
-        let values = self.take_values(|n| n == name || n == bare);
-        if values.len() > max {
-            return Err(ApiError::invalid_param(
-                name,
-                format!("`{name}` accepts at most {max} values."),
-            ));
-        }
-        Ok(values)
-    }
-
-    /// The integer parameter `name`.
-    pub fn take_integer(&mut self, name: &str) -> Result<Option<i64>, ApiError> {
-        self.take(name)?
-            .map(|value| {
-                value.parse().map_err(|_| {
-                    ApiError::invalid_param(name, format!("`{name}` must be an integer."))
-                })
-            })
-            .transpose()
-    }
-
-    /// 400 naming the first parameter given (even empty) whose name, without `[]`, is one
-    /// of `names`: filters this service cannot honour.
-    pub fn refuse(&self, names: &[&str]) -> Result<(), ApiError> {
-        let given = self.pairs.iter().map(|(name, _)| name);
-        match given
-            .into_iter()
-            .find(|name| names.contains(&name.trim_end_matches("[]")))
-        {
-            None => Ok(()),
-            Some(name) => Err(ApiError::invalid_param(
-                name,
-                format!("`{name}` is not supported by this service."),
-            )),
-        }
-    }
-
-    fn take_values(&mut self, matches: impl Fn(&str) -> bool) -> Vec<String> {
-        let (taken, kept) = std::mem::take(&mut self.pairs)
-            .into_iter()
-            .partition(|(name, _)| matches(name));
-        self.pairs = kept;
-        taken
-            .into_iter()
-            .map(|(_, value)| value)
-            .filter(|value| !value.is_empty())
-            .collect()
-    }
 }
 
 /// Where a page starts and how long it is.

@@ -7,7 +7,7 @@ pub mod health;
 pub mod list;
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 
@@ -23,14 +23,11 @@ pub fn api(cfg: &mut web::ServiceConfig) {
 }
 
 /// The answer for a known path with an unsupported method.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
 }
 
 /// The answer for a path no route matches.
-pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::UnknownRoute {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-    })
+pub async fn unknown_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::UnknownRoute)
 }

@@ -6,9 +6,9 @@ use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
 use super::requested_scopes;
 use crate::auth::AdminKey;
 use crate::domain::{KeyLifetime, KeyName, Scope};
-use crate::error::responses::SharedErrors;
-use crate::error::{ApiError, ErrorResponse};
-use crate::extract::Json;
+use crate::error::ApiError;
+use crate::error::responses::{BodyErrors, SharedErrors};
+use crate::extract::{JsonBody, NoQuery};
 use crate::services::{self, keys};
 use crate::state::AppState;
 
@@ -24,9 +24,7 @@ use crate::state::AppState;
     request_body = CreateAdminApiKeyRequest,
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
-        (status = 400, description = "The body is not valid JSON or a field is invalid; `param` names it.", body = ErrorResponse),
-        (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
+        BodyErrors,
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -34,9 +32,11 @@ use crate::state::AppState;
 pub async fn create(
     caller: AdminKey,
     state: web::Data<AppState>,
-    Json(body): Json<CreateAdminApiKeyRequest>,
+    _: NoQuery,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
+    let body: CreateAdminApiKeyRequest = body.parse().await?;
     let new = keys::NewKey {
         name: KeyName::required("name", body.name.as_deref())?,
         lifetime: KeyLifetime::parse(body.expires_in_seconds)?,

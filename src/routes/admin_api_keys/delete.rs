@@ -7,6 +7,7 @@ use crate::auth::AdminKey;
 use crate::domain::Scope;
 use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::NoQuery;
 use crate::services::{self, keys};
 use crate::state::AppState;
 
@@ -24,6 +25,7 @@ use crate::state::AppState;
         (status = 200, description = "The key was deleted.", body = AdminApiKeyDeleted),
         (status = 404, description = "No key has this id (or it was already deleted).", body = ErrorResponse),
         (status = 409, description = "Deleting it would leave no enabled, unexpired key able to manage keys.", body = ErrorResponse),
+        (status = 400, description = "The request has a query parameter; this operation takes none.", body = ErrorResponse),
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -32,6 +34,7 @@ pub async fn delete(
     caller: AdminKey,
     state: web::Data<AppState>,
     key_id: web::Path<String>,
+    _: NoQuery,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
     let key_id = key_id.into_inner();

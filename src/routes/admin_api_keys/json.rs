@@ -8,8 +8,9 @@ use actix_web::web::Bytes;
 
 use crate::cache::CachedView;
 use crate::cache::usage::UsageTracker;
-use crate::domain::Scope;
+use crate::domain::{MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS, Scope};
 use crate::error::ApiError;
+use crate::extract::RequestBody;
 use crate::models::admin_api_key::{AdminApiKeyRow, KeyWithOwner};
 use crate::models::user::User;
 use crate::services::keys::Issued;
@@ -96,11 +97,15 @@ pub struct AdminApiKeyCreateResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateAdminApiKeyRequest {
-    /// Lifetime of the new key in seconds (bounds as on create); leave it out for no expiry.
-    #[schema(nullable = false)]
-    pub expires_in_seconds: Option<i64>,
+    /// Lifetime of the new key in seconds (bounds as on create). Leave it out to give the new
+    /// key the lifetime the old one was given (its `expires_at - created_at`), counted from
+    /// now; `null` makes a key that does not expire.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<i64>, nullable = true)]
+    pub expires_in_seconds: Option<Option<i64>>,
     /// How long the old key keeps working, in seconds (default 0: it stops now; at most 7
     /// days).
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, default = 0)]
     pub previous_key_expires_in_seconds: Option<i64>,
 }
@@ -132,13 +137,14 @@ pub struct CreateAdminApiKeyRequest {
     /// Leading and trailing spaces are removed.
     #[schema(value_type = String, required = true, example = "Deploy pipeline")]
     pub name: Option<String>,
-    /// Lifetime of the key in seconds, from 1 second to 365 days. Leave it out for a key that
-    /// does not expire.
-    #[schema(nullable = false, example = 2592000)]
+    /// Lifetime of the key in seconds, from 1 second to 365 days. Leave it out (or send
+    /// `null`) for a key that does not expire.
+    #[schema(nullable = true, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
     /// Scopes of the new key; each must be held by the calling key. Leave it out to give the
     /// new key the caller's own scopes.
-    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
 }
 
@@ -147,14 +153,66 @@ pub struct CreateAdminApiKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAdminApiKeyRequest {
     /// A new name (same rules as on create).
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub name: Option<String>,
     /// `false` disables the key (it gets 401 until re-enabled); `true` re-enables it.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub enabled: Option<bool>,
     /// The key's new scopes, replacing the old ones; each must be held by the calling key.
-    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
+}
+
+impl RequestBody for CreateAdminApiKeyRequest {
+    const FIELDS: &'static [&'static str] = &["name", "expires_in_seconds", "scopes"];
+
+    fn expects(field: &str) -> String {
+        match field {
+            "name" => expects_name(),
+            "expires_in_seconds" => expects_lifetime(),
+            _ => expects_scopes(),
+        }
+    }
+}
+
+impl RequestBody for UpdateAdminApiKeyRequest {
+    const FIELDS: &'static [&'static str] = &["name", "enabled", "scopes"];
+
+    fn expects(field: &str) -> String {
+        match field {
+            "name" => expects_name(),
+            "enabled" => "`true` or `false`".to_owned(),
+            _ => expects_scopes(),
+        }
+    }
+}
+
+impl RequestBody for RotateAdminApiKeyRequest {
+    const FIELDS: &'static [&'static str] =
+        &["expires_in_seconds", "previous_key_expires_in_seconds"];
+
+    fn expects(field: &str) -> String {
+        match field {
+            "expires_in_seconds" => expects_lifetime(),
+            _ => format!("a whole number of seconds from 0 to {MAX_OVERLAP_SECONDS}"),
+        }
+    }
+}
+
+fn expects_name() -> String {
+    format!("a string of 1 to {MAX_NAME_CHARS} characters")
+}
+
+fn expects_lifetime() -> String {
+    format!("a whole number of seconds from 1 to {MAX_EXPIRES_IN_SECONDS}, or null for no expiry")
+}
+
+fn expects_scopes() -> String {
+    let names: Vec<String> = Scope::ALL.iter().map(|s| format!("`{s}`")).collect();
+    format!("an array of scope names: {}", names.join(", "))
 }
 
 /// Sort direction by creation time.

@@ -13,9 +13,10 @@ use crate::db::run_blocking;
 use crate::domain::Scope;
 use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::QueryParams;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyStatus, ListFilter, Order};
-use crate::routes::list::{List, ListObject, Pagination, QueryParams};
+use crate::routes::list::{List, ListObject, Pagination};
 use crate::state::AppState;
 
 /// List admin API keys
@@ -102,7 +103,10 @@ fn read_page(
 fn no_page_after(id: &str) -> ApiError {
     ApiError::invalid_param(
         "after",
-        format!("No admin API key with id {id:?} exists, so there is no page after it."),
+        match ids::ours(id) {
+            Some(id) => format!("No admin API key with id `{id}` exists, so there is no page after it."),
+            None => "`after` must be the id of an existing admin API key (`key_` and 24 letters or digits).".to_owned(),
+        },
     )
 }
 
@@ -127,6 +131,7 @@ fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiErr
         }
     };
     let search = query.take("search")?;
+    query.finish()?;
     Ok((
         page,
         ListFilter {

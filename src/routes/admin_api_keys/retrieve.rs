@@ -9,6 +9,7 @@ use crate::db::run_blocking;
 use crate::domain::Scope;
 use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
+use crate::extract::NoQuery;
 use crate::ids;
 use crate::models::admin_api_key;
 use crate::services::keys::no_such_key;
@@ -26,6 +27,7 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "The key.", body = AdminApiKey),
         (status = 404, description = "No key has this id (or it was deleted).", body = ErrorResponse),
+        (status = 400, description = "The request has a query parameter; this operation takes none.", body = ErrorResponse),
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -34,6 +36,7 @@ pub async fn retrieve(
     caller: AdminKey,
     state: web::Data<AppState>,
     key_id: web::Path<String>,
+    _: NoQuery,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysRead)?;
     let key_id = key_id.into_inner();

@@ -6,9 +6,9 @@ use super::json::{AdminApiKey, UpdateAdminApiKeyRequest};
 use super::requested_scopes;
 use crate::auth::AdminKey;
 use crate::domain::{KeyName, Scope};
-use crate::error::responses::SharedErrors;
+use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::Json;
+use crate::extract::{JsonBody, NoQuery};
 use crate::services::{self, keys};
 use crate::state::AppState;
 
@@ -27,11 +27,9 @@ use crate::state::AppState;
     request_body = UpdateAdminApiKeyRequest,
     responses(
         (status = 200, description = "The key after the change.", body = AdminApiKey),
-        (status = 400, description = "A field is invalid; `param` names it.", body = ErrorResponse),
         (status = 404, description = "No key has this id.", body = ErrorResponse),
         (status = 409, description = "The change would lock the organisation out.", body = ErrorResponse),
-        (status = 413, description = "The body is larger than the limit.", body = ErrorResponse),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorResponse),
+        BodyErrors,
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -40,10 +38,11 @@ pub async fn update(
     caller: AdminKey,
     state: web::Data<AppState>,
     key_id: web::Path<String>,
-    Json(body): Json<UpdateAdminApiKeyRequest>,
+    _: NoQuery,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
-    let update = parse_update(body)?;
+    let update = parse_update(body.parse().await?)?;
     let (key_id, now, by) = (
         key_id.into_inner(),
         state.clock.now(),
