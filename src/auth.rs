@@ -13,7 +13,6 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::audit::Actor;
 use crate::cache::{CachedKey, Lookup};
 use crate::db::run_blocking;
 use crate::domain::secret::{digest_key, hex, is_well_formed};
@@ -36,37 +35,34 @@ impl std::ops::Deref for AdminKey {
 }
 
 impl AdminKey {
-    /// The caller as the audit log names it.
-    pub fn actor(&self) -> Actor {
-        Actor::ApiKey {
-            key_id: self.key_id.clone(),
-            user_id: self.owner_id.clone(),
-            email: self.owner.email.clone(),
-        }
-    }
-
-    /// 403 unless the caller holds `scope`.
+    /// 403 unless the caller holds `scope` (as the cache knows it: the write re-checks it in
+    /// its transaction, see `services::caller`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(scope) {
-            return Ok(());
-        }
-        Err(ApiError::Forbidden {
-            message: format!("This key lacks the `{scope}` scope that this operation needs."),
-            code: format!("missing_scope.{scope}"),
-        })
+        require_scope(self.scopes, scope)
     }
+}
 
-    /// 403 unless the caller holds every scope in `granted` (no escalation).
-    pub fn may_grant(&self, granted: Scopes) -> Result<(), ApiError> {
-        match granted.missing_from(self.scopes).first() {
-            None => Ok(()),
-            Some(scope) => Err(ApiError::Forbidden {
-                message: format!(
-                    "A key cannot grant a scope it does not hold itself: this key lacks `{scope}`."
-                ),
-                code: format!("missing_scope.{scope}"),
-            }),
-        }
+/// 403 unless `held` contains `scope`.
+pub fn require_scope(held: Scopes, scope: Scope) -> Result<(), ApiError> {
+    if held.contains(scope) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden {
+        message: format!("This key lacks the `{scope}` scope that this operation needs."),
+        code: format!("missing_scope.{scope}"),
+    })
+}
+
+/// 403 unless `held` contains every scope in `granted` (no escalation).
+pub fn may_grant(held: Scopes, granted: Scopes) -> Result<(), ApiError> {
+    match granted.missing_from(held).first() {
+        None => Ok(()),
+        Some(scope) => Err(ApiError::Forbidden {
+            message: format!(
+                "A key cannot grant a scope it does not hold itself: this key lacks `{scope}`."
+            ),
+            code: format!("missing_scope.{scope}"),
+        }),
     }
 }
 
@@ -112,7 +108,17 @@ impl FromRequest for AdminKey {
 
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let first = values.next();
+    if values.next().is_some() {
+        // Which copy would count is a guess; a proxy and a client may disagree on it.
+        return Err(ApiError::InvalidRequest {
+            message: "Send one `Authorization` header; this request has several.".to_owned(),
+            param: None,
+            code: Some("multiple_authorization_headers"),
+        });
+    }
+    let value = first.ok_or_else(|| {
         ApiError::unauthorized(
             "missing_api_key",
             "No API key was provided. Send your admin key as `Authorization: Bearer sk-admin-...`.",
@@ -136,20 +142,14 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 /// then the auth cache, the database only on a miss, then enabled and expiry against the clock.
 /// Records the use for `last_used_at`, at most once per key per second.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, ApiError> {
-    let invalid = || {
-        ApiError::unauthorized(
-            "invalid_api_key",
-            "The admin API key provided is not valid, or has been deleted.",
-        )
-    };
     if !is_well_formed(token) {
-        return Err(invalid());
+        return Err(invalid_key());
     }
     let digest = digest_key(token);
     let now = state.clock.now();
     let key = match state.cache.lookup(&digest, now) {
         Lookup::Known(key) => key,
-        Lookup::Unknown => return Err(invalid()),
+        Lookup::Unknown => return Err(invalid_key()),
         Lookup::Miss(ticket) => {
             let hash = hex(&digest);
             let record = run_blocking(&state.pool, move |conn| {
@@ -159,25 +159,33 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
             state
                 .cache
                 .fill(digest, ticket, record, now)
-                .ok_or_else(invalid)?
+                .ok_or_else(invalid_key)?
         }
     };
-    check_usable(&key, now)?;
+    check_usable(key.enabled, key.expires_at, now)?;
     if key.first_use_in(now) {
         state.usage.record(&key.key_id, now);
     }
     Ok(AdminKey(key))
 }
 
-/// 401 for a key that exists but is disabled or expired at `now`.
-fn check_usable(key: &CachedKey, now: i64) -> Result<(), ApiError> {
-    if !key.enabled {
+/// The 401 for a key that is not (or no longer) known.
+pub fn invalid_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_api_key",
+        "The admin API key provided is not valid, or has been deleted.",
+    )
+}
+
+/// 401 for a key that exists but is disabled, or expired at `now`.
+pub fn check_usable(enabled: bool, expires_at: Option<i64>, now: i64) -> Result<(), ApiError> {
+    if !enabled {
         return Err(ApiError::unauthorized(
             "api_key_disabled",
             "The admin API key provided is disabled; re-enable it or use another key.",
         ));
     }
-    if key.expires_at.is_some_and(|expires_at| expires_at <= now) {
+    if expires_at.is_some_and(|expires_at| expires_at <= now) {
         return Err(ApiError::unauthorized(
             "api_key_expired",
             "The admin API key provided has expired.",

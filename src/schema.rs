@@ -12,6 +12,7 @@ diesel::table! {
         expires_at -> Nullable<BigInt>,
         scopes -> Text,
         enabled -> Bool,
+        rotated_to -> Nullable<Text>,
     }
 }
 

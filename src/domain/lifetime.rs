@@ -25,6 +25,17 @@ impl KeyLifetime {
         }
     }
 
+    /// `expires_in_seconds` where `null` (no expiry) and absence (`None`: up to the caller)
+    /// differ, as on rotation.
+    pub fn parse_present(seconds: Option<Option<i64>>) -> Result<Option<Self>, Invalid> {
+        seconds.map(Self::parse).transpose()
+    }
+
+    /// The lifetime a key made at `created_at` and expiring at `expires_at` was given.
+    pub fn given(created_at: i64, expires_at: Option<i64>) -> Self {
+        Self(expires_at.map(|at| (at - created_at).clamp(1, MAX_EXPIRES_IN_SECONDS)))
+    }
+
     /// When a key made at `now` expires.
     pub fn expires_at(self, now: i64) -> Option<i64> {
         self.0.map(|seconds| now + seconds)

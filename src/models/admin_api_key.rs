@@ -90,6 +90,59 @@ pub struct Cursor {
     pub id: String,
 }
 
+/// How [`find_caller`] locks the caller's key (and owner) row on PostgreSQL, until the
+/// transaction ends; SQLite runs one write at a time, so nothing needs locking there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowLock {
+    /// `FOR SHARE`: concurrent readers proceed, a change to the row waits (or is waited for).
+    Share,
+    /// `FOR NO KEY UPDATE`: for a transaction that may go on to change the caller's own row
+    /// (a share lock upgraded later can deadlock against a waiting writer).
+    Update,
+}
+
+/// The auth record of the key `key_id` with its owner, read inside a write's transaction and
+/// locked so that it cannot change until that transaction ends.
+pub fn find_caller(
+    conn: &mut DbConnection,
+    key_id: &str,
+    lock: RowLock,
+) -> QueryResult<Option<(AuthRecord, User)>> {
+    // A macro, not a value: `as_select()` takes its backend from where the query runs.
+    macro_rules! query {
+        () => {
+            admin_api_keys::table
+                .inner_join(users::table)
+                .filter(admin_api_keys::id.eq(key_id))
+                .select((AuthRecord::as_select(), User::as_select()))
+        };
+    }
+    match conn {
+        DbConnection::Pg(pg) => match lock {
+            RowLock::Share => query!().for_share().first(pg).optional(),
+            RowLock::Update => query!().for_no_key_update().first(pg).optional(),
+        },
+        DbConnection::Sqlite(sqlite) => query!().first(sqlite).optional(),
+    }
+}
+
+/// The key that replaced `key_id` by rotation, if it still exists.
+pub fn live_successor(conn: &mut DbConnection, key_id: &str) -> QueryResult<Option<String>> {
+    let successor: Option<Option<String>> = admin_api_keys::table
+        .filter(admin_api_keys::id.eq(key_id))
+        .select(admin_api_keys::rotated_to)
+        .first(conn)
+        .optional()?;
+    let Some(successor) = successor.flatten() else {
+        return Ok(None);
+    };
+    admin_api_keys::table
+        .filter(admin_api_keys::id.eq(&successor))
+        .select(admin_api_keys::id)
+        .first(conn)
+        .optional()
+}
+
 /// Inserts one key and returns it as stored (one statement: `RETURNING`).
 pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<AdminApiKeyRow> {
     use crate::schema::admin_api_keys::dsl::*;
@@ -330,9 +383,18 @@ pub fn update(conn: &mut DbConnection, key_id: &str, changes: &KeyChanges) -> Qu
         .map(|updated| updated > 0)
 }
 
-/// Makes a key expire at `at` unless it already expires sooner; returns whether it changed.
-pub fn expire_by(conn: &mut DbConnection, key_id: &str, at: i64) -> QueryResult<bool> {
-    use crate::schema::admin_api_keys::dsl::{expires_at, id};
+/// Records `successor` as the key that replaced `key_id`, and makes `key_id` expire at `at`
+/// unless it already expires sooner; returns whether its expiry moved.
+pub fn retire(
+    conn: &mut DbConnection,
+    key_id: &str,
+    at: i64,
+    successor: &str,
+) -> QueryResult<bool> {
+    use crate::schema::admin_api_keys::dsl::{expires_at, id, rotated_to};
+    diesel::update(admin_api_keys::table.filter(id.eq(key_id)))
+        .set(rotated_to.eq(successor))
+        .execute(conn)?;
     diesel::update(
         admin_api_keys::table.filter(
             id.eq(key_id)

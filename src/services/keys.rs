@@ -12,9 +12,10 @@ use crate::domain::secret::{self, ApiKeySecret};
 use crate::domain::{KeyLifetime, KeyName, Overlap, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
-use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
+use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey, RowLock};
 use crate::models::user::User;
 use crate::services::Change;
+use crate::services::caller::authorize;
 
 /// A writer only counts for the lock-out guard if it stays valid at least this long (5
 /// minutes): otherwise rotating the last writer into a 1-second key would pass the guard and
@@ -47,8 +48,14 @@ pub struct KeyUpdate {
 
 /// The 404 for a key id that does not exist.
 pub fn no_such_key(key_id: &str) -> ApiError {
+    let message = match ids::ours(key_id) {
+        Some(id) => format!("No admin API key with id `{id}` exists."),
+        None => {
+            "No admin API key has this id (key ids are `key_` and 24 letters or digits).".to_owned()
+        }
+    };
     ApiError::NotFound {
-        message: format!("No admin API key with id {key_id:?} exists."),
+        message,
         param: Some("key_id"),
     }
 }
@@ -56,10 +63,11 @@ pub fn no_such_key(key_id: &str) -> ApiError {
 /// A new key owned by the caller's owner, holding `new.scopes` (each held by the caller).
 pub fn create(
     conn: &mut DbConnection,
-    caller: &AdminKey,
+    key: &AdminKey,
     new: NewKey,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
+    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Share, now)?;
     let scopes = match new.scopes {
         None => caller.scopes,
         Some(scopes) => {
@@ -82,12 +90,14 @@ pub fn create(
 }
 
 /// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
-/// after `overlap`. The caller must hold every scope of the rotated key.
+/// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
+/// gives the successor the lifetime the old key was given. A key is replaced once: rotating
+/// it again while its successor exists is a 409 naming the successor.
 pub fn rotate(
     conn: &mut DbConnection,
-    caller: &AdminKey,
+    key: &AdminKey,
     key_id: &str,
-    lifetime: KeyLifetime,
+    lifetime: Option<KeyLifetime>,
     overlap: Overlap,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
@@ -95,8 +105,20 @@ pub fn rotate(
         return Err(no_such_key(key_id));
     }
     let issued = keep_an_active_writer(conn, now, "rotate", |conn| {
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
+        if let Some(successor) = admin_api_key::live_successor(conn, key_id)? {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "This key was already rotated: `{successor}` replaces it. Rotate that key \
+                     instead, or delete it first to rotate this one again."
+                ),
+                code: "already_rotated",
+            });
+        }
+        let lifetime =
+            lifetime.unwrap_or_else(|| KeyLifetime::given(old.created_at, old.expires_at));
         let actor = caller.actor();
         let issued = issue(
             conn,
@@ -110,7 +132,7 @@ pub fn rotate(
             now,
         )?;
         let old_expires_at = overlap.old_key_expires_at(now, old.expires_at);
-        let moved = admin_api_key::expire_by(conn, key_id, old_expires_at)?;
+        let moved = admin_api_key::retire(conn, key_id, old_expires_at, &issued.key.0.id)?;
         let event = AuditEvent::KeyUpdated {
             key_id: key_id.to_owned(),
             changes: KeyChangesRequested {
@@ -132,14 +154,11 @@ pub fn rotate(
 /// the caller to hold them.
 pub fn update(
     conn: &mut DbConnection,
-    caller: &AdminKey,
+    key: &AdminKey,
     key_id: &str,
     update: KeyUpdate,
     now: i64,
 ) -> Result<Change<KeyWithOwner>, ApiError> {
-    if let Some(scopes) = update.scopes {
-        caller.may_grant(scopes)?;
-    }
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
@@ -149,6 +168,10 @@ pub fn update(
         scopes: update.scopes,
     };
     keep_an_active_writer(conn, now, "change", |conn| {
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
+        if let Some(scopes) = changes.scopes {
+            caller.may_grant(scopes)?;
+        }
         if changes.enabled == Some(true)
             && let Some((target, _)) = admin_api_key::find(conn, key_id)?
         {
@@ -176,7 +199,7 @@ pub fn update(
 /// Deletes the key `key_id` for good.
 pub fn delete(
     conn: &mut DbConnection,
-    caller: &AdminKey,
+    key: &AdminKey,
     key_id: &str,
     now: i64,
 ) -> Result<Change<()>, ApiError> {
@@ -184,6 +207,7 @@ pub fn delete(
         return Err(no_such_key(key_id));
     }
     keep_an_active_writer(conn, now, "delete", |conn| {
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
@@ -238,7 +262,8 @@ pub(crate) fn issue(
     })
 }
 
-/// Runs `change` (in a savepoint, so a refusal undoes it) and refuses it with 409 if
+/// Runs `change` (in a savepoint, so a refusal undoes it; it authorizes its caller itself,
+/// after the guard's lock is taken, so locks are always taken in one order) and refuses it with 409 if
 /// afterwards no enabled key valid for at least [`GUARD_MIN_REMAINING_SECONDS`] holds
 /// `admin_api_keys.write`: the organisation must never lock itself out. On PostgreSQL the
 /// guard's advisory lock serialises such changes, so two concurrent disables cannot each count

@@ -9,6 +9,7 @@
 //! written by the service in the same transaction as the change.
 
 pub mod bootstrap;
+pub mod caller;
 pub mod keys;
 pub mod usage;
 

@@ -34,14 +34,17 @@ macro_rules! backend_tests {
 
 mod audit;
 mod auth;
+mod authorize;
 mod cache;
 mod compat;
+mod contract;
 mod create;
 mod errors;
 mod helpers;
 mod lifecycle;
 mod list;
 mod openapi;
+mod raw;
 mod replicas;
 mod retrieve_delete;
 mod rotate;

@@ -10,6 +10,9 @@ backend_tests!(
     during_the_overlap_both_keys_work_and_last_used_at_shows_old_use,
     rotation_cannot_escalate_and_validates_its_fields,
     rotation_accepts_no_body_an_empty_body_or_null,
+    without_expires_in_seconds_the_new_key_keeps_the_old_lifetime_from_now,
+    a_key_is_rotated_once_and_a_second_rotation_names_the_successor,
+    of_concurrent_rotations_of_one_key_exactly_one_succeeds,
 );
 
 const PATH: &str = "/v1/organization/admin_api_keys";
@@ -161,4 +164,110 @@ async fn rotation_accepts_no_body_an_empty_body_or_null(app: TestApp) {
         assert_eq!(status, StatusCode::OK, "{content_type:?} {body:?}: {new}");
         id = new["id"].as_str().unwrap().to_owned();
     }
+}
+
+async fn without_expires_in_seconds_the_new_key_keeps_the_old_lifetime_from_now(app: TestApp) {
+    let month = 30 * 24 * 3600;
+    let old = app
+        .create_key(json!({ "name": "monthly", "expires_in_seconds": month }))
+        .await;
+    app.clock.advance(1000);
+    let (status, new) =
+        read(rotate(&app, &app.admin_key, old["id"].as_str().unwrap(), None).await).await;
+    assert_eq!(status, StatusCode::OK, "{new}");
+    assert_eq!(
+        new["expires_at"],
+        START + 1000 + month,
+        "the old lifetime, from now"
+    );
+
+    let (_, newer) = read(
+        rotate(
+            &app,
+            &app.admin_key,
+            new["id"].as_str().unwrap(),
+            Some(json!({ "expires_in_seconds": null })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(newer["expires_at"], Value::Null, "null asks for no expiry");
+
+    let (_, newest) = read(
+        rotate(
+            &app,
+            &app.admin_key,
+            newer["id"].as_str().unwrap(),
+            Some(json!({ "expires_in_seconds": 60 })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(newest["expires_at"], START + 1000 + 60);
+    let (_, last) = read(
+        rotate(
+            &app,
+            &app.admin_key,
+            newest["id"].as_str().unwrap(),
+            Some(json!({})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        last["expires_at"],
+        START + 1000 + 60,
+        "a 60-second key begets a 60-second key"
+    );
+}
+
+async fn a_key_is_rotated_once_and_a_second_rotation_names_the_successor(app: TestApp) {
+    let old = app.create_named("once").await;
+    let old_id = old["id"].as_str().unwrap();
+    let overlap = json!({ "previous_key_expires_in_seconds": 3600 });
+    let (_, first) = read(rotate(&app, &app.admin_key, old_id, Some(overlap.clone())).await).await;
+    let successor = first["id"].as_str().unwrap();
+
+    let again = rotate(&app, &app.admin_key, old_id, Some(overlap.clone())).await;
+    let error = assert_error(again, StatusCode::CONFLICT, "second rotation").await;
+    assert_eq!(error["code"], "already_rotated");
+    assert!(
+        error["message"].as_str().unwrap().contains(successor),
+        "{error}"
+    );
+    let (_, still) = read(app.get(&format!("{PATH}/{old_id}")).await).await;
+    assert_eq!(
+        still["expires_at"],
+        START + 3600,
+        "the first overlap is not cut short"
+    );
+
+    // Once the successor is gone, the old key (still in its overlap) may be rotated again.
+    assert_eq!(
+        app.delete(&format!("{PATH}/{successor}")).await.status(),
+        StatusCode::OK
+    );
+    let (status, _) = read(rotate(&app, &app.admin_key, old_id, None).await).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn of_concurrent_rotations_of_one_key_exactly_one_succeeds(app: TestApp) {
+    let old = app.create_named("contended").await;
+    let old_id = old["id"].as_str().unwrap();
+    let body = json!({ "previous_key_expires_in_seconds": 600 });
+    let attempts = (0..4).map(|_| rotate(&app, &app.admin_key, old_id, Some(body.clone())));
+    let responses = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((ok, conflicts), (1, 3), "{statuses:?}");
+    let listed = app.list("limit=100&search=contended").await;
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        2,
+        "one successor: {listed}"
+    );
 }
