@@ -41,6 +41,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod list;
+mod logs;
 mod openapi;
 mod replicas;
 mod retrieve_delete;
