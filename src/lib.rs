@@ -5,7 +5,8 @@
 //! events, cache effects) → `models` (rows and queries) → `db`. Beside them, below `routes`:
 //! `auth` (the bearer middleware), `cache` (in-process caches and their invalidation),
 //! `audit` (events), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
-//! wires everything together and nothing imports it.
+//! wires everything together, with `telemetry` saying what the log records of each request,
+//! and nothing imports it.
 
 pub mod audit;
 pub mod auth;
@@ -24,3 +25,4 @@ pub mod schema;
 pub mod services;
 pub mod startup;
 pub mod state;
+pub mod telemetry;

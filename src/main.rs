@@ -12,7 +12,6 @@ use admin_api_keys::error::error_chain;
 use admin_api_keys::services::bootstrap::create_owner_with_key;
 use admin_api_keys::startup::Application;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 // The request path allocates many small, short-lived objects (headers, extensions, JSON
 // buffers); mimalloc's thread-local free lists serve them faster than glibc's arenas.
@@ -21,12 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    admin_api_keys::telemetry::init();
     let result = match cli.command {
         None => serve(cli.serve.into()),
         Some(Command::Serve(args)) => serve(args.into()),

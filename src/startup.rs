@@ -92,7 +92,7 @@ impl Application {
                     DefaultHeaders::new()
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
                 )
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
         })
         .workers(settings.workers)

@@ -5,8 +5,10 @@
 //! scanners) reject a mistyped or invented key without touching the database.
 //!
 //! Policy: the plaintext exists only inside [`ApiKeySecret`], whose `Debug` and `Display`
-//! redact it; only its SHA-256 is stored.
+//! redact it; only its SHA-256 is stored. Text that may carry a secret pasted by a client (a
+//! request target, say) goes through [`redact_secrets`] before it is logged.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rand::RngExt;
@@ -119,12 +121,91 @@ pub fn hex(digest: &KeyDigest) -> String {
 }
 
 fn redact(token: &str) -> String {
-    let head: String = token.chars().take(8).collect();
+    let head: String = token.chars().take(REDACTED_HEAD).collect();
     let tail: String = token
         .chars()
-        .skip(token.chars().count().saturating_sub(3))
+        .skip(token.chars().count().saturating_sub(REDACTED_TAIL))
         .collect();
     format!("{head}...{tail}")
+}
+
+/// Characters a redacted secret keeps from its start and from its end.
+const REDACTED_HEAD: usize = 8;
+const REDACTED_TAIL: usize = 3;
+
+/// The outline of one kind of secret this service issues, as [`redact_secrets`] finds it.
+struct SecretShape {
+    /// What every such secret starts with; matched ignoring ASCII case.
+    prefix: &'static str,
+    /// Its full length. A shorter run keeps no tail when redacted: a truncated secret's last
+    /// characters are not the ones the redacted form of the real secret shows.
+    len: usize,
+}
+
+/// Every kind of secret this service issues. A new kind of token (invites, say) adds one line
+/// here, and from then on it is redacted wherever [`redact_secrets`] is applied.
+const SECRET_SHAPES: &[SecretShape] = &[SecretShape {
+    prefix: KEY_PREFIX,
+    len: KEY_LEN,
+}];
+
+/// `text` with every secret-shaped run replaced by its redacted form.
+///
+/// A run is one of our prefixes (ignoring ASCII case) followed by at least one base62
+/// character, and extends over every base62 character that follows. Whether it is a whole
+/// key, a truncated one or one with a wrong checksum does not matter: it is redacted all the
+/// same. A run of full length or longer shows what [`ApiKeySecret::redacted`] shows (first 8
+/// characters, `...`, last 3); a shorter one shows only its start (`sk-admin...`). Borrows
+/// `text` when it holds nothing to redact.
+pub fn redact_secrets(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut found = find_secret(text, 0);
+    while let Some((start, shape)) = found {
+        let body = start + shape.prefix.len();
+        let mut end = body
+            + text.as_bytes()[body..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+        // The next secret may begin inside this run (`...Xsk-admin-...`): stop there so
+        // that its prefix is seen and its body is redacted too.
+        found = find_secret(text, start + 1);
+        if let Some((next, _)) = found {
+            end = end.min(next);
+        }
+        let run = &text[start..end];
+        if run.len() > shape.prefix.len() {
+            if out.is_empty() {
+                out.reserve(text.len());
+            }
+            out.push_str(&text[copied..start]);
+            out.push_str(&run[..REDACTED_HEAD.min(shape.prefix.len())]);
+            out.push_str("...");
+            if run.len() >= shape.len {
+                out.push_str(&run[run.len() - REDACTED_TAIL..]);
+            }
+            copied = end;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The first position at or after `from` where one of the secret prefixes starts.
+fn find_secret(text: &str, from: usize) -> Option<(usize, &'static SecretShape)> {
+    let bytes = text.as_bytes();
+    (from..bytes.len()).find_map(|i| {
+        SECRET_SHAPES.iter().find_map(|shape| {
+            bytes[i..]
+                .get(..shape.prefix.len())
+                .filter(|candidate| candidate.eq_ignore_ascii_case(shape.prefix.as_bytes()))
+                .map(|_| (i, shape))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -176,6 +257,92 @@ mod tests {
         assert!(!shown.contains(&key.expose()[9..]), "{shown}");
         assert!(key.redacted().starts_with("sk-admin..."));
         assert_eq!(key.redacted().len(), 14);
+    }
+
+    #[test]
+    fn redact_secrets_borrows_text_without_secrets() {
+        for text in [
+            "",
+            "/v1/organization/admin_api_keys/key_abc",
+            "sk-admin-",
+            "sk-admin-...",
+        ] {
+            assert!(
+                matches!(redact_secrets(text), Cow::Borrowed(t) if t == text),
+                "{text:?} was changed"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_secrets_shows_a_whole_key_as_its_redacted_value() {
+        let key = generate_key();
+        let text = format!("/v1/organization/admin_api_keys/{}/rotate", key.expose());
+        assert_eq!(
+            redact_secrets(&text),
+            format!("/v1/organization/admin_api_keys/{}/rotate", key.redacted())
+        );
+    }
+
+    #[test]
+    fn redact_secrets_replaces_every_secret_shaped_run() {
+        let key = generate_key();
+        let good = key.expose();
+        let body = &good[KEY_PREFIX.len()..];
+        let bad_checksum = format!("{}000000", &good[..KEY_LEN - KEY_CHECKSUM_LEN]);
+        let cases = [
+            (good.to_owned(), key.redacted(), "a whole key"),
+            (
+                good[..20].to_owned(),
+                "sk-admin...".to_owned(),
+                "a truncated key",
+            ),
+            (
+                "sk-admin-x".to_owned(),
+                "sk-admin...".to_owned(),
+                "one character",
+            ),
+            (
+                bad_checksum.clone(),
+                format!("sk-admin...{}", &bad_checksum[KEY_LEN - 3..]),
+                "a wrong checksum",
+            ),
+            (
+                format!("{good}XYZ"),
+                "sk-admin...XYZ".to_owned(),
+                "a key run on into more base62",
+            ),
+            (
+                format!("a={good}&b={good}"),
+                format!("a={0}&b={0}", key.redacted()),
+                "two keys",
+            ),
+            (
+                format!("{good}{good}"),
+                format!("{0}{0}", key.redacted()),
+                "two keys without a separator",
+            ),
+            (
+                format!("sk-admin-ab{good}"),
+                format!("sk-admin...{}", key.redacted()),
+                "a truncated key right before a whole one",
+            ),
+            (
+                format!("SK-Admin-{body}"),
+                format!("SK-Admin...{}", &good[KEY_LEN - 3..]),
+                "a prefix in another case",
+            ),
+            (
+                format!("ké{good}é"),
+                format!("ké{}é", key.redacted()),
+                "non-ASCII around it",
+            ),
+        ];
+        for (text, expected, why) in cases {
+            let redacted = redact_secrets(&text);
+            assert_eq!(redacted, expected, "{why}");
+            assert!(!redacted.contains(&body[..8]), "{why}: {redacted}");
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod list;
+mod logs;
 mod openapi;
 mod raw;
 mod replicas;

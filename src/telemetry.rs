@@ -1,0 +1,313 @@
+//! What the log says about each request.
+//!
+//! Policy. Per request the log holds one span, `HTTP request`, with the method, the matched
+//! route template (`http.route`, `-` when no route matched), the target with every
+//! secret-shaped run redacted and the query reduced to its parameter names (`http.target`,
+//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), the request id and, once answered,
+//! the status; and one INFO line when it is answered, `finished latency_us=…`, whose span
+//! context carries the rest. Both use the target [`ACCESS_LOG`], so
+//! `RUST_LOG=info,admin_api_keys::access=off` silences them while events from inside a
+//! request keep going to the log (without the span context, then).
+//!
+//! Never logged: a header value of any kind (`Authorization`, `Cookie`, `User-Agent`, `Host`,
+//! forwarding headers: a client can paste a key into any of them), a query value, a request or
+//! response body, and the message of a 4xx (it may echo what the client sent; the client gets
+//! it, the log gets the status). A 5xx is logged once at ERROR with its cause chain, by
+//! `ApiError::error_response`, or here for an error of another type.
+//!
+//! The binary's subscriber ([`init`]) enforces two more things whatever `RUST_LOG` says.
+//! Dependencies that echo request data below INFO are held at INFO: actix-http's request
+//! decoder prints the raw value of a malformed `Content-Length` or `Transfer-Encoding`
+//! header at DEBUG, and actix-web's extractors print the raw path (percent-encoding and
+//! all) when they fail. And every line passes through [`redact_secrets`], after decoding
+//! percent-encoded unreserved characters, on its way to stderr: a last guard for a secret
+//! that reaches a message by a path nobody foresaw (a dependency, a cause chain).
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Uri;
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_subscriber::EnvFilter;
+
+use crate::domain::secret::redact_secrets;
+use crate::error::ApiError;
+
+/// The `tracing` target of the request span and of the per-request INFO line.
+pub const ACCESS_LOG: &str = "admin_api_keys::access";
+
+/// What `http.route` says when no route matched.
+const NO_ROUTE: &str = "-";
+
+/// The root span `TracingLogger` opens for each request: see the module policy.
+pub struct RequestSpan;
+
+/// When the request arrived; left in the request's extensions while its span is enabled.
+struct Arrived(Instant);
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let arrived = Instant::now();
+        let request_id = request.extensions().get::<RequestId>().copied();
+        let span = tracing::info_span!(
+            target: ACCESS_LOG,
+            "HTTP request",
+            // A method is any token, so it may be a secret too.
+            http.method = %redact_secrets(request.method().as_str()),
+            http.route = %request.match_pattern().as_deref().unwrap_or(NO_ROUTE),
+            http.target = %loggable_target(request.uri()),
+            request_id = request_id.map(tracing::field::display),
+            http.status_code = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            request.extensions_mut().insert(Arrived(arrived));
+        }
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let (status, error, arrived) = match outcome {
+            Ok(response) => (
+                response.status(),
+                response.response().error(),
+                response
+                    .request()
+                    .extensions()
+                    .get::<Arrived>()
+                    .map(|a| a.0),
+            ),
+            Err(error) => (error.as_response_error().status_code(), Some(error), None),
+        };
+        span.record("http.status_code", status.as_u16());
+        // An ApiError has logged its own cause chain; anything else that ends in a 5xx is
+        // logged here, once.
+        if let Some(error) =
+            error.filter(|e| status.is_server_error() && e.as_error::<ApiError>().is_none())
+        {
+            tracing::error!(
+                status = status.as_u16(),
+                cause = %redact_secrets(&error.to_string()),
+                "request failed"
+            );
+        }
+        tracing::info!(
+            target: ACCESS_LOG,
+            latency_us = arrived.map(|at| u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX)),
+            "finished"
+        );
+    }
+}
+
+/// The request target as the log shows it: the path with percent-encoded unreserved
+/// characters decoded and secrets redacted, then the parameter names of the query (redacted
+/// too), each followed by `=…` where it had a value. Borrows the path when there is no query
+/// and nothing to change.
+pub fn loggable_target(uri: &Uri) -> Cow<'_, str> {
+    let path = loggable(uri.path());
+    let Some(query) = uri.query() else {
+        return path;
+    };
+    let mut out = String::with_capacity(path.len() + query.len() + 1);
+    out.push_str(&path);
+    out.push('?');
+    for (i, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let (name, value) = match pair.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (pair, false),
+        };
+        out.push_str(&loggable(name));
+        if value {
+            out.push_str("=…");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` decoded as far as secrets go, then redacted.
+fn loggable(text: &str) -> Cow<'_, str> {
+    match decode_unreserved(text) {
+        Cow::Borrowed(text) => redact_secrets(text),
+        Cow::Owned(decoded) => Cow::Owned(redact_secrets(&decoded).into_owned()),
+    }
+}
+
+/// `text` with each percent-encoded unreserved character (letter, digit, `-`, `.`, `_`, `~`)
+/// decoded, the normalisation of RFC 3986 section 6.2.2.2; other escapes stay as they are.
+/// A secret is made of unreserved characters only, so `sk%2Dadmin%2D…` or a key encoded
+/// character by character comes out whole, where [`redact_secrets`] finds it, while nothing
+/// that was escaped for a reason (`/`, `%`, controls, non-ASCII) is decoded into the log.
+fn decode_unreserved(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (i, _) in text.match_indices('%') {
+        let decoded = match bytes.get(i + 1..i + 3) {
+            Some(&[high, low]) => hex_value(high).zip(hex_value(low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        }
+        .filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b));
+        if let Some(byte) = decoded {
+            out.push_str(&text[copied..i]);
+            out.push(char::from(byte));
+            copied = i + 3;
+        }
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).map(|d| d as u8)
+}
+
+/// Targets held at INFO or quieter whatever `RUST_LOG` asks for, because below that they
+/// print what the client sent (see the module policy).
+const ECHOING_TARGETS: &[&str] = &["actix_http::h1::decoder", "actix_web"];
+
+/// Installs the binary's subscriber: `RUST_LOG` (default `info`) within the limits of the
+/// module policy, formatted lines on stderr with secrets redacted.
+pub fn init() {
+    let filter = ECHOING_TARGETS.iter().fold(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        // A directive for the same target replaces the one from RUST_LOG.
+        |filter, target| {
+            filter.add_directive(format!("{target}=info").parse().expect("a valid directive"))
+        },
+    );
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| RedactingStderr)
+        .init();
+}
+
+/// Stderr, through [`redact_line`]. The formatter hands over each line in one write, so a
+/// secret is never split between two.
+struct RedactingStderr;
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        io::stderr().write_all(redact_line(&line).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// `line` as written unless it holds a secret, plain or percent-encoded; then the line with
+/// unreserved characters decoded and the secrets redacted.
+fn redact_line(line: &str) -> Cow<'_, str> {
+    let decoded = decode_unreserved(line);
+    match redact_secrets(&decoded) {
+        Cow::Borrowed(_) => Cow::Borrowed(line),
+        Cow::Owned(redacted) => Cow::Owned(redacted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::secret::generate_key;
+
+    fn target(uri: &str) -> String {
+        loggable_target(&uri.parse().expect("a valid URI")).into_owned()
+    }
+
+    /// Each character of `text` as `%XX`.
+    fn encode_all(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    #[test]
+    fn a_plain_path_is_borrowed_unchanged() {
+        let uri: Uri = "/v1/organization/admin_api_keys/key_abc".parse().unwrap();
+        assert!(matches!(
+            loggable_target(&uri),
+            Cow::Borrowed("/v1/organization/admin_api_keys/key_abc")
+        ));
+    }
+
+    #[test]
+    fn query_values_are_left_out() {
+        assert_eq!(
+            target("/v1/organization/admin_api_keys?limit=20&after=key_abc&order"),
+            "/v1/organization/admin_api_keys?limit=…&after=…&order"
+        );
+        assert_eq!(target("/x?"), "/x?");
+        assert_eq!(target("/x?&a=1&&b="), "/x?a=…&b=…");
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_are_in_the_target() {
+        let key = generate_key();
+        let (plain, redacted) = (key.expose(), key.redacted());
+        let body = &plain["sk-admin-".len()..];
+        let cases = [
+            (
+                format!("/v1/organization/admin_api_keys/{plain}/rotate"),
+                format!("/v1/organization/admin_api_keys/{redacted}/rotate"),
+                "in the path",
+            ),
+            (
+                format!("/v1/organization/admin_api_keys/sk%2Dadmin%2d{body}"),
+                format!("/v1/organization/admin_api_keys/{redacted}"),
+                "in the path, its hyphens encoded",
+            ),
+            (
+                format!("/{}", encode_all(plain)),
+                format!("/{redacted}"),
+                "in the path, every character encoded",
+            ),
+            (
+                format!("/x?{plain}=1&search={plain}"),
+                format!("/x?{redacted}=…&search=…"),
+                "as a query name and value",
+            ),
+            (
+                format!("/x?{}", encode_all(plain)),
+                format!("/x?{redacted}"),
+                "as an encoded query name",
+            ),
+        ];
+        for (uri, expected, why) in cases {
+            let logged = target(&uri);
+            assert_eq!(logged, expected, "{why}");
+            assert!(!logged.contains(&body[..8]), "{why}: {logged}");
+        }
+    }
+
+    #[test]
+    fn log_lines_change_only_when_they_hold_a_secret() {
+        let key = generate_key();
+        let body = &key.expose()["sk-admin-".len()..];
+        let clean = "DEBUG x: Request path: /a%2Db%41%2F";
+        assert!(matches!(redact_line(clean), Cow::Borrowed(line) if line == clean));
+        assert_eq!(
+            redact_line(&format!("path: /sk%2Dadmin%2D{body}%2F {}", key.expose())),
+            format!("path: /{0}%2F {0}", key.redacted())
+        );
+    }
+
+    #[test]
+    fn only_unreserved_characters_are_decoded() {
+        assert_eq!(
+            decode_unreserved("%41%7e%2F%25%0A%C3%A9%2"),
+            "A~%2F%25%0A%C3%A9%2"
+        );
+        assert_eq!(decode_unreserved("100%"), "100%");
+        assert_eq!(decode_unreserved("%%41"), "%A");
+    }
+}
