@@ -96,8 +96,9 @@ impl Application {
         })
         .workers(settings.workers)
         // Database calls run on these threads, each holding a pooled connection: more
-        // threads than connections would only queue on the pool (and cost memory).
-        .worker_max_blocking_threads(settings.pool.max_size as usize)
+        // threads than connections would only queue on the pool (and cost memory). Each
+        // worker has a blocking pool of its own, so the connections are shared among them.
+        .worker_max_blocking_threads((settings.pool.max_size as usize / settings.workers).max(1))
         .listen(listener)
         .map_err(bind_error)?
         .run();
