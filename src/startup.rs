@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::routes;
+use crate::server;
 use crate::services;
 use crate::state::AppState;
 
@@ -83,6 +84,10 @@ impl Application {
             cache,
             queries,
         });
+        let max_connections_per_worker = settings.max_connections_per_worker.unwrap_or_else(|| {
+            server::default_max_connections_per_worker(settings.workers, settings.pool.max_size)
+        });
+        tracing::info!(max_connections_per_worker, "connection limits");
         let app_state = state.clone();
         let max_body_bytes = settings.max_body_bytes;
         let server = HttpServer::new(move || {
@@ -95,6 +100,10 @@ impl Application {
                 .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
         })
         .workers(settings.workers)
+        .keep_alive(settings.keep_alive)
+        // Only the first request of a connection: actix-http times no later head.
+        .client_request_timeout(settings.request_head_timeout)
+        .max_connections(max_connections_per_worker)
         // Database calls run on these threads, each holding a pooled connection: more
         // threads than connections would only queue on the pool (and cost memory). Each
         // worker has a blocking pool of its own, so the connections are shared among them.
