@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::usage::UsageTracker;
@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::routes;
-use crate::server;
+use crate::server::{self, ConnectionLimits, ServerOptions};
 use crate::services;
 use crate::state::AppState;
 
@@ -84,13 +84,31 @@ impl Application {
             cache,
             queries,
         });
-        let max_connections_per_worker = settings.max_connections_per_worker.unwrap_or_else(|| {
-            server::default_max_connections_per_worker(settings.workers, settings.pool.max_size)
-        });
-        tracing::info!(max_connections_per_worker, "connection limits");
+        let limits = ConnectionLimits {
+            head_timeout: settings.request_head_timeout,
+            keep_alive: settings.keep_alive,
+            max_connections_per_worker: settings.max_connections_per_worker.unwrap_or_else(|| {
+                server::default_max_connections_per_worker(settings.workers, settings.pool.max_size)
+            }),
+        };
+        tracing::info!(
+            request_head_timeout = ?limits.head_timeout,
+            keep_alive = ?limits.keep_alive,
+            max_connections_per_worker = limits.max_connections_per_worker,
+            "connection limits"
+        );
+        let options = ServerOptions {
+            workers: settings.workers,
+            // Database calls run on these threads, each holding a pooled connection: more
+            // threads than connections would only queue on the pool (and cost memory). Each
+            // worker has a blocking pool of its own, so the connections are shared among them.
+            max_blocking_threads_per_worker: (settings.pool.max_size as usize / settings.workers)
+                .max(1),
+            limits,
+        };
         let app_state = state.clone();
         let max_body_bytes = settings.max_body_bytes;
-        let server = HttpServer::new(move || {
+        let server = server::run(listener, options, move || {
             App::new()
                 .wrap(
                     DefaultHeaders::new()
@@ -99,18 +117,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
         })
-        .workers(settings.workers)
-        .keep_alive(settings.keep_alive)
-        // Only the first request of a connection: actix-http times no later head.
-        .client_request_timeout(settings.request_head_timeout)
-        .max_connections(max_connections_per_worker)
-        // Database calls run on these threads, each holding a pooled connection: more
-        // threads than connections would only queue on the pool (and cost memory). Each
-        // worker has a blocking pool of its own, so the connections are shared among them.
-        .worker_max_blocking_threads((settings.pool.max_size as usize / settings.workers).max(1))
-        .listen(listener)
-        .map_err(bind_error)?
-        .run();
+        .map_err(bind_error)?;
         Ok(Self {
             port,
             server,
