@@ -11,9 +11,12 @@
 //! - **Keep-alive.** After a response an idle connection stays open for `keep_alive`
 //!   (actix-http's keep-alive timer), then it is closed without a response.
 //! - **Backstop.** Between requests, a connection on which the server writes nothing and no
-//!   head completes for `keep_alive + head_timeout` is closed too (with the same 408 when no
-//!   response is left half-written). That covers what the timers above cannot see, such as a
-//!   client that pipelines requests and never reads the responses.
+//!   head completes for `keep_alive + head_timeout` is closed too, with the same 408. That
+//!   covers a connection whose next head began with the previous request's bytes, which
+//!   actix-http's keep-alive timer may stop timing.
+//! - **Stalled writes.** A connection whose client reads nothing of a response for
+//!   `keep_alive + head_timeout` is dropped (a client that pipelines requests and never reads
+//!   the responses would otherwise hold it for ever).
 //! - **Body.** The body's deadline (`Settings::request_body_timeout`) is applied where the body
 //!   is read, not here.
 //! - **Connections.** Each worker holds at most `max_connections_per_worker` connections; more
@@ -218,6 +221,9 @@ pub struct Guarded<T> {
     deadline: Pin<Box<Sleep>>,
     head_timeout: Duration,
     idle_timeout: Duration,
+    /// Set while the client reads nothing: when it fires, the connection is dropped. Made
+    /// the first time a write blocks.
+    write_stall: Option<Pin<Box<Sleep>>>,
     /// The last write could not complete: a 408 now would land inside a response.
     write_blocked: bool,
 }
@@ -231,6 +237,7 @@ impl<T> Guarded<T> {
             deadline: Box::pin(sleep_until(Instant::now() + limits.head_timeout)),
             head_timeout: limits.head_timeout,
             idle_timeout: limits.keep_alive + limits.head_timeout,
+            write_stall: None,
             write_blocked: false,
         }
     }
@@ -314,7 +321,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
             return Poll::Ready(Ok(buf.len()));
         }
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.write_blocked = result.is_pending();
+        if result.is_pending() {
+            if !this.write_blocked {
+                let stall_end = Instant::now() + this.idle_timeout;
+                match &mut this.write_stall {
+                    Some(stall) => stall.as_mut().reset(stall_end),
+                    None => this.write_stall = Some(Box::pin(sleep_until(stall_end))),
+                }
+            }
+            this.write_blocked = true;
+            if let Some(stall) = &mut this.write_stall
+                && stall.as_mut().poll(cx).is_ready()
+            {
+                tracing::debug!("the client read nothing in time; dropping the connection");
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
+            return Poll::Pending;
+        }
+        this.write_blocked = false;
         let progressed = matches!(result, Poll::Ready(Ok(n)) if n > 0);
         // A response (not a 100 Continue, written while in `Head`) ends the request; every
         // write that makes progress pushes the backstop back.

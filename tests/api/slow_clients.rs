@@ -1,6 +1,7 @@
 //! Slow and idle clients. Every request head has a deadline, on a kept-alive connection too;
-//! an idle connection closes after the keep-alive time; connection slots held by slow clients
-//! free up at their deadline, so a probe still gets through.
+//! an idle connection closes after the keep-alive time; a client that stops reading is
+//! dropped; connection slots held by slow clients free up at their deadline, so a probe still
+//! gets through.
 //!
 //! The tests speak HTTP/1.1 over raw TCP, a byte at a time where it matters. Upper bounds
 //! allow `SLACK` beyond the deadline so that a loaded machine does not make them flake.
@@ -36,6 +37,7 @@ backend_tests!(settings = short_timeouts;
     an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time,
     a_kept_alive_connection_serves_many_requests_for_longer_than_the_head_deadline,
     healthz_answers_while_slow_clients_hold_every_connection_slot,
+    a_client_that_stops_reading_its_responses_is_disconnected,
 );
 
 async fn a_first_request_head_sent_too_slowly_gets_408_and_a_closed_connection(app: TestApp) {
@@ -176,6 +178,39 @@ async fn healthz_answers_while_slow_clients_hold_every_connection_slot(app: Test
     }
 }
 
+async fn a_client_that_stops_reading_its_responses_is_disconnected(app: TestApp) {
+    // Arrange: a small receive buffer, so the server's writes block soon.
+    let addr = app.address.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.expect("connects");
+
+    // Act: pipeline requests until the server stops taking them, then read nothing for
+    // longer than the stall allowance.
+    let batch = HEALTHZ.repeat(100);
+    let mut sent = 0;
+    while let Ok(written) =
+        tokio::time::timeout(Duration::from_secs(1), stream.write_all(&batch)).await
+    {
+        written.expect("the server takes requests until it stops reading");
+        sent += 100;
+    }
+    tokio::time::sleep(KEEP_ALIVE + HEAD_TIMEOUT + SLACK).await;
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    tokio::time::timeout(SLACK, async {
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            received.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("the connection is closed");
+
+    // Assert: dropped with requests unanswered (it would otherwise answer them all).
+    let answered = find_all(&received, b"HTTP/1.1 200 OK");
+    assert!(answered < sent, "all {sent} requests answered");
+}
+
 /// A client connection; `buffer` holds what was read past the last response.
 struct Conn {
     stream: TcpStream,
@@ -305,6 +340,13 @@ impl Conn {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn find_all(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// Asserts `received` is exactly one 408 in the error envelope, announcing the close.
