@@ -41,7 +41,7 @@ use std::io;
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use actix_http::body::MessageBody;
@@ -292,20 +292,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.phase.get() {
-            Phase::TimedOut => return Poll::Ready(Ok(())),
-            Phase::Head | Phase::Idle if this.deadline.as_mut().poll(cx).is_ready() => {
-                this.time_out(cx);
-                return Poll::Ready(Ok(()));
-            }
-            Phase::Head | Phase::Idle | Phase::Serving => {}
+        let phase = this.phase.get();
+        let timed = matches!(phase, Phase::Head | Phase::Idle);
+        if phase == Phase::TimedOut {
+            return Poll::Ready(Ok(()));
+        }
+        // The timer fired and woke us.
+        if timed && this.deadline.is_elapsed() {
+            this.time_out(cx);
+            return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        if this.phase.get() == Phase::Idle && buf.filled().len() > before {
-            this.set_deadline(Phase::Head, this.head_timeout);
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            // Only a read that waits needs the timer to wake it (after a ready one, actix-http
+            // reads again), so only then is it polled: this is on every request's path.
+            Poll::Pending => {
+                if timed && this.deadline.as_mut().poll(cx).is_ready() {
+                    this.time_out(cx);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Ok(())) => {
+                if phase == Phase::Idle && buf.filled().len() > before {
+                    this.set_deadline(Phase::Head, this.head_timeout);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
-        Poll::Ready(Ok(()))
     }
 }
 
