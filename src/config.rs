@@ -22,6 +22,17 @@ pub struct Settings {
     pub usage_flush_interval: Duration,
     /// Largest accepted JSON body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client has to send a complete request head: counted from accepting the
+    /// connection and, on a kept-alive connection, from the first byte of each later request.
+    pub request_head_timeout: Duration,
+    /// How long a client has to send a request's body once its head has arrived (applied
+    /// where the body is read).
+    pub request_body_timeout: Duration,
+    /// How long an idle kept-alive connection stays open; zero turns keep-alive off.
+    pub keep_alive: Duration,
+    /// Most open connections per worker; `None` derives it from the open-file limit
+    /// (`server::default_max_connections_per_worker`).
+    pub max_connections_per_worker: Option<usize>,
     pub cache: CacheOptions,
 }
 
@@ -31,6 +42,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://admin-api-keys.db";
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 /// The default largest request body: 64 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The default time to send a request head, in seconds.
+pub const DEFAULT_REQUEST_HEAD_TIMEOUT_SECS: u64 = 5;
+/// The default time to send a request body, in seconds: 64 KiB at 6.5 KB/s.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: u64 = 10;
+/// The default keep-alive idle time, in seconds.
+pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 5;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -41,6 +58,10 @@ impl Default for Settings {
             workers: 1,
             usage_flush_interval: Duration::from_secs(10),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_head_timeout: Duration::from_secs(DEFAULT_REQUEST_HEAD_TIMEOUT_SECS),
+            request_body_timeout: Duration::from_secs(DEFAULT_REQUEST_BODY_TIMEOUT_SECS),
+            keep_alive: Duration::from_secs(DEFAULT_KEEP_ALIVE_SECS),
+            max_connections_per_worker: None,
             cache: CacheOptions::default(),
         }
     }
@@ -100,7 +121,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR)]
     pub bind_addr: String,
     /// HTTP worker threads [default: the number of CPUs].
-    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub workers: Option<u16>,
     /// Seconds between writes of batched `last_used_at` values.
     #[arg(long, env = "USAGE_FLUSH_INTERVAL_SECS", default_value_t = 10,
@@ -109,6 +130,25 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a complete request head, from connecting or, on a
+    /// kept-alive connection, from the first byte of the request; later, it gets 408.
+    #[arg(long, env = "REQUEST_HEAD_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_HEAD_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub request_head_timeout_secs: u64,
+    /// Seconds a client has to send a request body once its head has arrived.
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_BODY_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_body_timeout_secs: u64,
+    /// Seconds an idle kept-alive connection stays open; 0 closes each connection after
+    /// one response.
+    #[arg(long, env = "KEEP_ALIVE_SECS", default_value_t = DEFAULT_KEEP_ALIVE_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub keep_alive_secs: u64,
+    /// Most open connections per worker; more wait in the listen backlog [default: what
+    /// the open-file limit leaves after the process's own descriptors, shared by the workers].
+    #[arg(long, env = "MAX_CONNECTIONS_PER_WORKER",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_worker: Option<u32>,
     /// Keys (and, separately, unknown key hashes) the auth cache holds.
     #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -156,6 +196,10 @@ impl From<ServeArgs> for Settings {
             workers,
             usage_flush_interval: Duration::from_secs(args.usage_flush_interval_secs),
             max_body_bytes: args.max_body_bytes,
+            request_head_timeout: Duration::from_secs(args.request_head_timeout_secs),
+            request_body_timeout: Duration::from_secs(args.request_body_timeout_secs),
+            keep_alive: Duration::from_secs(args.keep_alive_secs),
+            max_connections_per_worker: args.max_connections_per_worker.map(|n| n as usize),
             cache: CacheOptions {
                 capacity: usize::try_from(args.auth_cache_capacity).unwrap_or(usize::MAX),
                 ttl: Duration::from_secs(args.auth_cache_ttl_secs),

@@ -22,6 +22,7 @@ pub mod models;
 pub mod openapi;
 pub mod routes;
 pub mod schema;
+pub mod server;
 pub mod services;
 pub mod startup;
 pub mod state;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::usage::UsageTracker;
@@ -18,6 +18,7 @@ use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{path_error_handler, query_error_handler};
 use crate::extract::BodyConfig;
 use crate::routes;
+use crate::server::{self, ConnectionLimits, ServerOptions};
 use crate::services;
 use crate::state::AppState;
 
@@ -84,9 +85,31 @@ impl Application {
             cache,
             queries,
         });
+        let limits = ConnectionLimits {
+            head_timeout: settings.request_head_timeout,
+            keep_alive: settings.keep_alive,
+            max_connections_per_worker: settings.max_connections_per_worker.unwrap_or_else(|| {
+                server::default_max_connections_per_worker(settings.workers, settings.pool.max_size)
+            }),
+        };
+        tracing::info!(
+            request_head_timeout = ?limits.head_timeout,
+            keep_alive = ?limits.keep_alive,
+            max_connections_per_worker = limits.max_connections_per_worker,
+            "connection limits"
+        );
+        let options = ServerOptions {
+            workers: settings.workers,
+            // Database calls run on these threads, each holding a pooled connection: more
+            // threads than connections would only queue on the pool (and cost memory). Each
+            // worker has a blocking pool of its own, so the connections are shared among them.
+            max_blocking_threads_per_worker: (settings.pool.max_size as usize / settings.workers)
+                .max(1),
+            limits,
+        };
         let app_state = state.clone();
         let max_body_bytes = settings.max_body_bytes;
-        let server = HttpServer::new(move || {
+        let server = server::run(listener, options, move || {
             App::new()
                 .wrap(
                     DefaultHeaders::new()
@@ -95,13 +118,7 @@ impl Application {
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
         })
-        .workers(settings.workers)
-        // Database calls run on these threads, each holding a pooled connection: more
-        // threads than connections would only queue on the pool (and cost memory).
-        .worker_max_blocking_threads(settings.pool.max_size as usize)
-        .listen(listener)
-        .map_err(bind_error)?
-        .run();
+        .map_err(bind_error)?;
         Ok(Self {
             port,
             server,

@@ -41,9 +41,14 @@ pub struct TestApp {
     _database: Arc<TestDatabase>,
 }
 
-/// Builds and starts a server on `database_url`; returns its address and state.
-async fn start_server(database_url: &str, clock: &ManualClock) -> (String, web::Data<AppState>) {
-    let settings = Settings {
+/// Builds and starts a server on `database_url`, with the test settings as `configure` leaves
+/// them; returns its address and state.
+async fn start_server(
+    database_url: &str,
+    clock: &ManualClock,
+    configure: impl FnOnce(&mut Settings),
+) -> (String, web::Data<AppState>) {
+    let mut settings = Settings {
         database_url: database_url.to_owned(),
         pool: PoolOptions {
             max_size: 4,
@@ -54,6 +59,7 @@ async fn start_server(database_url: &str, clock: &ManualClock) -> (String, web::
         usage_flush_interval: Duration::from_secs(3600),
         ..Default::default()
     };
+    configure(&mut settings);
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
         .expect("the test server builds");
@@ -66,6 +72,14 @@ async fn start_server(database_url: &str, clock: &ManualClock) -> (String, web::
 impl TestApp {
     /// Starts a server on a fresh database of `backend`; `None` if PostgreSQL is not configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like `spawn`, with the server's settings changed by `configure` (e.g. short timeouts).
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
         let database = Arc::new(TestDatabase::create(backend)?);
         let clock = ManualClock::new(START);
 
@@ -87,7 +101,7 @@ impl TestApp {
         .await
         .unwrap()
         .expect("bootstrap succeeds");
-        let (address, state) = start_server(&database.url(), &clock).await;
+        let (address, state) = start_server(&database.url(), &clock, configure).await;
 
         Some(TestApp {
             address,
@@ -105,7 +119,7 @@ impl TestApp {
     /// A second server on this app's database, with its own pool and auth cache (another
     /// replica) and the same clock and bootstrap key.
     pub async fn spawn_replica(&self) -> TestApp {
-        let (address, state) = start_server(&self.database_url, &self.clock).await;
+        let (address, state) = start_server(&self.database_url, &self.clock, |_| {}).await;
         TestApp {
             address,
             client: reqwest::Client::new(),

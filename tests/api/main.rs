@@ -1,7 +1,8 @@
 //! Integration tests: each drives a real server over HTTP on its own database.
 //!
 //! Tests written as `async fn name(app: TestApp)` are listed in `backend_tests!`, which runs
-//! each once on SQLite and once on PostgreSQL (`sqlite::name`, `postgres::name`).
+//! each once on SQLite and once on PostgreSQL (`sqlite::name`, `postgres::name`);
+//! `backend_tests!(settings = f; ...)` starts their servers with the settings `f` changes.
 
 /// Runs each listed `async fn(TestApp)` on both backends.
 macro_rules! backend_tests {
@@ -30,6 +31,37 @@ macro_rules! backend_tests {
             )*
         }
     };
+    (settings = $configure:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let app = crate::helpers::TestApp::spawn_with(
+                        crate::helpers::Backend::Sqlite,
+                        super::$configure,
+                    )
+                    .await
+                    .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(app) = crate::helpers::TestApp::spawn_with(
+                        crate::helpers::Backend::Postgres,
+                        super::$configure,
+                    )
+                    .await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
 }
 
 mod audit;
@@ -50,4 +82,5 @@ mod replicas;
 mod retrieve_delete;
 mod rotate;
 mod search;
+mod slow_clients;
 mod usage;
