@@ -22,9 +22,6 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
-/// How long a body may take to arrive unless configured otherwise.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Limits on reading a request body; registered as app data (defaults apply without it).
 #[derive(Clone, Copy, Debug)]
 pub struct BodyConfig {
@@ -38,7 +35,7 @@ impl Default for BodyConfig {
     fn default() -> Self {
         Self {
             limit: crate::config::DEFAULT_MAX_BODY_BYTES,
-            timeout: DEFAULT_BODY_TIMEOUT,
+            timeout: Duration::from_secs(crate::config::DEFAULT_REQUEST_BODY_TIMEOUT_SECS),
         }
     }
 }

@@ -108,7 +108,10 @@ impl Application {
             limits,
         };
         let app_state = state.clone();
-        let max_body_bytes = settings.max_body_bytes;
+        let body = BodyConfig {
+            limit: settings.max_body_bytes,
+            timeout: settings.request_body_timeout,
+        };
         let server = server::run(listener, options, move || {
             App::new()
                 .wrap(
@@ -116,7 +119,7 @@ impl Application {
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
                 )
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
-                .configure(|cfg| configure(cfg, app_state.clone(), max_body_bytes))
+                .configure(|cfg| configure(cfg, app_state.clone(), body))
         })
         .map_err(bind_error)?;
         Ok(Self {
@@ -157,12 +160,9 @@ impl Application {
 }
 
 /// Registers state, extractor error handlers and every route.
-pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, max_body_bytes: usize) {
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body: BodyConfig) {
     cfg.app_data(state)
-        .app_data(web::Data::new(BodyConfig {
-            limit: max_body_bytes,
-            ..BodyConfig::default()
-        }))
+        .app_data(web::Data::new(body))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
         .service(probe("/healthz", web::get().to(routes::health::healthz)))

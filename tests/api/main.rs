@@ -67,6 +67,7 @@ macro_rules! backend_tests {
 mod audit;
 mod auth;
 mod authorize;
+mod body_deadline;
 mod cache;
 mod compat;
 mod contract;

@@ -44,6 +44,14 @@ impl HeldRequest {
             .ok()
     }
 
+    /// Sends part of the body.
+    pub async fn send_part(&mut self, part: &[u8]) {
+        self.stream
+            .write_all(part)
+            .await
+            .expect("send part of the body");
+    }
+
     /// Sends the body and reads the response.
     pub async fn finish(mut self, body: &[u8]) -> (u16, Value) {
         self.stream.write_all(body).await.expect("send body");
