@@ -5,8 +5,9 @@
 //! events, cache effects) → `models` (rows and queries) → `db`. Beside them, below `routes`:
 //! `auth` (the bearer middleware), `cache` (in-process caches and their invalidation),
 //! `audit` (events), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
-//! wires everything together, with `telemetry` saying what the log records of each request,
-//! and nothing imports it.
+//! wires everything together and nothing imports it; it runs the App on `server` (the HTTP
+//! server with its per-connection deadlines), with `telemetry` saying what the log records
+//! of each request. `extract` reads request bodies and query strings for `routes`.
 
 pub mod audit;
 pub mod auth;
