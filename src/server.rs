@@ -186,6 +186,9 @@ fn open_file_limit() -> u64 {
     }
 }
 
+/// The interim response actix-http writes, alone, to a request that expects it.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Where a connection is between requests; shared by its stream and its requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -355,9 +358,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         }
         this.write_blocked = false;
         let progressed = matches!(result, Poll::Ready(Ok(n)) if n > 0);
-        // A response (not a 100 Continue, written while in `Head`) ends the request; every
+        // A final response ends the request; an interim `100 Continue` (actix writes it on
+        // its own, before the body) does not: the body's deadline is the extractor's. Every
         // write that makes progress pushes the backstop back.
-        if phase == Phase::Serving || (phase == Phase::Idle && progressed) {
+        let interim = buf == CONTINUE;
+        if !interim && (phase == Phase::Serving || (phase == Phase::Idle && progressed)) {
             this.set_deadline(Phase::Idle, this.idle_timeout);
         }
         result

@@ -90,40 +90,46 @@ pub struct Cursor {
     pub id: String,
 }
 
-/// How [`find_caller`] locks the caller's key (and owner) row on PostgreSQL, until the
-/// transaction ends; SQLite runs one write at a time, so nothing needs locking there.
+/// How [`lock_keys`] locks key rows on PostgreSQL, until the transaction ends; SQLite runs
+/// one write at a time, so nothing needs locking there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowLock {
-    /// `FOR SHARE`: concurrent readers proceed, a change to the row waits (or is waited for).
+    /// `FOR SHARE`: the row cannot change or go away; readers and other sharers proceed.
     Share,
-    /// `FOR NO KEY UPDATE`: for a transaction that may go on to change the caller's own row
-    /// (a share lock upgraded later can deadlock against a waiting writer).
+    /// `FOR UPDATE`: for a transaction that goes on to change or delete the rows itself.
     Update,
 }
 
-/// The auth record of the key `key_id` with its owner, read inside a write's transaction and
-/// locked so that it cannot change until that transaction ends.
+/// Locks the rows of the keys `ids` (those that exist) until the transaction ends. The locks
+/// are taken in id order, as the `last_used_at` flush takes its own, so a write and a flush
+/// never wait on each other in a cycle. Only key rows are locked, never their owners'.
+pub fn lock_keys(conn: &mut DbConnection, ids: &[&str], lock: RowLock) -> QueryResult<()> {
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let query = admin_api_keys::table
+        .filter(admin_api_keys::id.eq_any(ids))
+        .order(admin_api_keys::id)
+        .select(admin_api_keys::id);
+    match lock {
+        RowLock::Share => query.for_share().load::<String>(pg)?,
+        RowLock::Update => query.for_update().load::<String>(pg)?,
+    };
+    Ok(())
+}
+
+/// The auth record of the key `key_id` with its owner (for a write to check its caller; lock
+/// the row first with [`lock_keys`]).
 pub fn find_caller(
     conn: &mut DbConnection,
     key_id: &str,
-    lock: RowLock,
 ) -> QueryResult<Option<(AuthRecord, User)>> {
-    // A macro, not a value: `as_select()` takes its backend from where the query runs.
-    macro_rules! query {
-        () => {
-            admin_api_keys::table
-                .inner_join(users::table)
-                .filter(admin_api_keys::id.eq(key_id))
-                .select((AuthRecord::as_select(), User::as_select()))
-        };
-    }
-    match conn {
-        DbConnection::Pg(pg) => match lock {
-            RowLock::Share => query!().for_share().first(pg).optional(),
-            RowLock::Update => query!().for_no_key_update().first(pg).optional(),
-        },
-        DbConnection::Sqlite(sqlite) => query!().first(sqlite).optional(),
-    }
+    admin_api_keys::table
+        .inner_join(users::table)
+        .filter(admin_api_keys::id.eq(key_id))
+        .select((AuthRecord::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
 }
 
 /// The key that replaced `key_id` by rotation, if it still exists.

@@ -3,7 +3,8 @@
 //! Policy: the auth middleware checks a key when the request's headers arrive, but the body
 //! (and with it the write) may come much later. So every write re-reads its caller in its
 //! transaction (the key exists, is enabled, is unexpired at `now`, holds the scope the
-//! operation needs) and, on PostgreSQL, locks that row until the commit: a concurrent disable
+//! operation needs) and, on PostgreSQL, locks that row (and the row it changes) until the
+//! commit: a concurrent disable
 //! or delete of the caller is ordered either before the write (which then answers 401) or
 //! after it, never in between. Grants and audit actors use this fresh view, not the cached
 //! one.
@@ -41,17 +42,25 @@ impl Caller {
 }
 
 /// Re-reads the key that authenticated the request and checks it may do what needs `scope`:
-/// 401 if it is gone, disabled or expired, 403 if it lacks the scope. `lock` says how its row
-/// stays locked until the transaction ends (see [`RowLock`]).
+/// 401 if it is gone, disabled or expired, 403 if it lacks the scope.
+///
+/// On PostgreSQL the caller's row stays locked until the transaction ends: `FOR SHARE` for a
+/// write that changes no existing key (`target` `None`), or, with the key it changes, both rows
+/// `FOR UPDATE` in id order (the order the `last_used_at` flush locks in; changes of existing
+/// keys also run under the lock-out guard's lock, taken before this one).
 pub fn authorize(
     conn: &mut DbConnection,
     key: &AdminKey,
     scope: Scope,
-    lock: RowLock,
+    target: Option<&str>,
     now: i64,
 ) -> Result<Caller, ApiError> {
+    match target {
+        None => admin_api_key::lock_keys(conn, &[&key.key_id], RowLock::Share)?,
+        Some(target) => admin_api_key::lock_keys(conn, &[&key.key_id, target], RowLock::Update)?,
+    }
     let (record, owner) =
-        admin_api_key::find_caller(conn, &key.key_id, lock)?.ok_or_else(auth::invalid_key)?;
+        admin_api_key::find_caller(conn, &key.key_id)?.ok_or_else(auth::invalid_key)?;
     auth::check_usable(record.enabled, record.expires_at, now)?;
     auth::require_scope(record.scopes, scope)?;
     Ok(Caller {

@@ -12,7 +12,7 @@ use crate::domain::secret::{self, ApiKeySecret};
 use crate::domain::{KeyLifetime, KeyName, Overlap, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
-use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey, RowLock};
+use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
 use crate::models::user::User;
 use crate::services::Change;
 use crate::services::caller::authorize;
@@ -67,7 +67,7 @@ pub fn create(
     new: NewKey,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
-    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Share, now)?;
+    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, None, now)?;
     let scopes = match new.scopes {
         None => caller.scopes,
         Some(scopes) => {
@@ -105,7 +105,7 @@ pub fn rotate(
         return Err(no_such_key(key_id));
     }
     let issued = keep_an_active_writer(conn, now, "rotate", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
         if let Some(successor) = admin_api_key::live_successor(conn, key_id)? {
@@ -168,7 +168,7 @@ pub fn update(
         scopes: update.scopes,
     };
     keep_an_active_writer(conn, now, "change", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
         if let Some(scopes) = changes.scopes {
             caller.may_grant(scopes)?;
         }
@@ -207,7 +207,7 @@ pub fn delete(
         return Err(no_such_key(key_id));
     }
     keep_an_active_writer(conn, now, "delete", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, RowLock::Update, now)?;
+        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
