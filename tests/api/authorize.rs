@@ -29,6 +29,14 @@ async fn second_writer(app: &TestApp) -> (String, String) {
     )
 }
 
+/// Disables the key `id` with the bootstrap key (asserting 200).
+async fn disable(app: &TestApp, id: &str) {
+    let disabled = app
+        .post_json(&format!("{PATH}/{id}"), &json!({ "enabled": false }))
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+}
+
 async fn key_count(app: &TestApp) -> usize {
     app.list("limit=100").await["data"]
         .as_array()
@@ -68,10 +76,7 @@ async fn a_disabled_key_cannot_re_enable_itself_with_a_held_back_body(app: TestA
     let (id, secret) = second_writer(&app).await;
     let body = br#"{"enabled": true}"#;
     let held = HeldRequest::start(&app, &secret, "POST", &format!("{PATH}/{id}"), body.len()).await;
-    let disabled = app
-        .post_json(&format!("{PATH}/{id}"), &json!({ "enabled": false }))
-        .await;
-    assert_eq!(disabled.status(), StatusCode::OK);
+    disable(&app, &id).await;
 
     let (status, response) = held.finish(body).await;
     assert_eq!(status, 401, "{response}");
@@ -115,10 +120,7 @@ async fn a_rotation_held_back_while_its_key_was_disabled_is_refused(app: TestApp
         body.len(),
     )
     .await;
-    let disabled = app
-        .post_json(&format!("{PATH}/{id}"), &json!({ "enabled": false }))
-        .await;
-    assert_eq!(disabled.status(), StatusCode::OK);
+    disable(&app, &id).await;
 
     let (status, response) = held.finish(body).await;
     assert_eq!(status, 401, "{response}");

@@ -69,10 +69,13 @@ async fn start_server(
     (address, state)
 }
 
+/// The settings `TestApp::spawn` runs with, unchanged (for `backend_tests!`).
+pub fn unchanged(_: &mut Settings) {}
+
 impl TestApp {
     /// Starts a server on a fresh database of `backend`; `None` if PostgreSQL is not configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, |_| {}).await
+        Self::spawn_with(backend, unchanged).await
     }
 
     /// Like `spawn`, with the server's settings changed by `configure` (e.g. short timeouts).

@@ -7,38 +7,19 @@
 /// Runs each listed `async fn(TestApp)` on both backends.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite)
-                        .await
-                        .expect("SQLite is always available");
-                    super::$name(app).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    if let Some(app) =
-                        crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await
-                    {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
+        backend_tests!(@with crate::helpers::unchanged; $($name),*);
     };
     (settings = $configure:ident; $($name:ident),* $(,)?) => {
+        backend_tests!(@with super::$configure; $($name),*);
+    };
+    (@with $configure:path; $($name:ident),*) => {
         mod sqlite {
             $(
                 #[actix_web::test]
                 async fn $name() {
                     let app = crate::helpers::TestApp::spawn_with(
                         crate::helpers::Backend::Sqlite,
-                        super::$configure,
+                        $configure,
                     )
                     .await
                     .expect("SQLite is always available");
@@ -52,7 +33,7 @@ macro_rules! backend_tests {
                 async fn $name() {
                     if let Some(app) = crate::helpers::TestApp::spawn_with(
                         crate::helpers::Backend::Postgres,
-                        super::$configure,
+                        $configure,
                     )
                     .await
                     {
