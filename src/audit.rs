@@ -2,9 +2,10 @@
 //!
 //! Policy: an event is one [`AuditEvent`] value, serialised here and nowhere else. [`record`]
 //! takes the connection of the transaction that makes the change, so an event exists exactly
-//! when its change does; the keys service records one for every change it makes. Actors are
-//! keys (`type: api_key`); the `bootstrap` command, which acts without a key, records a
-//! `session` actor whose user is the owner it creates.
+//! when its change does; the services record one for every change they make. Actors are
+//! keys (`type: api_key`); what acts without a key records a `session` actor: the `bootstrap`
+//! command (whose user is the owner it creates) and the acceptance of an invite (whose user
+//! is the member it creates).
 
 use std::fmt;
 
@@ -12,7 +13,7 @@ use diesel::QueryResult;
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::domain::Scopes;
+use crate::domain::{Role, Scopes};
 use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
 
@@ -22,14 +23,26 @@ pub enum EventType {
     ApiKeyCreated,
     ApiKeyUpdated,
     ApiKeyDeleted,
+    InviteSent,
+    InviteAccepted,
+    InviteDeleted,
+    UserAdded,
+    UserUpdated,
+    UserDeleted,
 }
 
 impl EventType {
     /// Every type, for validating the `event_types[]` filter.
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 9] = [
         EventType::ApiKeyCreated,
         EventType::ApiKeyUpdated,
         EventType::ApiKeyDeleted,
+        EventType::InviteSent,
+        EventType::InviteAccepted,
+        EventType::InviteDeleted,
+        EventType::UserAdded,
+        EventType::UserUpdated,
+        EventType::UserDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +50,12 @@ impl EventType {
             EventType::ApiKeyCreated => "api_key.created",
             EventType::ApiKeyUpdated => "api_key.updated",
             EventType::ApiKeyDeleted => "api_key.deleted",
+            EventType::InviteSent => "invite.sent",
+            EventType::InviteAccepted => "invite.accepted",
+            EventType::InviteDeleted => "invite.deleted",
+            EventType::UserAdded => "user.added",
+            EventType::UserUpdated => "user.updated",
+            EventType::UserDeleted => "user.deleted",
         }
     }
 
@@ -68,6 +87,36 @@ pub enum AuditEvent {
     },
     /// A key was deleted.
     KeyDeleted { key_id: String },
+    /// An invite was made.
+    InviteSent {
+        invite_id: String,
+        email: String,
+        role: Role,
+    },
+    /// An invite was accepted (by the user it made).
+    InviteAccepted { invite_id: String },
+    /// An invite was withdrawn.
+    InviteDeleted { invite_id: String },
+    /// A user joined, by accepting an invite (or by `bootstrap`).
+    UserAdded { user_id: String, role: Role },
+    /// A user was changed; only the fields that were set are present.
+    UserUpdated {
+        user_id: String,
+        changes: UserChangesRequested,
+    },
+    /// A user was deleted, with their keys.
+    UserDeleted { user_id: String },
+}
+
+/// The `changes_requested` of `user.updated`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UserChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// The `changes_requested` of `api_key.updated`.
@@ -112,12 +161,47 @@ struct Deleted<'a> {
     id: &'a str,
 }
 
+#[derive(Serialize)]
+struct InviteSentJson<'a> {
+    id: &'a str,
+    data: InviteData<'a>,
+}
+
+#[derive(Serialize)]
+struct InviteData<'a> {
+    email: &'a str,
+    role: Role,
+}
+
+#[derive(Serialize)]
+struct UserAddedJson<'a> {
+    id: &'a str,
+    data: UserAddedData,
+}
+
+#[derive(Serialize)]
+struct UserAddedData {
+    role: Role,
+}
+
+#[derive(Serialize)]
+struct UserUpdatedJson<'a> {
+    id: &'a str,
+    changes_requested: &'a UserChangesRequested,
+}
+
 impl AuditEvent {
     pub fn event_type(&self) -> EventType {
         match self {
             AuditEvent::KeyCreated { .. } => EventType::ApiKeyCreated,
             AuditEvent::KeyUpdated { .. } => EventType::ApiKeyUpdated,
             AuditEvent::KeyDeleted { .. } => EventType::ApiKeyDeleted,
+            AuditEvent::InviteSent { .. } => EventType::InviteSent,
+            AuditEvent::InviteAccepted { .. } => EventType::InviteAccepted,
+            AuditEvent::InviteDeleted { .. } => EventType::InviteDeleted,
+            AuditEvent::UserAdded { .. } => EventType::UserAdded,
+            AuditEvent::UserUpdated { .. } => EventType::UserUpdated,
+            AuditEvent::UserDeleted { .. } => EventType::UserDeleted,
         }
     }
 
@@ -127,6 +211,12 @@ impl AuditEvent {
             AuditEvent::KeyCreated { key_id, .. }
             | AuditEvent::KeyUpdated { key_id, .. }
             | AuditEvent::KeyDeleted { key_id } => key_id,
+            AuditEvent::InviteSent { invite_id, .. }
+            | AuditEvent::InviteAccepted { invite_id }
+            | AuditEvent::InviteDeleted { invite_id } => invite_id,
+            AuditEvent::UserAdded { user_id, .. }
+            | AuditEvent::UserUpdated { user_id, .. }
+            | AuditEvent::UserDeleted { user_id } => user_id,
         }
     }
 
@@ -150,7 +240,30 @@ impl AuditEvent {
                 id: key_id,
                 changes_requested: changes,
             }),
-            AuditEvent::KeyDeleted { key_id } => serde_json::to_string(&Deleted { id: key_id }),
+            AuditEvent::KeyDeleted { key_id }
+            | AuditEvent::InviteAccepted { invite_id: key_id }
+            | AuditEvent::InviteDeleted { invite_id: key_id }
+            | AuditEvent::UserDeleted { user_id: key_id } => {
+                serde_json::to_string(&Deleted { id: key_id })
+            }
+            AuditEvent::InviteSent {
+                invite_id,
+                email,
+                role,
+            } => serde_json::to_string(&InviteSentJson {
+                id: invite_id,
+                data: InviteData { email, role: *role },
+            }),
+            AuditEvent::UserAdded { user_id, role } => serde_json::to_string(&UserAddedJson {
+                id: user_id,
+                data: UserAddedData { role: *role },
+            }),
+            AuditEvent::UserUpdated { user_id, changes } => {
+                serde_json::to_string(&UserUpdatedJson {
+                    id: user_id,
+                    changes_requested: changes,
+                })
+            }
         };
         json.expect("audit details are plain data and always serialise")
     }
@@ -209,6 +322,14 @@ impl Actor {
         }
     }
 
+    /// The user behind the actor (the key's owner, or the session's user), for the
+    /// `owner_id` filter.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Actor::ApiKey { user_id, .. } | Actor::Session { user_id, .. } => user_id,
+        }
+    }
+
     fn to_json(&self) -> String {
         let json = match self {
             Actor::ApiKey {
@@ -255,6 +376,7 @@ pub fn record(
             actor: actor.to_json(),
             resource_id: event.resource_id().to_owned(),
             details: event.details_json(),
+            actor_user_id: Some(actor.user_id().to_owned()),
         },
     )
 }
@@ -293,6 +415,38 @@ mod tests {
                     key_id: "key_1".into(),
                 },
                 r#"{"id":"key_1"}"#,
+            ),
+            (
+                AuditEvent::InviteSent {
+                    invite_id: "invite-1".into(),
+                    email: "ada@example.com".into(),
+                    role: Role::Reader,
+                },
+                r#"{"id":"invite-1","data":{"email":"ada@example.com","role":"reader"}}"#,
+            ),
+            (
+                AuditEvent::UserAdded {
+                    user_id: "user_1".into(),
+                    role: Role::Owner,
+                },
+                r#"{"id":"user_1","data":{"role":"owner"}}"#,
+            ),
+            (
+                AuditEvent::UserUpdated {
+                    user_id: "user_1".into(),
+                    changes: UserChangesRequested {
+                        role: Some(Role::Reader),
+                        enabled: Some(false),
+                        ..Default::default()
+                    },
+                },
+                r#"{"id":"user_1","changes_requested":{"role":"reader","enabled":false}}"#,
+            ),
+            (
+                AuditEvent::UserDeleted {
+                    user_id: "user_1".into(),
+                },
+                r#"{"id":"user_1"}"#,
             ),
         ];
         for (event, expected) in cases {

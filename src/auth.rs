@@ -19,6 +19,7 @@ use crate::domain::secret::{digest_key, hex, is_well_formed};
 use crate::domain::{Scope, Scopes};
 use crate::error::ApiError;
 use crate::models::admin_api_key;
+use crate::models::user::User;
 use crate::state::AppState;
 
 /// The authenticated caller of a request: the key that was presented, its owner and scopes
@@ -163,10 +164,22 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
         }
     };
     check_usable(key.enabled, key.expires_at, now)?;
+    check_owner(&key.owner)?;
     if key.first_use_in(now) {
         state.usage.record(&key.key_id, now);
     }
     Ok(AdminKey(key))
+}
+
+/// 401 for a key whose owner is disabled (until they are enabled again).
+pub fn check_owner(owner: &User) -> Result<(), ApiError> {
+    if owner.enabled {
+        return Ok(());
+    }
+    Err(ApiError::unauthorized(
+        "user_disabled",
+        "The owner of this admin API key is disabled; their keys work again once they are enabled.",
+    ))
 }
 
 /// The 401 for a key that is not (or no longer) known.

@@ -8,6 +8,8 @@ use rand::distr::Alphanumeric;
 pub const KEY: &str = "key_";
 /// Prefix of user ids.
 pub const USER: &str = "user_";
+/// Prefix of invite ids (OpenAI's shape).
+pub const INVITE: &str = "invite-";
 /// Prefix of audit log entry ids (OpenAI's shape).
 pub const AUDIT_LOG: &str = "audit_log-";
 
@@ -28,7 +30,7 @@ pub fn random_id(prefix: &str) -> String {
 /// letters or digits), so that an error message may repeat it; `None` for anything else (it
 /// may be a secret pasted into the wrong place).
 pub fn ours(id: &str) -> Option<&str> {
-    let random = [KEY, USER, AUDIT_LOG]
+    let random = [KEY, USER, INVITE, AUDIT_LOG]
         .iter()
         .find_map(|prefix| id.strip_prefix(prefix))?;
     (random.len() == 24 && random.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use admin_api_keys::clock::{Clock, SystemClock};
 use admin_api_keys::config::{BootstrapArgs, Cli, Command, Settings};
 use admin_api_keys::db;
-use admin_api_keys::domain::KeyName;
+use admin_api_keys::domain::{Email, KeyName};
 use admin_api_keys::error::error_chain;
 use admin_api_keys::services::bootstrap::create_owner_with_key;
 use admin_api_keys::startup::Application;
@@ -59,6 +59,12 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
         KeyName::parse("owner-name", &args.owner_name).map_err(|e| format!("--owner-name: {e}"))?;
     let key_name =
         KeyName::parse("key-name", &args.key_name).map_err(|e| format!("--key-name: {e}"))?;
+    let owner_email = args
+        .owner_email
+        .as_deref()
+        .map(|email| Email::parse("owner-email", email))
+        .transpose()
+        .map_err(|e| format!("--owner-email: {e}"))?;
     let pool = db::connect_and_migrate(
         &args.database.database_url,
         &args.database.pool_options(),
@@ -69,7 +75,7 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
     let made = create_owner_with_key(
         &mut conn,
         &owner_name,
-        args.owner_email.as_deref(),
+        owner_email.as_ref(),
         &key_name,
         SystemClock.now(),
     )

@@ -37,6 +37,10 @@ use crate::routes::list::{List, MAX_LIMIT};
         admin_api_keys::rotate::rotate,
         admin_api_keys::delete::delete,
         crate::routes::audit_logs::list_entries,
+        crate::routes::users::list,
+        crate::routes::users::retrieve,
+        crate::routes::users::modify,
+        crate::routes::users::delete,
     ),
     components(schemas(
         json::AdminApiKey,
@@ -53,6 +57,11 @@ use crate::routes::list::{List, MAX_LIMIT};
         json::Owner,
         crate::routes::audit_logs::AuditLog,
         List<crate::routes::audit_logs::AuditLog>,
+        crate::routes::users::json::UserJson,
+        List<crate::routes::users::json::UserJson>,
+        crate::routes::users::json::UserDeleted,
+        crate::routes::users::json::ModifyUserRequest,
+        crate::domain::Role,
         ErrorResponse,
         ErrorBody,
     ), responses(
@@ -68,7 +77,8 @@ use crate::routes::list::{List, MAX_LIMIT};
     modifiers(&SecurityAddon, &Bounds),
     tags(
         (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
-        (name = "Audit logs", description = "The append-only record of changes to keys.")
+        (name = "Audit logs", description = "The append-only record of changes to keys, users and invites."),
+        (name = "Users", description = "The members of the organisation, who own keys.")
     )
 )]
 pub struct ApiDoc;

@@ -26,6 +26,20 @@ diesel::table! {
         actor -> Text,
         resource_id -> Text,
         details -> Text,
+        actor_user_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    invites (id) {
+        id -> Text,
+        email -> Text,
+        role -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        user_id -> Nullable<Text>,
     }
 }
 
@@ -36,9 +50,10 @@ diesel::table! {
         email -> Nullable<Text>,
         role -> Text,
         created_at -> BigInt,
+        enabled -> Bool,
     }
 }
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
 
-diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, audit_logs, users);
+diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, audit_logs, invites, users);

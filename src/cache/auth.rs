@@ -2,7 +2,8 @@
 //!
 //! Entries are keyed by the SHA-256 of the presented key and hold its auth record (id, owner,
 //! scopes, enabled, expiry). Expiry is judged against the clock on every request, cached or
-//! not, so a key stops working the second it expires. Hashes the database does not know are
+//! not, so a key stops working the second it expires. The owner (role, enabled) is part of the
+//! entry: a change to a user drops the entries of all their keys (see `Cache::forget_owner`). Hashes the database does not know are
 //! remembered separately, so a flood of well-formed but invented keys reaches the database
 //! once per hash per TTL; malformed keys never get this far.
 
@@ -19,10 +20,9 @@ use crate::models::user::User;
 #[derive(Debug)]
 pub struct CachedKey {
     pub key_id: String,
-    pub owner_id: String,
-    /// The owner as stored when the key was looked up (the audit actor's email, the `owner`
-    /// of keys this caller makes).
+    /// The owner as stored when the key was looked up.
     pub owner: User,
+    /// The key's effective scopes: its own, within its owner's role.
     pub scopes: Scopes,
     pub enabled: bool,
     pub expires_at: Option<i64>,
@@ -34,9 +34,8 @@ pub struct CachedKey {
 impl CachedKey {
     pub fn new(record: AuthRecord, owner: User, now: i64) -> Self {
         Self {
-            scopes: record.scopes,
+            scopes: record.scopes.intersect(owner.role().ceiling()),
             key_id: record.id,
-            owner_id: record.owner_id,
             owner,
             enabled: record.enabled,
             expires_at: record.expires_at,
@@ -101,13 +100,25 @@ impl Cache {
             {
                 self.known.remove(&previous);
             }
+            let of_owner = guarded.by_owner.entry(key.owner.id.clone()).or_default();
+            if !of_owner.contains(&digest) {
+                of_owner.push(digest);
+                guarded.by_owner_len += 1;
+            }
             self.known.insert(digest, Arc::clone(&key));
-            // Evicted keys leave their index entry behind; prune once the index has grown to
-            // twice the cache (amortised: one pass per `capacity` fills at most).
+            // Evicted keys leave their index entries behind; prune once an index has grown
+            // to twice the cache (amortised: one pass per `capacity` fills at most).
             if guarded.digests.len() > 2 * self.capacity {
                 guarded
                     .digests
                     .retain(|_, digest| self.known.peek(digest).is_some());
+            }
+            if guarded.by_owner_len > 2 * self.capacity {
+                guarded.by_owner.retain(|_, digests| {
+                    digests.retain(|digest| self.known.peek(digest).is_some());
+                    !digests.is_empty()
+                });
+                guarded.by_owner_len = guarded.by_owner.values().map(Vec::len).sum();
             }
         });
         Some(key)
@@ -138,8 +149,18 @@ mod tests {
                 email: None,
                 role: "owner".to_owned(),
                 created_at: 0,
+                enabled: true,
             },
         ))
+    }
+
+    fn owned_by(id: &str, owner: &str, role: &str) -> Option<(AuthRecord, User)> {
+        let (mut record, mut user) = found(id).unwrap();
+        record.owner_id = owner.to_owned();
+        record.scopes = crate::domain::Scopes::all();
+        user.id = owner.to_owned();
+        user.role = role.to_owned();
+        Some((record, user))
     }
 
     fn cache(ttl_secs: u64) -> Cache {
@@ -274,6 +295,44 @@ mod tests {
         assert!(!known(&cache, &[1; 32]));
         cache.renew_lease(Instant::now() + Duration::from_secs(60));
         assert!(known(&cache, &[1; 32]));
+    }
+
+    #[test]
+    fn forgetting_an_owner_drops_every_key_of_theirs_and_no_other() {
+        let cache = cache(30);
+        for (byte, id, owner) in [
+            (1, "key_a", "user_a"),
+            (2, "key_b", "user_a"),
+            (3, "key_c", "user_c"),
+        ] {
+            let t = ticket(&cache, &[byte; 32], 100);
+            cache.fill([byte; 32], t, owned_by(id, owner, "owner"), 100);
+        }
+        cache.forget_owner("user_a");
+        assert!(!known(&cache, &[1; 32]));
+        assert!(!known(&cache, &[2; 32]));
+        assert!(known(&cache, &[3; 32]));
+    }
+
+    #[test]
+    fn a_fill_that_raced_a_change_of_its_owner_is_not_cached() {
+        let cache = cache(30);
+        let t = ticket(&cache, &[1; 32], 100);
+        cache.forget_owner("user_a");
+        cache.fill([1; 32], t, owned_by("key_a", "user_a", "owner"), 100);
+        assert!(!known(&cache, &[1; 32]));
+    }
+
+    #[test]
+    fn a_readers_key_holds_only_the_read_scopes_it_was_granted() {
+        let (record, owner) = owned_by("key_a", "user_a", "reader").unwrap();
+        let key = CachedKey::new(record, owner, 100);
+        assert_eq!(key.scopes, crate::domain::Role::Reader.ceiling());
+        let (record, owner) = owned_by("key_a", "user_a", "owner").unwrap();
+        assert_eq!(
+            CachedKey::new(record, owner, 100).scopes,
+            crate::domain::Scopes::all()
+        );
     }
 
     #[test]

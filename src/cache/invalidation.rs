@@ -4,7 +4,8 @@
 //! `admin_api_keys` (migration `notify_auth_changes`) send `NOTIFY admin_api_keys_auth` with
 //! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes,
 //! `created:<key id>` when a key is inserted or its hash rewritten, and `reset:` when the table
-//! is truncated; usage flushes stay silent. The trigger fires
+//! is truncated; usage flushes stay silent. Triggers on `users` (migration
+//! `users_roles_invites`) send `user:<user id>` when a user is changed or deleted. The trigger fires
 //! inside the writing transaction, so the notification goes out on commit, whoever committed:
 //! this service, another replica, or an operator's `psql`.
 //!
@@ -45,12 +46,14 @@ pub const LEASE: Duration = Duration::from_secs(1);
 pub const BULK: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// What a notification payload asks of the cache: `created:<id>`, `changed:<id>` or `reset:`.
+/// What a notification payload asks of the cache: `created:<id>`, `changed:<id>`,
+/// `user:<id>` or `reset:`.
 /// A payload this version does not understand drops everything, to be safe.
 pub fn parse(payload: &str) -> Invalidation {
     match payload.split_once(':') {
         Some(("created", _)) => Invalidation::KeyCreated,
         Some(("changed", id)) if !id.is_empty() => Invalidation::Key(id.to_owned()),
+        Some(("user", id)) if !id.is_empty() => Invalidation::User(id.to_owned()),
         _ => Invalidation::All,
     }
 }
@@ -153,6 +156,8 @@ mod tests {
             ("created:key_1", Invalidation::KeyCreated),
             ("changed:key_1", Invalidation::Key("key_1".into())),
             ("changed:", Invalidation::All),
+            ("user:user_1", Invalidation::User("user_1".into())),
+            ("user:", Invalidation::All),
             ("reset:", Invalidation::All),
             ("renamed:key_1", Invalidation::All),
             ("", Invalidation::All),

@@ -2,6 +2,7 @@
 //! state, and neither does retrieving a key; and the listener that keeps them true.
 //!
 //! - [`auth`]: key hash → auth record (with the owner), and hashes the database does not know.
+//!   A change to a user drops the records of all their keys.
 //! - [`views`]: retrieved keys by id, with their rendered JSON.
 //! - [`usage`]: `last_used_at` uses not yet written, overlaid on what is shown.
 //! - [`invalidation`]: the PostgreSQL `LISTEN` thread that applies other replicas' changes.
@@ -52,6 +53,9 @@ pub enum Invalidation {
     KeyCreated,
     /// A key changed or was deleted: drop its auth record and its view.
     Key(String),
+    /// A user changed or was deleted: drop the auth records of all their keys, and the views
+    /// (which show the owner).
+    User(String),
     /// The stored `last_used_at` of these keys moved: drop their views.
     Views(Vec<String>),
     /// Anything may have changed: drop everything.
@@ -109,6 +113,11 @@ struct Guarded {
     /// Which digest each cached key id is under, so a key is dropped by id without a scan.
     /// Entries of keys the cache has since evicted are pruned once the index outgrows it.
     digests: HashMap<String, KeyDigest>,
+    /// The digests cached for each owner, so a user's keys are dropped without a scan; pruned
+    /// like `digests`.
+    by_owner: HashMap<String, Vec<KeyDigest>>,
+    /// Entries across `by_owner`.
+    by_owner_len: usize,
 }
 
 impl Cache {
@@ -129,6 +138,8 @@ impl Cache {
                 unknown_stamp: 0,
                 all_stamp: 0,
                 digests: HashMap::new(),
+                by_owner: HashMap::new(),
+                by_owner_len: 0,
             }),
             hasher: RandomState::new(),
         }
@@ -139,6 +150,7 @@ impl Cache {
         match invalidation {
             Invalidation::KeyCreated => self.forget_unknown(),
             Invalidation::Key(key_id) => self.forget_key(key_id),
+            Invalidation::User(user_id) => self.forget_owner(user_id),
             Invalidation::Views(key_ids) => self.forget_views(key_ids.iter().map(String::as_str)),
             Invalidation::All => self.reset(),
         }
@@ -153,6 +165,21 @@ impl Cache {
             self.known.remove(&digest);
         }
         self.views.remove(key_id);
+    }
+
+    /// Drops the auth records of every key of the user `user_id`, and every view (views show
+    /// the owner). Rare (a user was changed), so it also voids every fill in flight rather
+    /// than track which of them read this user.
+    pub fn forget_owner(&self, user_id: &str) {
+        let mut guarded = self.lock();
+        guarded.all_stamp = self.next_sequence();
+        if let Some(digests) = guarded.by_owner.remove(user_id) {
+            guarded.by_owner_len -= digests.len();
+            for digest in &digests {
+                self.known.remove(digest);
+            }
+        }
+        self.views.clear();
     }
 
     /// Drops the cached views of `key_ids`: their `last_used_at` was just written.
@@ -177,6 +204,8 @@ impl Cache {
         let mut guarded = self.lock();
         guarded.all_stamp = self.next_sequence();
         guarded.digests.clear();
+        guarded.by_owner.clear();
+        guarded.by_owner_len = 0;
         self.known.clear();
         self.unknown.clear();
         self.views.clear();

@@ -4,13 +4,17 @@
 //! the type proves it is valid. Parse errors name the parameter and say what is accepted; they
 //! never repeat the value itself (it may be a secret pasted into the wrong field).
 
+mod email;
 mod lifetime;
 mod name;
+mod role;
 pub mod scopes;
 pub mod secret;
 
+pub use email::{Email, MAX_EMAIL_CHARS};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
 pub use name::{KeyName, MAX_NAME_CHARS};
+pub use role::Role;
 pub use scopes::{Scope, Scopes};
 
 /// Why a value was refused: the parameter and what it accepts.

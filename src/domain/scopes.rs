@@ -33,14 +33,29 @@ pub enum Scope {
     /// Read the audit log.
     #[serde(rename = "audit_logs.read")]
     AuditLogsRead,
+    /// List and retrieve users and invites.
+    #[serde(rename = "users.read")]
+    UsersRead,
+    /// Change and delete users; create and delete invites.
+    #[serde(rename = "users.write")]
+    UsersWrite,
 }
 
 impl Scope {
     /// Every scope, in stored order.
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 5] = [
         Scope::AdminApiKeysRead,
         Scope::AdminApiKeysWrite,
         Scope::AuditLogsRead,
+        Scope::UsersRead,
+        Scope::UsersWrite,
+    ];
+
+    /// The scopes that only read.
+    pub const READ: [Scope; 3] = [
+        Scope::AdminApiKeysRead,
+        Scope::AuditLogsRead,
+        Scope::UsersRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +63,8 @@ impl Scope {
             Scope::AdminApiKeysRead => "admin_api_keys.read",
             Scope::AdminApiKeysWrite => "admin_api_keys.write",
             Scope::AuditLogsRead => "audit_logs.read",
+            Scope::UsersRead => "users.read",
+            Scope::UsersWrite => "users.write",
         }
     }
 
@@ -82,6 +99,11 @@ impl Scopes {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The scopes in both sets.
+    pub fn intersect(self, other: Scopes) -> Scopes {
+        Scopes(self.0 & other.0)
     }
 
     /// The scopes of `self` that `holder` lacks.
@@ -175,7 +197,12 @@ mod tests {
         let holder: Scopes = [Scope::AdminApiKeysRead].into_iter().collect();
         assert_eq!(
             wanted.missing_from(holder),
-            vec![Scope::AdminApiKeysWrite, Scope::AuditLogsRead]
+            vec![
+                Scope::AdminApiKeysWrite,
+                Scope::AuditLogsRead,
+                Scope::UsersRead,
+                Scope::UsersWrite
+            ]
         );
         assert!(holder.missing_from(wanted).is_empty());
     }

@@ -26,10 +26,15 @@ pub const KEY_RANDOM_LEN: usize = 40;
 pub const KEY_CHECKSUM_LEN: usize = 6;
 /// Total length of a key.
 pub const KEY_LEN: usize = KEY_PREFIX.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
+/// Every invite's accept token starts with this; the rest is shaped like a key's.
+pub const INVITE_TOKEN_PREFIX: &str = "sk-invite-";
+/// Total length of an accept token.
+pub const INVITE_TOKEN_LEN: usize = INVITE_TOKEN_PREFIX.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A plaintext admin key. Shown once, in the create response; redacted everywhere else.
+/// A plaintext secret we issue (an admin key, or an invite's accept token). Shown once, in the
+/// response that creates it; redacted everywhere else.
 pub struct ApiKeySecret(String);
 
 impl ApiKeySecret {
@@ -63,8 +68,17 @@ impl fmt::Display for ApiKeySecret {
 
 /// Draws a new key from the thread-local CSPRNG (ChaCha12 seeded from the OS).
 pub fn generate_key() -> ApiKeySecret {
-    let mut key = String::with_capacity(KEY_LEN);
-    key.push_str(KEY_PREFIX);
+    generate(KEY_PREFIX)
+}
+
+/// Draws a new invite accept token, like a key but with its own prefix.
+pub fn generate_invite_token() -> ApiKeySecret {
+    generate(INVITE_TOKEN_PREFIX)
+}
+
+fn generate(prefix: &str) -> ApiKeySecret {
+    let mut key = String::with_capacity(prefix.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN);
+    key.push_str(prefix);
     key.extend(
         rand::rng()
             .sample_iter(Alphanumeric)
@@ -88,12 +102,22 @@ fn base62_checksum(body: &str) -> [u8; KEY_CHECKSUM_LEN] {
 
 /// True when `token` has the prefix, length, alphabet and checksum of a key we issue.
 pub fn is_well_formed(token: &str) -> bool {
+    well_formed(token, KEY_PREFIX)
+}
+
+/// True when `token` has the shape of an invite accept token we issue.
+pub fn is_well_formed_invite_token(token: &str) -> bool {
+    well_formed(token, INVITE_TOKEN_PREFIX)
+}
+
+fn well_formed(token: &str, prefix: &str) -> bool {
+    let len = prefix.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
     // ASCII first: the split below must fall on a character boundary.
-    if token.len() != KEY_LEN || !token.is_ascii() || !token.starts_with(KEY_PREFIX) {
+    if token.len() != len || !token.is_ascii() || !token.starts_with(prefix) {
         return false;
     }
-    let (body, checksum) = token.split_at(KEY_LEN - KEY_CHECKSUM_LEN);
-    token[KEY_PREFIX.len()..]
+    let (body, checksum) = token.split_at(len - KEY_CHECKSUM_LEN);
+    token[prefix.len()..]
         .bytes()
         .all(|b| b.is_ascii_alphanumeric())
         && base62_checksum(body) == checksum.as_bytes()
@@ -144,10 +168,16 @@ struct SecretShape {
 
 /// Every kind of secret this service issues. A new kind of token (invites, say) adds one line
 /// here, and from then on it is redacted wherever [`redact_secrets`] is applied.
-const SECRET_SHAPES: &[SecretShape] = &[SecretShape {
-    prefix: KEY_PREFIX,
-    len: KEY_LEN,
-}];
+const SECRET_SHAPES: &[SecretShape] = &[
+    SecretShape {
+        prefix: KEY_PREFIX,
+        len: KEY_LEN,
+    },
+    SecretShape {
+        prefix: INVITE_TOKEN_PREFIX,
+        len: INVITE_TOKEN_LEN,
+    },
+];
 
 /// `text` with every secret-shaped run replaced by its redacted form.
 ///
@@ -343,6 +373,18 @@ mod tests {
             assert_eq!(redacted, expected, "{why}");
             assert!(!redacted.contains(&body[..8]), "{why}: {redacted}");
         }
+    }
+
+    #[test]
+    fn invite_tokens_have_their_own_shape_and_are_redacted_too() {
+        let token = generate_invite_token();
+        assert!(is_well_formed_invite_token(token.expose()));
+        assert!(!is_well_formed(token.expose()), "a token is not a key");
+        assert!(!is_well_formed_invite_token(generate_key().expose()));
+        assert_eq!(token.expose().len(), INVITE_TOKEN_LEN);
+        let text = format!("token={}", token.expose());
+        assert_eq!(redact_secrets(&text), format!("token={}", token.redacted()));
+        assert!(!redact_secrets(&text).contains(&token.expose()[12..20]));
     }
 
     #[test]

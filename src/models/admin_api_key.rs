@@ -225,6 +225,8 @@ pub struct ListFilter {
     /// Case-insensitive substring of the name, an exact id, or a prefix of `redacted_value`.
     pub search: Option<String>,
     pub status: Option<KeyStatus>,
+    /// Only keys of this owner.
+    pub owner_id: Option<String>,
     /// The time `status` is judged at.
     pub now: i64,
 }
@@ -300,7 +302,9 @@ macro_rules! ordered_page {
 
 macro_rules! keys_page {
     ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
-        use crate::schema::admin_api_keys::dsl::{enabled, expires_at, id, name, redacted_value};
+        use crate::schema::admin_api_keys::dsl::{
+            enabled, expires_at, id, name, owner_id, redacted_value,
+        };
         use diesel::IntoSql;
         let (conn, after, order, limit, filter): (
             &mut DbConnection,
@@ -336,15 +340,20 @@ macro_rules! keys_page {
                 .eq(true)
                 .and(expires_at.is_null().or(expires_at.gt(now)))
                 .and(allow(KeyStatus::Active).into_sql::<Bool>()));
+        let matches_owner = filter
+            .owner_id
+            .is_none()
+            .into_sql::<Bool>()
+            .or(owner_id.eq(filter.owner_id.clone().unwrap_or_default()));
         let page = $source.select($select).limit(limit);
         // Without a filter the statement has no filter at all: every bound value costs a
         // trip through the backend's bind machinery, on every request.
-        if filter.search.is_none() && filter.status.is_none() {
+        if filter.search.is_none() && filter.status.is_none() && filter.owner_id.is_none() {
             ordered_page!(conn, page, order, after)
         } else {
             ordered_page!(
                 conn,
-                page.filter(matches_search.and(matches_status)),
+                page.filter(matches_search.and(matches_status).and(matches_owner)),
                 order,
                 after
             )
@@ -420,30 +429,47 @@ pub fn retire(
     .map(|changed| changed > 0)
 }
 
-/// Whether some enabled key still valid at `valid_at` holds `scope`. Stops at the first
-/// match.
+/// Whether some enabled key still valid at `valid_at`, of an enabled owner (role `owner`),
+/// holds both `admin_api_keys.write` and `users.write`: someone can still run the
+/// organisation. Stops at the first match.
 ///
-/// The scope is matched as a whole name in the stored, space-separated list: `' ' || scopes
+/// Each scope is matched as a whole name in the stored, space-separated list: `' ' || scopes
 /// || ' '` must contain `' ' || name || ' '` (tested with `replace`, which has no wildcards
 /// and means the same on both backends).
-pub fn any_active_holder(
-    conn: &mut DbConnection,
-    scope: Scope,
-    valid_at: i64,
-) -> QueryResult<bool> {
+pub fn any_active_admin(conn: &mut DbConnection, valid_at: i64) -> QueryResult<bool> {
     use crate::schema::admin_api_keys::dsl::{enabled, expires_at, scopes};
     use diesel::IntoSql;
     let padded = || " ".into_sql::<Text>().concat(scopes).concat(" ");
-    let token = format!(" {} ", scope.as_str());
+    let holds = |scope: Scope| replace(padded(), format!(" {} ", scope.as_str()), "").ne(padded());
     diesel::select(diesel::dsl::exists(
-        admin_api_keys::table.filter(
+        admin_api_keys::table.inner_join(users::table).filter(
             enabled
                 .eq(true)
                 .and(expires_at.is_null().or(expires_at.gt(valid_at)))
-                .and(replace(padded(), token, "").ne(padded())),
+                .and(users::enabled.eq(true))
+                .and(users::role.eq(crate::domain::Role::Owner.as_str()))
+                .and(holds(Scope::AdminApiKeysWrite))
+                .and(holds(Scope::UsersWrite)),
         ),
     ))
     .get_result(conn)
+}
+
+/// The ids of the keys `owner_id` owns, in id order.
+pub fn ids_of_owner(conn: &mut DbConnection, owner_id: &str) -> QueryResult<Vec<String>> {
+    admin_api_keys::table
+        .filter(admin_api_keys::owner_id.eq(owner_id))
+        .order(admin_api_keys::id)
+        .select(admin_api_keys::id)
+        .load(conn)
+}
+
+/// Deletes every key `owner_id` owns; returns their ids, in id order.
+pub fn delete_of_owner(conn: &mut DbConnection, owner_id: &str) -> QueryResult<Vec<String>> {
+    let ids = ids_of_owner(conn, owner_id)?;
+    diesel::delete(admin_api_keys::table.filter(admin_api_keys::owner_id.eq(owner_id)))
+        .execute(conn)?;
+    Ok(ids)
 }
 
 /// On PostgreSQL, serialises changes that must keep an active writer (held until the

@@ -1,12 +1,16 @@
-//! The `users` table: the owners of admin keys.
+//! The `users` table: the members of the organisation, who own admin keys.
+//!
+//! Listing is keyset pagination over `(created_at, id)`, oldest first, like the keys.
 
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::domain::Role;
+use crate::models::admin_api_key::RowLock;
 use crate::schema::users;
 
-/// A stored user.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+/// A stored user. `email` is stored normalised (see `domain::Email`).
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct User {
@@ -15,6 +19,22 @@ pub struct User {
     pub email: Option<String>,
     pub role: String,
     pub created_at: i64,
+    pub enabled: bool,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        Role::from_db(&self.role)
+    }
+}
+
+/// A partial update: `None` leaves a column as it is.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 /// Inserts one user.
@@ -23,4 +43,94 @@ pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
         .values(user)
         .execute(conn)
         .map(drop)
+}
+
+/// One user.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether a member has this (normalised) email.
+pub fn email_taken(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::email.eq(email)),
+    ))
+    .get_result(conn)
+}
+
+/// Locks the rows of the users `ids` (those that exist) in id order until the transaction
+/// ends, on PostgreSQL (SQLite runs one write at a time). Key rows, when a transaction locks
+/// any, are locked before user rows.
+pub fn lock(conn: &mut DbConnection, ids: &[&str], lock: RowLock) -> QueryResult<()> {
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let query = users::table
+        .filter(users::id.eq_any(ids))
+        .order(users::id)
+        .select(users::id);
+    match lock {
+        RowLock::Share => query.for_share().load::<String>(pg)?,
+        RowLock::Update => query.for_update().load::<String>(pg)?,
+    };
+    Ok(())
+}
+
+/// Where the user `id` sits in the listing order, if it exists.
+pub fn cursor_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(i64, String)>> {
+    users::table
+        .filter(users::id.eq(id))
+        .select((users::created_at, users::id))
+        .first(conn)
+        .optional()
+}
+
+/// Up to `limit` users after `after` (oldest first, ties by id), only those with one of
+/// `emails` when it is not empty.
+pub fn list_page(
+    conn: &mut DbConnection,
+    after: Option<&(i64, String)>,
+    limit: i64,
+    emails: &[String],
+) -> QueryResult<Vec<User>> {
+    use crate::schema::users::dsl::{created_at, email, id};
+    let mut query = users::table
+        .select(User::as_select())
+        .order((created_at.asc(), id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, after_id)) = after {
+        query = query.filter(
+            created_at
+                .ge(*at)
+                .and(created_at.gt(*at).or(id.gt(after_id.clone()))),
+        );
+    }
+    if !emails.is_empty() {
+        query = query.filter(email.eq_any(emails.to_vec()));
+    }
+    query.load(conn)
+}
+
+/// Applies `changes` to a user; returns whether it exists.
+pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<bool> {
+    let target = users::table.filter(users::id.eq(id));
+    if changes.name.is_none() && changes.role.is_none() && changes.enabled.is_none() {
+        return diesel::select(diesel::dsl::exists(target)).get_result(conn);
+    }
+    diesel::update(target)
+        .set(changes)
+        .execute(conn)
+        .map(|updated| updated > 0)
+}
+
+/// Deletes a user (their keys must be gone first); returns whether it existed.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(users::table.filter(users::id.eq(id)))
+        .execute(conn)
+        .map(|deleted| deleted > 0)
 }

@@ -1,4 +1,4 @@
-//! `GET /organization/audit_logs`: the append-only record of key changes, in OpenAI's shape.
+//! `GET /organization/audit_logs`: the append-only record of changes, in OpenAI's shape.
 //!
 //! The query string is parsed by hand because the array filters repeat their key
 //! (`event_types[]=a&event_types[]=b`), which `web::Query` cannot collect.
@@ -18,7 +18,7 @@ use crate::extract::QueryParams;
 use crate::ids;
 use crate::models::admin_api_key::Order;
 use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
-use crate::routes::list::{List, Pagination};
+use crate::routes::list::{List, Pagination, take_owner_id};
 use crate::routes::method_not_allowed;
 use crate::state::AppState;
 
@@ -32,19 +32,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// One recorded event. Exactly one of the `api_key.*` fields is present: the one named by
-/// `type`.
+/// One recorded event. Exactly one of the details fields (`api_key.created`, …,
+/// `user.deleted`) is present: the one named by `type`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLog {
     /// Identifier of the entry; use it as `after` or `before`.
     pub id: String,
-    /// `api_key.created`, `api_key.updated` or `api_key.deleted`.
+    /// The event type: `api_key.created`, `api_key.updated`, `api_key.deleted`,
+    /// `invite.sent`, `invite.accepted`, `invite.deleted`, `user.added`, `user.updated` or
+    /// `user.deleted`.
     #[serde(rename = "type")]
     pub kind: String,
     /// When the change happened, in Unix seconds.
     pub effective_at: i64,
     /// Who made the change: `{"type":"api_key","api_key":{"id","type":"user","user":{"id","email"}}}`,
-    /// or for the `bootstrap` command `{"type":"session","session":{"user":{"id","email"}}}`.
+    /// or, for the `bootstrap` command and for accepting an invite,
+    /// `{"type":"session","session":{"user":{"id","email"}}}`.
     #[schema(value_type = Object)]
     pub actor: Box<RawValue>,
     /// `{"id", "data": {"scopes", "name", "expires_at"}}` of the new key.
@@ -60,6 +63,31 @@ pub struct AuditLog {
     #[serde(rename = "api_key.deleted", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub api_key_deleted: Option<Box<RawValue>>,
+    /// `{"id", "data": {"email", "role"}}` of the new invite.
+    #[serde(rename = "invite.sent", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub invite_sent: Option<Box<RawValue>>,
+    /// `{"id"}` of the accepted invite.
+    #[serde(rename = "invite.accepted", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub invite_accepted: Option<Box<RawValue>>,
+    /// `{"id"}` of the withdrawn invite.
+    #[serde(rename = "invite.deleted", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub invite_deleted: Option<Box<RawValue>>,
+    /// `{"id", "data": {"role"}}` of the user who joined.
+    #[serde(rename = "user.added", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub user_added: Option<Box<RawValue>>,
+    /// `{"id", "changes_requested": {...}}`: the fields that were set (`role`, `name`,
+    /// `enabled`).
+    #[serde(rename = "user.updated", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub user_updated: Option<Box<RawValue>>,
+    /// `{"id"}` of the deleted user.
+    #[serde(rename = "user.deleted", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub user_deleted: Option<Box<RawValue>>,
 }
 
 /// Query parameters (documentation only; see `parse_query`).
@@ -85,9 +113,11 @@ pub struct AuditLogQuery {
     /// Only events made by these keys (or, for bootstrap, users).
     #[serde(rename = "actor_ids[]")]
     actor_ids: Option<Vec<String>>,
-    /// Only events about these keys.
+    /// Only events about these objects (keys, users or invites).
     #[serde(rename = "resource_ids[]")]
     resource_ids: Option<Vec<String>>,
+    /// Only events made by this user or by one of their keys (an extension).
+    owner_id: Option<String>,
     /// Page size (bounds in the schema).
     #[param(default = 20)]
     limit: Option<i64>,
@@ -106,7 +136,7 @@ struct Params {
 
 /// List audit log entries
 ///
-/// Returns recorded key changes, newest first, with OpenAI's audit log filters and cursors.
+/// Returns recorded changes (keys, users, invites), newest first, with OpenAI's audit log filters and cursors.
 /// Entries cannot be changed or deleted through the API.
 #[utoipa::path(
     get,
@@ -194,7 +224,8 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
         effective_lte: query.take_integer("effective_at[lte]")?,
         event_types,
         actor_ids: take_ids(&mut query, "actor_ids[]", "keys or users")?,
-        resource_ids: take_ids(&mut query, "resource_ids[]", "keys")?,
+        resource_ids: take_ids(&mut query, "resource_ids[]", "keys, users or invites")?,
+        owner_id: take_owner_id(&mut query)?,
     };
     query.finish()?;
     Ok(Params {
@@ -233,12 +264,24 @@ impl From<AuditLogRow> for AuditLog {
             api_key_created: None,
             api_key_updated: None,
             api_key_deleted: None,
+            invite_sent: None,
+            invite_accepted: None,
+            invite_deleted: None,
+            user_added: None,
+            user_updated: None,
+            user_deleted: None,
             kind: row.type_,
         };
         match EventType::parse(&entry.kind) {
             Some(EventType::ApiKeyCreated) => entry.api_key_created = details,
             Some(EventType::ApiKeyUpdated) => entry.api_key_updated = details,
             Some(EventType::ApiKeyDeleted) => entry.api_key_deleted = details,
+            Some(EventType::InviteSent) => entry.invite_sent = details,
+            Some(EventType::InviteAccepted) => entry.invite_accepted = details,
+            Some(EventType::InviteDeleted) => entry.invite_deleted = details,
+            Some(EventType::UserAdded) => entry.user_added = details,
+            Some(EventType::UserUpdated) => entry.user_updated = details,
+            Some(EventType::UserDeleted) => entry.user_deleted = details,
             None => {}
         }
         entry

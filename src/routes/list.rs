@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::QueryParams;
+use crate::ids;
 use crate::models::admin_api_key::Order;
 
 /// The default page size.
@@ -135,6 +136,21 @@ impl Pagination {
             order,
         })
     }
+}
+
+/// The `owner_id` filter: a user id of our exact shape.
+pub fn take_owner_id(query: &mut QueryParams) -> Result<Option<String>, ApiError> {
+    let owner_id = query.take("owner_id")?;
+    if owner_id
+        .as_deref()
+        .is_some_and(|id| !id.starts_with(ids::USER) || ids::ours(id).is_none())
+    {
+        return Err(ApiError::invalid_param(
+            "owner_id",
+            "`owner_id` takes a user id: `user_` and 24 letters or digits.",
+        ));
+    }
+    Ok(owner_id)
 }
 
 #[cfg(test)]

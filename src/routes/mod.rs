@@ -5,6 +5,7 @@ pub mod admin_api_keys;
 pub mod audit_logs;
 pub mod health;
 pub mod list;
+pub mod users;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
@@ -18,7 +19,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         web::scope("/organization")
             .wrap(from_fn(crate::auth::require_admin_key))
             .configure(admin_api_keys::routes)
-            .configure(audit_logs::routes),
+            .configure(audit_logs::routes)
+            .configure(users::routes),
     );
 }
 

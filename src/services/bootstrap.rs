@@ -1,11 +1,12 @@
 //! First-run setup: an owner and an admin key, without an existing key to authenticate with.
 
-use crate::audit::Actor;
+use crate::audit::{self, Actor, AuditEvent};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::secret::ApiKeySecret;
-use crate::domain::{KeyName, Scopes};
+use crate::domain::{Email, KeyName, Role, Scopes};
 use crate::error::ApiError;
 use crate::ids;
+use crate::models::admin_api_key;
 use crate::models::user::{self, User};
 use crate::services::keys::{self, Spec};
 
@@ -24,23 +25,40 @@ pub struct Bootstrapped {
 pub fn create_owner_with_key(
     conn: &mut DbConnection,
     owner_name: &KeyName,
-    owner_email: Option<&str>,
+    owner_email: Option<&Email>,
     key_name: &KeyName,
     now: i64,
 ) -> Result<Bootstrapped, ApiError> {
     let owner = User {
         id: ids::random_id(ids::USER),
         name: owner_name.as_str().to_owned(),
-        email: owner_email.map(str::to_owned),
-        role: "owner".to_owned(),
+        email: owner_email.map(|email| email.as_str().to_owned()),
+        role: Role::Owner.as_str().to_owned(),
         created_at: now,
+        enabled: true,
     };
     let issued = write_transaction(conn, |conn| {
+        // The same lock as invites and their acceptance take: one member per email address.
+        admin_api_key::lock_key_guard(conn)?;
+        if let Some(email) = owner_email
+            && user::email_taken(conn, email.as_str())?
+        {
+            return Err(ApiError::Conflict {
+                message: "A member already has this email address; bootstrap without                           `--owner-email`, or with another one."
+                    .to_owned(),
+                code: "email_taken",
+            });
+        }
         user::insert(conn, &owner)?;
         let actor = Actor::Session {
             user_id: owner.id.clone(),
             email: owner.email.clone(),
         };
+        let added = AuditEvent::UserAdded {
+            user_id: owner.id.clone(),
+            role: Role::Owner,
+        };
+        audit::record(conn, now, &actor, &added)?;
         let spec = Spec {
             name: key_name.as_str(),
             owner: &owner,

@@ -2,12 +2,16 @@
 //!
 //! Policy: the auth middleware checks a key when the request's headers arrive, but the body
 //! (and with it the write) may come much later. So every write re-reads its caller in its
-//! transaction (the key exists, is enabled, is unexpired at `now`, holds the scope the
-//! operation needs) and, on PostgreSQL, locks that row (and the row it changes) until the
-//! commit: a concurrent disable
-//! or delete of the caller is ordered either before the write (which then answers 401) or
-//! after it, never in between. Grants and audit actors use this fresh view, not the cached
-//! one.
+//! transaction (the key exists, is enabled, is unexpired at `now`, its owner is enabled, and
+//! its effective scopes, its own within its owner's role, hold the scope the operation needs)
+//! and, on PostgreSQL, locks the rows involved until the commit: a concurrent disable or
+//! delete of the caller (or of its owner) is ordered either before the write (which then
+//! answers 401) or after it, never in between. Grants and audit actors use this fresh view,
+//! not the cached one.
+//!
+//! Lock order, everywhere: the lock-out guard's advisory lock (for changes it guards), then key
+//! rows in id order, then user rows in id order. The `last_used_at` flush locks key rows in id
+//! order too, so nothing waits on anything in a cycle.
 
 use crate::audit::Actor;
 use crate::auth::{self, AdminKey};
@@ -15,12 +19,13 @@ use crate::db::DbConnection;
 use crate::domain::{Scope, Scopes};
 use crate::error::ApiError;
 use crate::models::admin_api_key::{self, RowLock};
-use crate::models::user::User;
+use crate::models::user::{self, User};
 
 /// The caller of a write, read in its transaction.
 #[derive(Debug)]
 pub struct Caller {
     pub key_id: String,
+    /// Effective: the key's own scopes within its owner's role.
     pub scopes: Scopes,
     pub owner: User,
 }
@@ -41,31 +46,69 @@ impl Caller {
     }
 }
 
+/// What a write touches besides its caller, for the locks it takes on PostgreSQL.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// Nothing that exists yet (a new key or invite): the caller's key and owner `FOR SHARE`.
+    Nothing,
+    /// A new key for this user: the caller's key `FOR SHARE`, the caller's owner and this user
+    /// `FOR SHARE` (so the user cannot be disabled or deleted under the new key).
+    NewKeyFor(&'a str),
+    /// This existing key: it and the caller's key `FOR UPDATE`, the caller's owner `FOR SHARE`.
+    Key(&'a str),
+    /// This user: the caller's key `FOR SHARE`, the caller's owner and this user `FOR UPDATE`.
+    User(&'a str),
+    /// This user and all their keys (a delete): the caller's key and the user's keys, then the
+    /// caller's owner and the user, all `FOR UPDATE`.
+    UserAndKeys(&'a str),
+}
+
 /// Re-reads the key that authenticated the request and checks it may do what needs `scope`:
-/// 401 if it is gone, disabled or expired, 403 if it lacks the scope.
-///
-/// On PostgreSQL the caller's row stays locked until the transaction ends: `FOR SHARE` for a
-/// write that changes no existing key (`target` `None`), or, with the key it changes, both rows
-/// `FOR UPDATE` in id order (the order the `last_used_at` flush locks in; changes of existing
-/// keys also run under the lock-out guard's lock, taken before this one).
+/// 401 if it is gone, disabled or expired or its owner is disabled, 403 if its effective
+/// scopes lack `scope`. Locks what `target` says (see [`Target`]) first.
 pub fn authorize(
     conn: &mut DbConnection,
     key: &AdminKey,
     scope: Scope,
-    target: Option<&str>,
+    target: Target<'_>,
     now: i64,
 ) -> Result<Caller, ApiError> {
+    let caller_key = key.key_id.as_str();
+    let owner = key.owner.id.as_str();
     match target {
-        None => admin_api_key::lock_keys(conn, &[&key.key_id], RowLock::Share)?,
-        Some(target) => admin_api_key::lock_keys(conn, &[&key.key_id, target], RowLock::Update)?,
+        Target::Nothing => {
+            admin_api_key::lock_keys(conn, &[caller_key], RowLock::Share)?;
+            user::lock(conn, &[owner], RowLock::Share)?;
+        }
+        Target::NewKeyFor(user_id) => {
+            admin_api_key::lock_keys(conn, &[caller_key], RowLock::Share)?;
+            user::lock(conn, &[owner, user_id], RowLock::Share)?;
+        }
+        Target::Key(target) => {
+            admin_api_key::lock_keys(conn, &[caller_key, target], RowLock::Update)?;
+            user::lock(conn, &[owner], RowLock::Share)?;
+        }
+        Target::User(user_id) => {
+            admin_api_key::lock_keys(conn, &[caller_key], RowLock::Share)?;
+            user::lock(conn, &[owner, user_id], RowLock::Update)?;
+        }
+        Target::UserAndKeys(user_id) => {
+            let mut keys = admin_api_key::ids_of_owner(conn, user_id)?;
+            keys.push(caller_key.to_owned());
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            admin_api_key::lock_keys(conn, &keys, RowLock::Update)?;
+            user::lock(conn, &[owner, user_id], RowLock::Update)?;
+        }
     }
     let (record, owner) =
         admin_api_key::find_caller(conn, &key.key_id)?.ok_or_else(auth::invalid_key)?;
     auth::check_usable(record.enabled, record.expires_at, now)?;
-    auth::require_scope(record.scopes, scope)?;
+    auth::check_owner(&owner)?;
+    let scopes = record.scopes.intersect(owner.role().ceiling());
+    auth::require_scope(scopes, scope)?;
     Ok(Caller {
         key_id: record.id,
-        scopes: record.scopes,
+        scopes,
         owner,
     })
 }

@@ -13,14 +13,12 @@ use crate::domain::{KeyLifetime, KeyName, Overlap, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
+use crate::models::user;
 use crate::models::user::User;
 use crate::services::Change;
-use crate::services::caller::authorize;
-
-/// A writer only counts for the lock-out guard if it stays valid at least this long (5
-/// minutes): otherwise rotating the last writer into a 1-second key would pass the guard and
-/// lock the organisation out a moment later.
-pub const GUARD_MIN_REMAINING_SECONDS: i64 = 300;
+use crate::services::caller::{Caller, Target, authorize};
+use crate::services::guard::{Guarded, keep_an_admin};
+use crate::services::users::no_such_user;
 
 /// A key just issued: the secret (shown once) and the key as stored, with its owner.
 #[derive(Debug)]
@@ -33,9 +31,11 @@ pub struct Issued {
 #[derive(Debug)]
 pub struct NewKey {
     pub name: KeyName,
-    /// `None`: the caller's own scopes.
+    /// `None`: the caller's own scopes (within the new key's owner's role).
     pub scopes: Option<Scopes>,
     pub lifetime: KeyLifetime,
+    /// `None`: the caller's owner. Another user needs `users.write`.
+    pub owner_id: Option<String>,
 }
 
 /// What an update asks for; at least one field is set.
@@ -60,18 +60,33 @@ pub fn no_such_key(key_id: &str) -> ApiError {
     }
 }
 
-/// A new key owned by the caller's owner, holding `new.scopes` (each held by the caller).
+/// A new key owned by the caller's owner, or by `new.owner_id` (which needs `users.write` and
+/// an enabled user), holding `new.scopes`: each held by the caller and within the owner's
+/// role (403 otherwise). Without `scopes`, the caller's own scopes within that role.
 pub fn create(
     conn: &mut DbConnection,
     key: &AdminKey,
     new: NewKey,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
-    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, None, now)?;
+    let for_someone_else = new.owner_id.as_deref().filter(|id| *id != key.owner.id);
+    if let Some(owner_id) = for_someone_else
+        && !ids::plausible(owner_id)
+    {
+        return Err(no_such_user(owner_id));
+    }
+    let target = for_someone_else.map_or(Target::Nothing, Target::NewKeyFor);
+    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, target, now)?;
+    let owner = match for_someone_else {
+        None => caller.owner.clone(),
+        Some(owner_id) => owner_for(conn, &caller, owner_id)?,
+    };
+    let ceiling = owner.role().ceiling();
     let scopes = match new.scopes {
-        None => caller.scopes,
+        None => caller.scopes.intersect(ceiling),
         Some(scopes) => {
             caller.may_grant(scopes)?;
+            within_role(scopes, &owner)?;
             scopes
         }
     };
@@ -80,13 +95,39 @@ pub fn create(
         &caller.actor(),
         Spec {
             name: new.name.as_str(),
-            owner: &caller.owner,
+            owner: &owner,
             scopes,
             expires_at: new.lifetime.expires_at(now),
         },
         now,
     )?;
     Ok(Change::new(issued).invalidate(Invalidation::KeyCreated))
+}
+
+/// The user `owner_id` as the owner of a key the caller makes for them: the caller needs
+/// `users.write`, the user must exist (404) and be enabled (409).
+fn owner_for(conn: &mut DbConnection, caller: &Caller, owner_id: &str) -> Result<User, ApiError> {
+    crate::auth::require_scope(caller.scopes, Scope::UsersWrite)?;
+    let owner = user::find(conn, owner_id)?.ok_or_else(|| no_such_user(owner_id))?;
+    if !owner.enabled {
+        return Err(ApiError::Conflict {
+            message: "This user is disabled: enable them before giving them a key.".to_owned(),
+            code: "user_disabled",
+        });
+    }
+    Ok(owner)
+}
+
+/// 403 unless `scopes` fit the role of `owner` (a reader's keys hold only read scopes).
+pub fn within_role(scopes: Scopes, owner: &User) -> Result<(), ApiError> {
+    let role = owner.role();
+    match scopes.missing_from(role.ceiling()).first() {
+        None => Ok(()),
+        Some(scope) => Err(ApiError::Forbidden {
+            message: format!("The key's owner is a `{role}`, whose keys cannot hold `{scope}`."),
+            code: "scope_exceeds_role".to_owned(),
+        }),
+    }
 }
 
 /// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
@@ -104,8 +145,14 @@ pub fn rotate(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    let issued = keep_an_active_writer(conn, now, "rotate", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
+    let issued = keep_an_admin(conn, now, Guarded::Key("rotate"), |conn| {
+        let caller = authorize(
+            conn,
+            key,
+            Scope::AdminApiKeysWrite,
+            Target::Key(key_id),
+            now,
+        )?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
         if let Some(successor) = admin_api_key::live_successor(conn, key_id)? {
@@ -167,14 +214,21 @@ pub fn update(
         enabled: update.enabled,
         scopes: update.scopes,
     };
-    keep_an_active_writer(conn, now, "change", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
+    keep_an_admin(conn, now, Guarded::Key("change"), |conn| {
+        let caller = authorize(
+            conn,
+            key,
+            Scope::AdminApiKeysWrite,
+            Target::Key(key_id),
+            now,
+        )?;
+        let (target, owner) =
+            admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         if let Some(scopes) = changes.scopes {
             caller.may_grant(scopes)?;
+            within_role(scopes, &owner)?;
         }
-        if changes.enabled == Some(true)
-            && let Some((target, _)) = admin_api_key::find(conn, key_id)?
-        {
+        if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
         }
         if !admin_api_key::update(conn, key_id, &changes)? {
@@ -206,8 +260,14 @@ pub fn delete(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    keep_an_active_writer(conn, now, "delete", |conn| {
-        let caller = authorize(conn, key, Scope::AdminApiKeysWrite, Some(key_id), now)?;
+    keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
+        let caller = authorize(
+            conn,
+            key,
+            Scope::AdminApiKeysWrite,
+            Target::Key(key_id),
+            now,
+        )?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
@@ -259,37 +319,5 @@ pub(crate) fn issue(
     Ok(Issued {
         secret,
         key: (row, spec.owner.clone()),
-    })
-}
-
-/// Runs `change` (in a savepoint, so a refusal undoes it; it authorizes its caller itself,
-/// after the guard's lock is taken, so locks are always taken in one order) and refuses it with 409 if
-/// afterwards no enabled key valid for at least [`GUARD_MIN_REMAINING_SECONDS`] holds
-/// `admin_api_keys.write`: the organisation must never lock itself out. On PostgreSQL the
-/// guard's advisory lock serialises such changes, so two concurrent disables cannot each count
-/// on the other key; SQLite runs one write at a time anyway.
-fn keep_an_active_writer<T>(
-    conn: &mut DbConnection,
-    now: i64,
-    what: &str,
-    change: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    use diesel::Connection;
-    conn.transaction(|conn| {
-        admin_api_key::lock_key_guard(conn)?;
-        let result = change(conn)?;
-        let valid_at = now + GUARD_MIN_REMAINING_SECONDS;
-        if !admin_api_key::any_active_holder(conn, Scope::AdminApiKeysWrite, valid_at)? {
-            return Err(ApiError::Conflict {
-                message: format!(
-                    "Refusing to {what} this key: no enabled key holding \
-                     `admin_api_keys.write` and valid for at least {GUARD_MIN_REMAINING_SECONDS} \
-                     seconds would remain. Create or enable another such key first; if every \
-                     such key is lost, `admin-api-keys bootstrap` makes a new one."
-                ),
-                code: "last_admin_key",
-            });
-        }
-        Ok::<_, ApiError>(result)
     })
 }

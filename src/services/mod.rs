@@ -10,8 +10,10 @@
 
 pub mod bootstrap;
 pub mod caller;
+pub mod guard;
 pub mod keys;
 pub mod usage;
+pub mod users;
 
 use crate::cache::{Cache, Invalidation};
 use crate::db::{DbConnection, WriteKind};

@@ -11,7 +11,7 @@ use actix_web::web;
 use admin_api_keys::clock::ManualClock;
 use admin_api_keys::config::Settings;
 use admin_api_keys::db::{DbConnection, PoolOptions, QueryCounter, connect_and_migrate};
-use admin_api_keys::domain::KeyName;
+use admin_api_keys::domain::{Email, KeyName};
 use admin_api_keys::services::bootstrap::create_owner_with_key;
 use admin_api_keys::startup::Application;
 use admin_api_keys::state::AppState;
@@ -96,7 +96,7 @@ impl TestApp {
             create_owner_with_key(
                 &mut conn,
                 &KeyName::parse("owner", "Test Owner").unwrap(),
-                Some("owner@example.com"),
+                Some(&Email::parse("email", "owner@example.com").unwrap()),
                 &KeyName::parse("name", "Bootstrap").unwrap(),
                 START,
             )

@@ -133,7 +133,9 @@ async fn new_keys_inherit_the_creators_scopes_and_are_enabled(app: TestApp) {
         json!([
             "admin_api_keys.read",
             "admin_api_keys.write",
-            "audit_logs.read"
+            "audit_logs.read",
+            "users.read",
+            "users.write"
         ])
     );
     assert_eq!(boot["enabled"], true);
@@ -286,11 +288,11 @@ async fn the_last_active_writer_cannot_be_disabled_deleted_or_demoted(app: TestA
             still["enabled"].clone(),
             still["scopes"].as_array().unwrap().len()
         ),
-        (json!(true), 3)
+        (json!(true), 5)
     );
 
-    // With a second active writer the same change is allowed.
-    let (_, second) = key_with(&app, &["admin_api_keys.write"]).await;
+    // With a second key able to run the organisation the same change is allowed.
+    let (_, second) = key_with(&app, &["admin_api_keys.write", "users.write"]).await;
     let _ = temp;
     let (status, _) = read(patch(&app, &second, &boot, json!({ "enabled": false })).await).await;
     assert_eq!(status, StatusCode::OK);

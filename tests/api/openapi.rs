@@ -52,6 +52,10 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "admin-api-keys-rotate",
         ),
         ("/organization/audit_logs", "get", "list-audit-logs"),
+        ("/organization/users", "get", "list-users"),
+        ("/organization/users/{user_id}", "get", "retrieve-user"),
+        ("/organization/users/{user_id}", "post", "modify-user"),
+        ("/organization/users/{user_id}", "delete", "delete-user"),
     ];
     let operations = spec["paths"]
         .as_object()

@@ -6,16 +6,17 @@ use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
 use super::requested_scopes;
 use crate::auth::AdminKey;
 use crate::domain::{KeyLifetime, KeyName, Scope};
-use crate::error::ApiError;
 use crate::error::responses::{BodyErrors, SharedErrors};
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery};
 use crate::services::{self, keys};
 use crate::state::AppState;
 
 /// Create an admin API key
 ///
-/// Makes a new key owned by the owner of the calling key. The response is the only place the
-/// secret `value` ever appears: the service stores just its SHA-256.
+/// Makes a new key owned by the owner of the calling key, or by the user named in `owner_id`
+/// (which needs `users.write`). The response is the only place the secret `value` ever
+/// appears: the service stores just its SHA-256.
 #[utoipa::path(
     post,
     path = "/organization/admin_api_keys",
@@ -24,6 +25,8 @@ use crate::state::AppState;
     request_body = CreateAdminApiKeyRequest,
     responses(
         (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyCreateResponse),
+        (status = 404, description = "`owner_id` names no user.", body = ErrorResponse),
+        (status = 409, description = "The user named in `owner_id` is disabled.", body = ErrorResponse),
         BodyErrors,
         SharedErrors,
     ),
@@ -41,6 +44,7 @@ pub async fn create(
         name: KeyName::required("name", body.name.as_deref())?,
         lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
         scopes: requested_scopes(body.scopes)?,
+        owner_id: body.owner_id,
     };
     let now = state.clock.now();
     let by = caller.key_id.clone();

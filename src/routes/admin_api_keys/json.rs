@@ -59,7 +59,7 @@ pub struct AdminApiKey {
 }
 
 /// The user a key belongs to. A key made through the API belongs to the owner of the key that
-/// made it.
+/// made it, unless the request named another `owner_id`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Owner {
     /// Always `user`.
@@ -78,7 +78,8 @@ pub struct Owner {
     /// When the user was made, in Unix seconds.
     #[schema(example = 1763891200)]
     pub created_at: i64,
-    /// The user's role in the organisation; `owner` for every user today.
+    /// The user's role in the organisation: `owner` or `reader`. The role is a ceiling on the
+    /// key: a `reader`'s key can use only the read scopes among its `scopes`.
     #[schema(example = "owner")]
     pub role: String,
 }
@@ -141,11 +142,17 @@ pub struct CreateAdminApiKeyRequest {
     /// `null`) for a key that does not expire.
     #[schema(nullable = true, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
-    /// Scopes of the new key; each must be held by the calling key. Leave it out to give the
-    /// new key the caller's own scopes.
+    /// Scopes of the new key; each must be held by the calling key and fit the role of the
+    /// key's owner (a `reader`'s keys hold only read scopes). Leave it out to give the new key
+    /// the caller's own scopes, within that role.
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
+    /// Id of the user who will own the key (an extension). Leave it out for the caller's own
+    /// owner; naming another user needs `users.write`, and that user must be enabled.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, example = "user_8QwJ3rT5yU7iO9pA1sD2fG4h")]
+    pub owner_id: Option<String>,
 }
 
 /// Body of an update: every field is optional and absent fields keep their value.
@@ -167,12 +174,13 @@ pub struct UpdateAdminApiKeyRequest {
 }
 
 impl RequestBody for CreateAdminApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "expires_in_seconds", "scopes"];
+    const FIELDS: &'static [&'static str] = &["name", "expires_in_seconds", "scopes", "owner_id"];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => expects_name(),
             "expires_in_seconds" => expects_lifetime(),
+            "owner_id" => "a user id (`user_` and 24 letters or digits)".to_owned(),
             _ => expects_scopes(),
         }
     }
@@ -244,6 +252,8 @@ pub struct ListQuery {
     /// `expires_at`) or `disabled`.
     #[param(value_type = Option<KeyStatusParam>)]
     pub status: Option<String>,
+    /// Only keys owned by this user (an extension).
+    pub owner_id: Option<String>,
 }
 
 /// Values of the `status` filter.

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::QueryParams;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyStatus, ListFilter, Order};
-use crate::routes::list::{List, ListObject, Pagination};
+use crate::routes::list::{List, ListObject, Pagination, take_owner_id};
 use crate::state::AppState;
 
 /// List admin API keys
@@ -32,7 +32,7 @@ use crate::state::AppState;
     params(ListQuery),
     responses(
         (status = 200, description = "One page of keys.", body = List<AdminApiKey>),
-        (status = 400, description = "`limit`, `order`, `after`, `search` or `status` is invalid; `param` names it.", body = ErrorResponse),
+        (status = 400, description = "`limit`, `order`, `after`, `search`, `status` or `owner_id` is invalid; `param` names it.", body = ErrorResponse),
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -131,12 +131,14 @@ fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiErr
         }
     };
     let search = query.take("search")?;
+    let owner_id = take_owner_id(&mut query)?;
     query.finish()?;
     Ok((
         page,
         ListFilter {
             search,
             status,
+            owner_id,
             now,
         },
     ))

@@ -1,0 +1,122 @@
+//! Users: changing (role, name, enabled) and deleting members, with the lock-out guard and the
+//! audit event of each change. Members join by accepting an invite (`services::invites`) or by
+//! `bootstrap`.
+//!
+//! Every function runs inside the transaction `services::write` opens and returns the
+//! invalidations it implies: a change to a user drops the cached auth records of all their keys
+//! (on every replica, through the `users` triggers on PostgreSQL), so disabling or demoting a
+//! user takes effect on their keys' next request.
+
+use crate::audit::{self, AuditEvent, UserChangesRequested};
+use crate::auth::AdminKey;
+use crate::cache::Invalidation;
+use crate::db::DbConnection;
+use crate::domain::{KeyName, Role, Scope};
+use crate::error::ApiError;
+use crate::ids;
+use crate::models::admin_api_key;
+use crate::models::user::{self, User, UserChanges};
+use crate::services::Change;
+use crate::services::caller::{Target, authorize};
+use crate::services::guard::{Guarded, keep_an_admin};
+
+/// What a change of a user asks for; at least one field is set.
+#[derive(Debug, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub name: Option<KeyName>,
+    pub enabled: Option<bool>,
+}
+
+/// The 404 for a user id that does not exist.
+pub fn no_such_user(user_id: &str) -> ApiError {
+    let message = match ids::ours(user_id) {
+        Some(id) => format!("No user with id `{id}` exists."),
+        None => "No user has this id (user ids are `user_` and 24 letters or digits).".to_owned(),
+    };
+    ApiError::NotFound {
+        message,
+        param: Some("user_id"),
+    }
+}
+
+/// Changes the role, name or enabled state of the user `user_id`; returns them as changed.
+/// Demoting or disabling is refused (409 `last_owner`) if no one could run the organisation
+/// afterwards.
+pub fn update(
+    conn: &mut DbConnection,
+    key: &AdminKey,
+    user_id: &str,
+    update: UserUpdate,
+    now: i64,
+) -> Result<Change<User>, ApiError> {
+    if !ids::plausible(user_id) {
+        return Err(no_such_user(user_id));
+    }
+    let changes = UserChanges {
+        name: update.name.map(KeyName::into_string),
+        role: update.role.map(|role| role.as_str().to_owned()),
+        enabled: update.enabled,
+    };
+    let changed = keep_an_admin(conn, now, Guarded::User("change"), |conn| {
+        let caller = authorize(conn, key, Scope::UsersWrite, Target::User(user_id), now)?;
+        if !user::update(conn, user_id, &changes)? {
+            return Err(no_such_user(user_id));
+        }
+        let event = AuditEvent::UserUpdated {
+            user_id: user_id.to_owned(),
+            changes: UserChangesRequested {
+                role: update.role,
+                name: changes.name.clone(),
+                enabled: changes.enabled,
+            },
+        };
+        audit::record(conn, now, &caller.actor(), &event)?;
+        user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))
+    })?;
+    Ok(Change::new(changed).invalidate(Invalidation::User(user_id.to_owned())))
+}
+
+/// Deletes the user `user_id` and, in the same transaction, every key they own (each with its
+/// `api_key.deleted` entry, then `user.deleted`). Refused (409 `last_owner`) if no one could
+/// run the organisation afterwards.
+pub fn delete(
+    conn: &mut DbConnection,
+    key: &AdminKey,
+    user_id: &str,
+    now: i64,
+) -> Result<Change<()>, ApiError> {
+    if !ids::plausible(user_id) {
+        return Err(no_such_user(user_id));
+    }
+    let deleted_keys = keep_an_admin(conn, now, Guarded::User("delete"), |conn| {
+        let caller = authorize(
+            conn,
+            key,
+            Scope::UsersWrite,
+            Target::UserAndKeys(user_id),
+            now,
+        )?;
+        if user::find(conn, user_id)?.is_none() {
+            return Err(no_such_user(user_id));
+        }
+        let actor = caller.actor();
+        let keys = admin_api_key::delete_of_owner(conn, user_id)?;
+        for key_id in &keys {
+            let event = AuditEvent::KeyDeleted {
+                key_id: key_id.clone(),
+            };
+            audit::record(conn, now, &actor, &event)?;
+        }
+        user::delete(conn, user_id)?;
+        let event = AuditEvent::UserDeleted {
+            user_id: user_id.to_owned(),
+        };
+        audit::record(conn, now, &actor, &event)?;
+        Ok(keys)
+    })?;
+    let change = Change::new(()).invalidate(Invalidation::User(user_id.to_owned()));
+    Ok(deleted_keys.into_iter().fold(change, |change, key_id| {
+        change.invalidate(Invalidation::Key(key_id))
+    }))
+}
