@@ -589,7 +589,8 @@ async fn a_key_for_another_user_follows_the_owner_id_rules(app: TestApp) {
         let response = app
             .post_json(KEYS, &json!({ "name": "ghost", "owner_id": owner_id }))
             .await;
-        assert_error(response, StatusCode::NOT_FOUND, owner_id).await;
+        let error = assert_error(response, StatusCode::NOT_FOUND, owner_id).await;
+        assert_eq!(error["param"], "owner_id", "{owner_id}: {error}");
     }
     for owner_id in [json!(null), json!(7), json!([owner])] {
         let response = app
