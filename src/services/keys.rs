@@ -18,7 +18,7 @@ use crate::models::user::User;
 use crate::services::Change;
 use crate::services::caller::{Caller, Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
-use crate::services::users::no_such_user;
+use crate::services::users::no_such_user_in;
 
 /// A key just issued: the secret (shown once) and the key as stored, with its owner.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ pub fn create(
     if let Some(owner_id) = for_someone_else
         && !ids::plausible(owner_id)
     {
-        return Err(no_such_user(owner_id));
+        return Err(no_such_user_in("owner_id", owner_id));
     }
     let target = for_someone_else.map_or(Target::Nothing, Target::NewKeyFor);
     let caller = authorize(conn, key, Scope::AdminApiKeysWrite, target, now)?;
@@ -108,7 +108,7 @@ pub fn create(
 /// `users.write`, the user must exist (404) and be enabled (409).
 fn owner_for(conn: &mut DbConnection, caller: &Caller, owner_id: &str) -> Result<User, ApiError> {
     crate::auth::require_scope(caller.scopes, Scope::UsersWrite)?;
-    let owner = user::find(conn, owner_id)?.ok_or_else(|| no_such_user(owner_id))?;
+    let owner = user::find(conn, owner_id)?.ok_or_else(|| no_such_user_in("owner_id", owner_id))?;
     if !owner.enabled {
         return Err(ApiError::Conflict {
             message: "This user is disabled: enable them before giving them a key.".to_owned(),

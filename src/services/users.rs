@@ -30,13 +30,18 @@ pub struct UserUpdate {
 
 /// The 404 for a user id that does not exist.
 pub fn no_such_user(user_id: &str) -> ApiError {
+    no_such_user_in("user_id", user_id)
+}
+
+/// The 404 for a user id, given as `param`, that does not exist.
+pub fn no_such_user_in(param: &'static str, user_id: &str) -> ApiError {
     let message = match ids::ours(user_id) {
         Some(id) => format!("No user with id `{id}` exists."),
         None => "No user has this id (user ids are `user_` and 24 letters or digits).".to_owned(),
     };
     ApiError::NotFound {
         message,
-        param: Some("user_id"),
+        param: Some(param),
     }
 }
 

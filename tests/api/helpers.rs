@@ -336,3 +336,73 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A member inserted straight into the database (there is no invite flow to add one through
+/// the API here). The email is stored as the service stores it: lower-cased.
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub created_at: i64,
+}
+
+impl TestApp {
+    /// Inserts the user `new` and returns their id.
+    pub async fn add_user(&self, new: NewUser<'_>) -> String {
+        let user = admin_api_keys::models::user::User {
+            id: admin_api_keys::ids::random_id(admin_api_keys::ids::USER),
+            name: new.name.to_owned(),
+            email: Some(new.email.to_lowercase()),
+            role: new.role.to_owned(),
+            created_at: new.created_at,
+            enabled: true,
+        };
+        let id = user.id.clone();
+        self.with_db(move |conn| admin_api_keys::models::user::insert(conn, &user))
+            .await
+            .expect("the user is inserted");
+        id
+    }
+
+    /// An enabled user with `role` and a unique email, added now; returns their id.
+    pub async fn add_member(&self, role: &str) -> String {
+        let tag = admin_api_keys::ids::random_id("").to_lowercase();
+        self.add_user(NewUser {
+            name: &format!("{role} {tag}"),
+            email: &format!("{tag}@example.com"),
+            role,
+            created_at: admin_api_keys::clock::Clock::now(&self.clock),
+        })
+        .await
+    }
+
+    /// A key for the user `owner_id`, made by the bootstrap key, with `scopes` (or the default
+    /// when `None`): (id, secret). Asserts 200.
+    pub async fn key_for(&self, owner_id: &str, scopes: Option<&[&str]>) -> (String, String) {
+        let mut body = json!({ "name": "for a member", "owner_id": owner_id });
+        if let Some(scopes) = scopes {
+            body["scopes"] = json!(scopes);
+        }
+        let key = self.create_key(body).await;
+        assert_eq!(key["owner"]["id"], owner_id, "{key}");
+        (
+            key["id"].as_str().unwrap().to_owned(),
+            key["value"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Sends `body` as JSON with `key`.
+    pub async fn send_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.request_as(key, method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+}
