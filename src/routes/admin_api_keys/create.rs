@@ -44,7 +44,15 @@ pub async fn create(
         name: KeyName::required("name", body.name.as_deref())?,
         lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
         scopes: requested_scopes(body.scopes)?,
-        owner_id: body.owner_id,
+        owner_id: match body.owner_id {
+            Some(id) if id.trim().is_empty() => {
+                return Err(ApiError::invalid_param(
+                    "owner_id",
+                    "`owner_id` must be a user id; leave it out for a key of your own.",
+                ));
+            }
+            owner_id => owner_id,
+        },
     };
     let now = state.clock.now();
     let by = caller.key_id.clone();
