@@ -55,6 +55,7 @@ mod contract;
 mod create;
 mod errors;
 mod helpers;
+mod invites;
 mod lifecycle;
 mod list;
 mod logs;
