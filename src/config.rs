@@ -34,6 +34,8 @@ pub struct Settings {
     /// (`server::default_max_connections_per_worker`).
     pub max_connections_per_worker: Option<usize>,
     pub cache: CacheOptions,
+    /// How long an invite can be accepted, from when it is made.
+    pub invite_ttl: Duration,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -48,6 +50,10 @@ pub const DEFAULT_REQUEST_HEAD_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: u64 = 10;
 /// The default keep-alive idle time, in seconds.
 pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 5;
+/// The default lifetime of an invite, in seconds: 7 days.
+pub const DEFAULT_INVITE_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The longest lifetime of an invite, in seconds: 30 days.
+pub const MAX_INVITE_TTL_SECS: u64 = 30 * 24 * 3600;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -63,6 +69,7 @@ impl Default for Settings {
             keep_alive: Duration::from_secs(DEFAULT_KEEP_ALIVE_SECS),
             max_connections_per_worker: None,
             cache: CacheOptions::default(),
+            invite_ttl: Duration::from_secs(DEFAULT_INVITE_TTL_SECS),
         }
     }
 }
@@ -158,6 +165,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub auth_cache_ttl_secs: u64,
+    /// Seconds an invite can be accepted after it is made (60 to 2592000, 30 days); later its
+    /// token is refused and the invite shows as `expired`.
+    #[arg(long, env = "INVITE_TTL_SECS", default_value_t = DEFAULT_INVITE_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(60..=MAX_INVITE_TTL_SECS))]
+    pub invite_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -204,6 +216,7 @@ impl From<ServeArgs> for Settings {
                 capacity: usize::try_from(args.auth_cache_capacity).unwrap_or(usize::MAX),
                 ttl: Duration::from_secs(args.auth_cache_ttl_secs),
             },
+            invite_ttl: Duration::from_secs(args.invite_ttl_secs),
         }
     }
 }

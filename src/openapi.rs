@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, path::Parameter};
 use utoipa::{Modify, OpenApi};
 
-use crate::domain::{MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS};
+use crate::domain::{MAX_EMAIL_CHARS, MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS};
 use crate::error::{ErrorBody, ErrorResponse, responses};
 use crate::routes::admin_api_keys::{self, json};
 use crate::routes::list::{List, MAX_LIMIT};
@@ -41,6 +41,11 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::users::retrieve,
         crate::routes::users::modify,
         crate::routes::users::delete,
+        crate::routes::invites::list,
+        crate::routes::invites::create,
+        crate::routes::invites::retrieve,
+        crate::routes::invites::delete,
+        crate::routes::invites::accept,
     ),
     components(schemas(
         json::AdminApiKey,
@@ -62,6 +67,15 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::users::json::UserDeleted,
         crate::routes::users::json::ModifyUserRequest,
         crate::domain::Role,
+        crate::routes::invites::json::InviteJson,
+        List<crate::routes::invites::json::InviteJson>,
+        crate::routes::invites::json::InviteCreateResponse,
+        crate::routes::invites::json::InviteDeleted,
+        crate::routes::invites::json::InviteRequest,
+        crate::routes::invites::json::InviteProject,
+        crate::routes::invites::json::AcceptInviteRequest,
+        crate::routes::invites::json::AcceptInviteResponse,
+        crate::models::invite::InviteStatus,
         ErrorResponse,
         ErrorBody,
     ), responses(
@@ -78,7 +92,8 @@ use crate::routes::list::{List, MAX_LIMIT};
     tags(
         (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
         (name = "Audit logs", description = "The append-only record of changes to keys, users and invites."),
-        (name = "Users", description = "The members of the organisation, who own keys.")
+        (name = "Users", description = "The members of the organisation, who own keys."),
+        (name = "Invites", description = "Invitations to join the organisation, and accepting them with their token.")
     )
 )]
 pub struct ApiDoc;
@@ -136,6 +151,7 @@ impl Modify for Bounds {
         for (schema, field) in [
             ("CreateAdminApiKeyRequest", "name"),
             ("UpdateAdminApiKeyRequest", "name"),
+            ("AcceptInviteRequest", "name"),
         ] {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
                 && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field)
@@ -143,6 +159,11 @@ impl Modify for Bounds {
                 property.min_length = Some(1);
                 property.max_length = Some(MAX_NAME_CHARS);
             }
+        }
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("InviteRequest")
+            && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut("email")
+        {
+            property.max_length = Some(MAX_EMAIL_CHARS);
         }
         for item in openapi.paths.paths.values_mut() {
             let Some(get) = item.get.as_mut() else {

@@ -84,6 +84,7 @@ impl Application {
             usage: Arc::new(UsageTracker::default()),
             cache,
             queries,
+            invite_ttl_secs: i64::try_from(settings.invite_ttl.as_secs()).unwrap_or(i64::MAX),
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,

@@ -20,4 +20,6 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Statements run so far (the pool's and the writer's).
     pub queries: QueryCounter,
+    /// How long a new invite can be accepted, in seconds.
+    pub invite_ttl_secs: i64,
 }

@@ -3,4 +3,5 @@
 
 pub mod admin_api_key;
 pub mod audit_log;
+pub mod invite;
 pub mod user;

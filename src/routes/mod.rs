@@ -4,6 +4,7 @@
 pub mod admin_api_keys;
 pub mod audit_logs;
 pub mod health;
+pub mod invites;
 pub mod list;
 pub mod users;
 
@@ -15,12 +16,15 @@ use crate::error::ApiError;
 /// Registers the versionless routes of the API on `cfg`; called once under `/v1` and once at the
 /// root, so clients built for either base URL work.
 pub fn api(cfg: &mut web::ServiceConfig) {
+    // Before the authenticated scope, which would match it: its credential is the invite token.
+    cfg.service(invites::accept_resource());
     cfg.service(
         web::scope("/organization")
             .wrap(from_fn(crate::auth::require_admin_key))
             .configure(admin_api_keys::routes)
             .configure(audit_logs::routes)
-            .configure(users::routes),
+            .configure(users::routes)
+            .configure(invites::routes),
     );
 }
 

@@ -44,7 +44,8 @@ pub fn create_owner_with_key(
             && user::email_taken(conn, email.as_str())?
         {
             return Err(ApiError::Conflict {
-                message: "A member already has this email address; bootstrap without                           `--owner-email`, or with another one."
+                message: "A member already has this email address; bootstrap without \
+                          `--owner-email`, or with another one."
                     .to_owned(),
                 code: "email_taken",
             });

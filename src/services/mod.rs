@@ -11,6 +11,7 @@
 pub mod bootstrap;
 pub mod caller;
 pub mod guard;
+pub mod invites;
 pub mod keys;
 pub mod usage;
 pub mod users;

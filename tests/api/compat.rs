@@ -5,10 +5,17 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::traits::RequestOptionsBuilder;
 use async_openai::types::admin::api_keys::CreateAdminApiKeyRequestArgs;
+use async_openai::types::admin::invites::{InviteRequestArgs, InviteStatus};
+use async_openai::types::admin::roles::OrganizationRole;
+use async_openai::types::admin::users::UserRoleUpdateRequestArgs;
+use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, read};
 
-backend_tests!(async_openai_client_runs_the_whole_key_lifecycle);
+backend_tests!(
+    async_openai_client_runs_the_whole_key_lifecycle,
+    async_openai_client_manages_users_and_invites
+);
 
 fn client(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
     Client::with_config(
@@ -92,5 +99,147 @@ async fn async_openai_client_runs_the_whole_key_lifecycle(app: TestApp) {
             assert_eq!(e.api_error.code.as_deref(), Some("invalid_api_key"));
         }
         other => panic!("a deleted key must get a 401 API error, got {other:?}"),
+    }
+}
+
+async fn async_openai_client_manages_users_and_invites(app: TestApp) {
+    let admin = client(&app, &app.admin_key);
+    app.clock.advance(1);
+
+    // Invites: create, list with paging, retrieve, delete.
+    let mut invited = Vec::new();
+    for email in ["ada@example.com", "grace@example.com"] {
+        let request = InviteRequestArgs::default()
+            .email(email)
+            .role(OrganizationRole::Reader)
+            .projects(vec![])
+            .build()
+            .unwrap();
+        let invite = admin
+            .admin()
+            .invites()
+            .create(request)
+            .await
+            .expect("invite");
+        assert_eq!(invite.object, "organization.invite");
+        assert_eq!(invite.status, InviteStatus::Pending);
+        assert!(invite.projects.is_empty());
+        invited.push(invite);
+    }
+    let first = admin
+        .admin()
+        .invites()
+        .query(&[("limit", "1")])
+        .unwrap()
+        .list()
+        .await
+        .expect("invites page 1");
+    assert_eq!(first.data.len(), 1);
+    assert_eq!(first.has_more, Some(true));
+    let second = admin
+        .admin()
+        .invites()
+        .query(&[("limit", "1"), ("after", first.last_id.as_deref().unwrap())])
+        .unwrap()
+        .list()
+        .await
+        .expect("invites page 2");
+    let mut paged: Vec<_> = first
+        .data
+        .iter()
+        .chain(&second.data)
+        .map(|i| i.id.clone())
+        .collect();
+    let mut made: Vec<_> = invited.iter().map(|i| i.id.clone()).collect();
+    paged.sort();
+    made.sort();
+    assert_eq!(paged, made);
+    let retrieved = admin
+        .admin()
+        .invites()
+        .retrieve(&invited[1].id)
+        .await
+        .expect("retrieve invite");
+    assert_eq!(retrieved.email, "grace@example.com");
+    let deleted = admin
+        .admin()
+        .invites()
+        .delete(&invited[1].id)
+        .await
+        .expect("delete invite");
+    assert!(deleted.deleted);
+    assert_eq!(deleted.object, "organization.invite.deleted");
+
+    // The first invitee joins (the accept token travels outside OpenAI's API).
+    let token = {
+        let body = json!({ "email": "lin@example.com", "role": "reader" });
+        let (_, invite) = read(app.post_json("/v1/organization/invites", &body).await).await;
+        invite["accept_token"].as_str().unwrap().to_owned()
+    };
+    let accept = app
+        .client
+        .post(app.url("/v1/organization/invites/accept"))
+        .json(&json!({ "token": token, "name": "Lin" }))
+        .send()
+        .await
+        .unwrap();
+    let (_, joined) = read(accept).await;
+    let user_id = joined["user"]["id"].as_str().unwrap().to_owned();
+
+    // Users: list with paging, retrieve, modify the role, delete.
+    let page = admin
+        .admin()
+        .users()
+        .query(&[("limit", "1")])
+        .unwrap()
+        .list()
+        .await
+        .expect("users page 1");
+    assert_eq!(page.data.len(), 1);
+    assert!(page.has_more);
+    assert_eq!(page.data[0].id, app.owner_id);
+    let next = admin
+        .admin()
+        .users()
+        .query(&[("limit", "1"), ("after", page.last_id.as_deref().unwrap())])
+        .unwrap()
+        .list()
+        .await
+        .expect("users page 2");
+    assert_eq!(next.data[0].id, user_id);
+    assert!(!next.has_more);
+    let user = admin
+        .admin()
+        .users()
+        .retrieve(&user_id)
+        .await
+        .expect("retrieve user");
+    assert_eq!(user.object, "organization.user");
+    assert_eq!(user.role.as_deref(), Some("reader"));
+    assert_eq!(user.email.as_deref(), Some("lin@example.com"));
+    let promoted = admin
+        .admin()
+        .users()
+        .modify(
+            &user_id,
+            UserRoleUpdateRequestArgs::default()
+                .role("owner")
+                .build()
+                .unwrap(),
+        )
+        .await
+        .expect("modify user");
+    assert_eq!(promoted.role.as_deref(), Some("owner"));
+    let removed = admin
+        .admin()
+        .users()
+        .delete(&user_id)
+        .await
+        .expect("delete user");
+    assert!(removed.deleted);
+    assert_eq!(removed.object, "organization.user.deleted");
+    match admin.admin().users().retrieve(&user_id).await {
+        Err(OpenAIError::ApiError(e)) => assert_eq!(e.status_code.as_u16(), 404),
+        other => panic!("a deleted user must be a 404, got {other:?}"),
     }
 }

@@ -20,6 +20,7 @@ use crate::helpers::{Backend, TestDatabase, read};
 const BINARY: &str = env!("CARGO_BIN_EXE_admin-api-keys");
 const KEYS: &str = "/v1/organization/admin_api_keys";
 const AUDIT_LOGS: &str = "/v1/organization/audit_logs";
+const INVITES: &str = "/v1/organization/invites";
 /// Length of the pieces of a secret's body that must not appear in the log.
 const WINDOW: usize = 12;
 
@@ -55,6 +56,7 @@ async fn scan(backend: Backend) {
     let delete = server.request(&boot, Method::DELETE, &doomed_path);
     let status = server.send(delete).await;
     assert_eq!(status, StatusCode::OK, "the doomed key is deleted");
+    let (accept_token, member_key) = server.invite_and_accept(&boot).await;
     let invented = generate_key().expose().to_owned();
     let truncated = generate_key().expose()[..KEY_LEN - 10].to_owned();
     let bad_checksum = format!("{}zzzzzz", &generate_key().expose()[..KEY_LEN - 6]);
@@ -65,6 +67,8 @@ async fn scan(backend: Backend) {
         &invented,
         &truncated,
         &bad_checksum,
+        &accept_token,
+        &member_key,
     ];
 
     // Act: every place a client could put one.
@@ -75,6 +79,9 @@ async fn scan(backend: Backend) {
         let bearer = server.request(secret, Method::GET, KEYS);
         server.send(bearer).await;
     }
+    server
+        .send_invite_token_everywhere(&boot, &accept_token)
+        .await;
     server.send_malformed(&invented);
     let sent = server.sent;
     let log =
@@ -228,6 +235,67 @@ impl Server {
         let (status, body) = read(response).await;
         assert_eq!(status, StatusCode::OK, "create failed: {body}");
         body
+    }
+
+    /// Invites someone and accepts the invite; returns the accept token and the member's key.
+    async fn invite_and_accept(&mut self, boot: &str) -> (String, String) {
+        self.sent += 2;
+        let invite = self
+            .request(boot, Method::POST, INVITES)
+            .json(&json!({ "email": "logged@example.com", "role": "reader" }))
+            .send()
+            .await
+            .expect("the server answers");
+        let (status, invite) = read(invite).await;
+        assert_eq!(status, StatusCode::OK, "invite failed: {invite}");
+        let token = invite["accept_token"].as_str().unwrap().to_owned();
+        let accepted = self
+            .client
+            .post(format!("{}{INVITES}/accept", self.address))
+            .json(&json!({ "token": token, "name": "Logged" }))
+            .send()
+            .await
+            .expect("the server answers");
+        let (status, accepted) = read(accepted).await;
+        assert_eq!(status, StatusCode::OK, "accept failed: {accepted}");
+        let key = accepted["api_key"]["value"].as_str().unwrap().to_owned();
+        (token, key)
+    }
+
+    /// A used accept token everywhere the invite routes take input.
+    async fn send_invite_token_everywhere(&mut self, boot: &str, token: &str) {
+        let accept = format!("{}{INVITES}/accept", self.address);
+        let mut requests = vec![
+            self.request(boot, Method::GET, &format!("{INVITES}/{token}")),
+            self.request(boot, Method::DELETE, &format!("{INVITES}/{token}")),
+            self.request(boot, Method::GET, &format!("{INVITES}?after={token}")),
+            self.request(boot, Method::POST, INVITES)
+                .json(&json!({ "email": token, "role": token, "projects": [token] })),
+            self.request(boot, Method::POST, INVITES)
+                .json(&json!({ token: 1 })),
+            self.request(
+                boot,
+                Method::GET,
+                &format!("{INVITES}/accept?{token}={token}"),
+            ),
+        ];
+        for body in [
+            json!({ "token": token, "name": "Again" }),
+            json!({ "token": token, "name": token }),
+            json!({ "token": [token] }),
+            json!({ token: token }),
+        ] {
+            requests.push(self.client.post(&accept).json(&body));
+        }
+        requests.push(
+            self.client
+                .post(&accept)
+                .header("Content-Type", "application/json")
+                .body(format!("{{\"token\": \"{token}")),
+        );
+        for request in requests {
+            self.send(request).await;
+        }
     }
 
     /// `secret` in each part of a request a client controls, authenticated with `boot`;

@@ -56,14 +56,28 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
         ("/organization/users/{user_id}", "get", "retrieve-user"),
         ("/organization/users/{user_id}", "post", "modify-user"),
         ("/organization/users/{user_id}", "delete", "delete-user"),
+        ("/organization/invites", "get", "list-invites"),
+        ("/organization/invites", "post", "inviteUser"),
+        (
+            "/organization/invites/{invite_id}",
+            "get",
+            "retrieve-invite",
+        ),
+        (
+            "/organization/invites/{invite_id}",
+            "delete",
+            "delete-invite",
+        ),
     ];
+    // Accepting an invite needs no admin key: the invite's token is the credential.
+    let accept = ("/organization/invites/accept", "post", "accept-invite");
     let operations = spec["paths"]
         .as_object()
         .unwrap()
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum::<usize>();
-    assert_eq!(operations, ops.len(), "every operation is listed here");
+    assert_eq!(operations, ops.len() + 1, "every operation is listed here");
     for (path, method, id) in ops {
         let op = &spec["paths"][path][method];
         assert_eq!(op["operationId"], id);
@@ -79,6 +93,26 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
                 "{id} {status}"
             );
         }
+    }
+    let (path, method, id) = accept;
+    let op = &spec["paths"][path][method];
+    assert_eq!(op["operationId"], id);
+    assert!(op.get("security").is_none(), "{id} needs no admin key");
+    assert!(
+        spec.get("security").is_none(),
+        "no operation inherits a requirement"
+    );
+    for status in ["200", "400", "409", "500", "503"] {
+        assert!(
+            response(&spec, &op["responses"][status])["content"]["application/json"].is_object(),
+            "{id} {status}"
+        );
+    }
+    for status in ["401", "403"] {
+        assert!(
+            op["responses"].get(status).is_none(),
+            "{id} never answers {status}"
+        );
     }
     assert_eq!(spec["servers"][0]["url"], "/v1");
     assert_eq!(

@@ -1,0 +1,180 @@
+//! Wire types of the invites resource, following OpenAI's `organization.invite` contract;
+//! `accept_token` in the create response and the whole acceptance are extensions.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, Role};
+use crate::extract::RequestBody;
+use crate::models::invite::{Invite, InviteStatus};
+use crate::routes::admin_api_keys::json::AdminApiKeyCreateResponse;
+use crate::routes::users::json::UserJson;
+
+/// Always `organization.invite`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub enum InviteObject {
+    #[serde(rename = "organization.invite")]
+    Invite,
+}
+
+/// Always `organization.invite.deleted`.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub enum InviteDeletedObject {
+    #[serde(rename = "organization.invite.deleted")]
+    Deleted,
+}
+
+/// A project membership granted with an invite. This service has no projects, so an invite's
+/// `projects` is always empty; the type is here for compatibility with the upstream contract.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteProject {
+    /// The project's id.
+    pub id: String,
+    /// `member` or `owner`.
+    pub role: String,
+}
+
+/// An invitation to join the organisation. Its accept token is never part of this object.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Invite)]
+pub struct InviteJson {
+    pub object: InviteObject,
+    /// Identifier of the invite, used in the URLs of this API.
+    #[schema(example = "invite-3hT8kQ2mW9xL4pR7vN1cZ6bY")]
+    pub id: String,
+    /// The invited address, lower-cased.
+    #[schema(example = "grace@example.com")]
+    pub email: String,
+    /// The role the invitee gets on accepting: `owner` or `reader`.
+    pub role: Role,
+    /// `pending` until accepted or expired; `accepted` once it made a member; `expired` once
+    /// `expires_at` has passed unaccepted.
+    pub status: InviteStatus,
+    /// When the invite was made, in Unix seconds.
+    #[schema(example = 1763891200)]
+    pub created_at: i64,
+    /// When the invite stops being acceptable, in Unix seconds.
+    #[schema(example = 1764496000)]
+    pub expires_at: i64,
+    /// When the invite was accepted, in Unix seconds; `null` until then.
+    #[schema(required = true, example = json!(null))]
+    pub accepted_at: Option<i64>,
+    /// Always empty: this service has no projects.
+    pub projects: Vec<InviteProject>,
+}
+
+impl InviteJson {
+    /// The wire form of `invite`, its status as of `now`.
+    pub fn shown(invite: Invite, now: i64) -> Self {
+        Self {
+            object: InviteObject::Invite,
+            status: invite.status(now),
+            role: invite.role(),
+            id: invite.id,
+            email: invite.email,
+            created_at: invite.created_at,
+            expires_at: invite.expires_at,
+            accepted_at: invite.accepted_at,
+            projects: Vec::new(),
+        }
+    }
+}
+
+/// The answer to a create: the invite plus its accept token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteCreateResponse {
+    #[serde(flatten)]
+    pub invite: InviteJson,
+    /// The secret the invitee accepts the invite with (an extension: this service sends no
+    /// email). Pass it on privately: the service keeps only a hash and cannot show it again.
+    #[schema(example = "sk-invite-7GmQ2xV9cL1pT8rW4zK6nB3hJ5yD0fA2sE7uR9iOqW1c2B")]
+    pub accept_token: String,
+}
+
+/// Confirmation of a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteDeleted {
+    pub object: InviteDeletedObject,
+    /// Id of the deleted invite.
+    pub id: String,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+/// Body of a create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// The address to invite. Compared case-insensitively: it must belong to no member and
+    /// have no pending invite.
+    #[schema(value_type = String, required = true, example = "grace@example.com")]
+    pub email: Option<String>,
+    /// The role the invitee will have: `owner` or `reader`. Inviting needs every scope that
+    /// role allows, since the invitee's first key holds them all.
+    #[schema(value_type = Role, required = true)]
+    pub role: Option<Role>,
+    /// Accepted for compatibility: only left out, `null` or `[]` (this service has no
+    /// projects).
+    #[schema(value_type = Option<Vec<InviteProject>>, nullable = true, max_items = 0)]
+    pub projects: Option<Vec<serde_json::Value>>,
+}
+
+impl RequestBody for InviteRequest {
+    const FIELDS: &'static [&'static str] = &["email", "role", "projects"];
+
+    fn expects(field: &str) -> String {
+        match field {
+            "email" => format!("an email address of at most {MAX_EMAIL_CHARS} characters"),
+            "role" => "`owner` or `reader`".to_owned(),
+            _ => "an empty array or null (this service has no projects)".to_owned(),
+        }
+    }
+}
+
+/// Body of an acceptance.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInviteRequest {
+    /// The `accept_token` of the invite's create response.
+    #[schema(value_type = String, required = true,
+             example = "sk-invite-7GmQ2xV9cL1pT8rW4zK6nB3hJ5yD0fA2sE7uR9iOqW1c2B")]
+    pub token: Option<String>,
+    /// The new member's name: 1 to 256 characters.
+    #[schema(value_type = String, required = true, example = "Grace Hopper")]
+    pub name: Option<String>,
+}
+
+impl RequestBody for AcceptInviteRequest {
+    const FIELDS: &'static [&'static str] = &["token", "name"];
+
+    fn expects(field: &str) -> String {
+        match field {
+            "token" => "the invite's accept token, a string".to_owned(),
+            _ => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
+        }
+    }
+}
+
+/// The answer to an acceptance: the new member and their first key, whose secret `value` only
+/// this response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptInviteResponse {
+    /// The member the invite made.
+    pub user: UserJson,
+    /// The member's first key, holding every scope their role allows and never expiring.
+    pub api_key: AdminApiKeyCreateResponse,
+}
+
+/// Query parameters of the list (documentation only: the route parses the query string with
+/// the shared parser).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct InviteListQuery {
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<i64>, default = 20)]
+    limit: Option<String>,
+    /// An invite id: the page starts right after this invite. Use the `last_id` of the
+    /// previous page.
+    after: Option<String>,
+}

@@ -1,0 +1,229 @@
+//! Invites: asking someone to join, withdrawing the ask, and accepting it.
+//!
+//! Policy: every membership change (an invite made, withdrawn or accepted; a bootstrapped
+//! owner) first takes the lock-out guard's lock, so on PostgreSQL they run one at a time and
+//! an email address belongs to at most one member or pending invite. An invite's accept token
+//! is the only credential acceptance needs; it is shown once (in the create response), stored
+//! only as its SHA-256, and works once. Every way a token can be unusable (malformed, unknown,
+//! withdrawn, expired, already used) gets the same refusal, so the answer tells a guesser
+//! nothing. Inviting needs `users.write` and every scope the invitee's first key will hold
+//! (the role's ceiling): an invite cannot be used to mint a key stronger than its maker.
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::AdminKey;
+use crate::cache::Invalidation;
+use crate::db::DbConnection;
+use crate::domain::secret::{self, ApiKeySecret};
+use crate::domain::{Email, KeyName, Role, Scope};
+use crate::error::ApiError;
+use crate::ids;
+use crate::models::admin_api_key;
+use crate::models::invite::{self, Invite, NewInvite};
+use crate::models::user::{self, User};
+use crate::services::Change;
+use crate::services::caller::{Target, authorize};
+use crate::services::keys::{self, Issued, Spec};
+
+/// The name of the key an accepted invite issues.
+pub const FIRST_KEY_NAME: &str = "First key (from invite)";
+
+/// What an invite asks for; validated at the edge.
+#[derive(Debug)]
+pub struct NewInviteRequest {
+    pub email: Email,
+    pub role: Role,
+}
+
+/// An invite just made and its accept token (shown once).
+#[derive(Debug)]
+pub struct Created {
+    pub invite: Invite,
+    pub token: ApiKeySecret,
+}
+
+/// What accepting an invite made: the member and their first key.
+#[derive(Debug)]
+pub struct Accepted {
+    pub user: User,
+    pub issued: Issued,
+}
+
+/// The 404 for an invite id that does not exist.
+pub fn no_such_invite(invite_id: &str) -> ApiError {
+    let message = match ids::ours(invite_id) {
+        Some(id) => format!("No invite with id `{id}` exists."),
+        None => {
+            "No invite has this id (invite ids are `invite-` and 24 letters or digits).".to_owned()
+        }
+    };
+    ApiError::NotFound {
+        message,
+        param: Some("invite_id"),
+    }
+}
+
+/// The one refusal of an unusable accept token, whatever made it unusable.
+pub fn invalid_invite_token() -> ApiError {
+    ApiError::InvalidRequest {
+        message: "This invite token cannot be used: it may be mistyped, withdrawn, expired or \
+                  already used. Ask an owner of the organisation for a new invite."
+            .to_owned(),
+        param: Some("token".to_owned()),
+        code: Some("invalid_invite_token"),
+    }
+}
+
+fn email_taken() -> ApiError {
+    ApiError::Conflict {
+        message: "A member of the organisation already has this email address.".to_owned(),
+        code: "email_taken",
+    }
+}
+
+/// A pending invite for `new.email`, valid for `ttl_secs` from `now`. Refused with 409 if a
+/// member has the address or a pending invite exists for it (an expired one does not count).
+pub fn create(
+    conn: &mut DbConnection,
+    key: &AdminKey,
+    new: NewInviteRequest,
+    ttl_secs: i64,
+    now: i64,
+) -> Result<Change<Created>, ApiError> {
+    admin_api_key::lock_key_guard(conn)?;
+    let caller = authorize(conn, key, Scope::UsersWrite, Target::Nothing, now)?;
+    if let Some(scope) = new.role.ceiling().missing_from(caller.scopes).first() {
+        return Err(ApiError::Forbidden {
+            message: format!(
+                "Inviting a `{}` needs every scope their first key will hold, and this key \
+                 lacks `{scope}`.",
+                new.role
+            ),
+            code: format!("missing_scope.{scope}"),
+        });
+    }
+    let email = new.email.as_str();
+    if user::email_taken(conn, email)? {
+        return Err(email_taken());
+    }
+    if invite::pending_for(conn, email, now)? {
+        return Err(ApiError::Conflict {
+            message: "A pending invite for this email address exists already: delete it first \
+                      to send a new one."
+                .to_owned(),
+            code: "invite_pending",
+        });
+    }
+    let token = secret::generate_invite_token();
+    let made = invite::insert(
+        conn,
+        &NewInvite {
+            id: &ids::random_id(ids::INVITE),
+            email,
+            role: new.role.as_str(),
+            token_hash: &token.hash(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl_secs),
+        },
+    )?;
+    let event = AuditEvent::InviteSent {
+        invite_id: made.id.clone(),
+        email: made.email.clone(),
+        role: new.role,
+    };
+    audit::record(conn, now, &caller.actor(), &event)?;
+    Ok(Change::new(Created {
+        invite: made,
+        token,
+    }))
+}
+
+/// Withdraws the invite `invite_id`, pending or expired; an accepted one stays (409).
+pub fn delete(
+    conn: &mut DbConnection,
+    key: &AdminKey,
+    invite_id: &str,
+    now: i64,
+) -> Result<Change<()>, ApiError> {
+    if !ids::plausible(invite_id) {
+        return Err(no_such_invite(invite_id));
+    }
+    admin_api_key::lock_key_guard(conn)?;
+    let caller = authorize(conn, key, Scope::UsersWrite, Target::Nothing, now)?;
+    let found = invite::find(conn, invite_id)?.ok_or_else(|| no_such_invite(invite_id))?;
+    if found.accepted_at.is_some() {
+        return Err(ApiError::Conflict {
+            message: "This invite was accepted and stays as the record of it; to remove the \
+                      member, delete the user instead."
+                .to_owned(),
+            code: "invite_accepted",
+        });
+    }
+    if !invite::delete(conn, invite_id)? {
+        return Err(no_such_invite(invite_id));
+    }
+    let event = AuditEvent::InviteDeleted {
+        invite_id: invite_id.to_owned(),
+    };
+    audit::record(conn, now, &caller.actor(), &event)?;
+    Ok(Change::new(()))
+}
+
+/// Accepts the invite whose token is `token`: makes the member (`name`, and the invite's
+/// email and role), marks the invite accepted and issues the member's first key, holding the
+/// role's every scope, all recorded by a `session` actor for the new member. `token` must be
+/// well formed (the caller checks before opening the transaction).
+pub fn accept(
+    conn: &mut DbConnection,
+    token: &str,
+    name: &KeyName,
+    now: i64,
+) -> Result<Change<Accepted>, ApiError> {
+    if !secret::is_well_formed_invite_token(token) {
+        return Err(invalid_invite_token());
+    }
+    admin_api_key::lock_key_guard(conn)?;
+    let found = invite::find_by_token_hash(conn, &secret::hash_key(token))?
+        .filter(|found| found.accepted_at.is_none() && now < found.expires_at)
+        .ok_or_else(invalid_invite_token)?;
+    if user::email_taken(conn, &found.email)? {
+        return Err(email_taken());
+    }
+    let role = found.role();
+    let member = User {
+        id: ids::random_id(ids::USER),
+        name: name.as_str().to_owned(),
+        email: Some(found.email.clone()),
+        role: role.as_str().to_owned(),
+        created_at: now,
+        enabled: true,
+    };
+    user::insert(conn, &member)?;
+    if !invite::mark_accepted(conn, &found.id, &member.id, now)? {
+        return Err(invalid_invite_token());
+    }
+    let actor = Actor::Session {
+        user_id: member.id.clone(),
+        email: member.email.clone(),
+    };
+    let accepted = AuditEvent::InviteAccepted {
+        invite_id: found.id.clone(),
+    };
+    audit::record(conn, now, &actor, &accepted)?;
+    let added = AuditEvent::UserAdded {
+        user_id: member.id.clone(),
+        role,
+    };
+    audit::record(conn, now, &actor, &added)?;
+    let spec = Spec {
+        name: FIRST_KEY_NAME,
+        owner: &member,
+        scopes: role.ceiling(),
+        expires_at: None,
+    };
+    let issued = keys::issue(conn, &actor, spec, now)?;
+    Ok(Change::new(Accepted {
+        user: member,
+        issued,
+    })
+    .invalidate(Invalidation::KeyCreated))
+}
