@@ -40,6 +40,7 @@ diesel::table! {
         expires_at -> BigInt,
         accepted_at -> Nullable<BigInt>,
         user_id -> Nullable<Text>,
+        invited_by -> Nullable<Text>,
     }
 }
 

@@ -65,6 +65,7 @@ pub struct NewInvite<'a> {
     pub token_hash: &'a str,
     pub created_at: i64,
     pub expires_at: i64,
+    pub invited_by: Option<&'a str>,
 }
 
 /// Inserts one invite and returns it as stored.
@@ -113,6 +114,29 @@ pub fn pending_for(conn: &mut DbConnection, email: &str, now: i64) -> QueryResul
             .filter(invites::expires_at.gt(now)),
     ))
     .get_result(conn)
+}
+
+/// The member who made the invite `id` (`None` if it is gone or was never recorded).
+pub fn inviter_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    invites::table
+        .filter(invites::id.eq(id))
+        .select(invites::invited_by)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Deletes the invites `user_id` made that nobody accepted yet; returns their ids.
+pub fn delete_unaccepted_by(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String>> {
+    let unaccepted = invites::table
+        .filter(invites::invited_by.eq(user_id))
+        .filter(invites::accepted_at.is_null());
+    let ids = unaccepted
+        .select(invites::id)
+        .order(invites::id)
+        .load(conn)?;
+    diesel::delete(unaccepted).execute(conn)?;
+    Ok(ids)
 }
 
 /// Marks a not yet accepted invite accepted by `user_id`; returns whether it was pending.

@@ -3,7 +3,10 @@
 //! Policy: after a guarded change (deleting, disabling, rotating or re-scoping a key; deleting,
 //! demoting or disabling a user) there must remain an enabled owner holding an enabled key that
 //! has both `admin_api_keys.write` and `users.write` and stays valid at least
-//! [`GUARD_MIN_REMAINING_SECONDS`]; otherwise the change is undone and refused with 409. On
+//! [`GUARD_MIN_REMAINING_SECONDS`]; otherwise the change is undone and refused with 409
+//! (unless there was no such key before the change either: then nothing is refused, so an
+//! organisation without one can still disable a leaked key, and `bootstrap` makes a new
+//! owner). On
 //! PostgreSQL the guard's advisory lock serialises guarded changes, so two concurrent
 //! disables cannot each count on the other key; SQLite runs one write at a time anyway.
 
@@ -38,8 +41,12 @@ pub fn keep_an_admin<T>(
 ) -> Result<T, ApiError> {
     conn.transaction(|conn| {
         admin_api_key::lock_key_guard(conn)?;
+        let valid_at = now + GUARD_MIN_REMAINING_SECONDS;
+        // Only a change that ends the last admin is refused: where none is left already
+        // (after an upgrade, say), changes such as disabling a leaked key must still work.
+        let before = admin_api_key::any_active_admin(conn, valid_at)?;
         let result = change(conn)?;
-        if !admin_api_key::any_active_admin(conn, now + GUARD_MIN_REMAINING_SECONDS)? {
+        if before && !admin_api_key::any_active_admin(conn, valid_at)? {
             return Err(refusal(what));
         }
         Ok::<_, ApiError>(result)

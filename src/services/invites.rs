@@ -9,6 +9,8 @@
 //! nothing. Inviting needs `users.write` and every scope the invitee's first key will hold
 //! (the role's ceiling): an invite cannot be used to mint a key stronger than its maker.
 
+use diesel::QueryResult;
+
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::AdminKey;
 use crate::cache::Invalidation;
@@ -17,7 +19,7 @@ use crate::domain::secret::{self, ApiKeySecret};
 use crate::domain::{Email, KeyName, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
-use crate::models::admin_api_key;
+use crate::models::admin_api_key::{self, RowLock};
 use crate::models::invite::{self, Invite, NewInvite};
 use crate::models::user::{self, User};
 use crate::services::Change;
@@ -123,6 +125,7 @@ pub fn create(
             token_hash: &token.hash(),
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
+            invited_by: Some(&caller.owner.id),
         },
     )?;
     let event = AuditEvent::InviteSent {
@@ -168,6 +171,13 @@ pub fn delete(
     Ok(Change::new(()))
 }
 
+/// Whether the invite whose token hashes to `token_hash` can be accepted at `now` (a read,
+/// outside any write: [`accept`] checks again under its lock).
+pub fn is_pending(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult<bool> {
+    Ok(invite::find_by_token_hash(conn, token_hash)?
+        .is_some_and(|found| found.accepted_at.is_none() && now < found.expires_at))
+}
+
 /// Accepts the invite whose token is `token`: makes the member (`name`, and the invite's
 /// email and role), marks the invite accepted and issues the member's first key, holding the
 /// role's every scope, all recorded by a `session` actor for the new member. `token` must be
@@ -185,6 +195,18 @@ pub fn accept(
     let found = invite::find_by_token_hash(conn, &secret::hash_key(token))?
         .filter(|found| found.accepted_at.is_none() && now < found.expires_at)
         .ok_or_else(invalid_invite_token)?;
+    // The invite carries its maker's authority: it is void while they are disabled or no
+    // longer an owner (and deleted with them).
+    let inviter = match invite::inviter_of(conn, &found.id)? {
+        Some(inviter) => {
+            user::lock(conn, &[&inviter], RowLock::Share)?;
+            user::find(conn, &inviter)?
+        }
+        None => None,
+    };
+    if !inviter.is_some_and(|inviter| inviter.enabled && inviter.role() == Role::Owner) {
+        return Err(invalid_invite_token());
+    }
     if user::email_taken(conn, &found.email)? {
         return Err(email_taken());
     }

@@ -155,6 +155,11 @@ pub fn rotate(
         )?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
+        // The successor's secret goes to the caller: a key of another user is theirs to
+        // rotate only with `users.write`, as making one for them would be.
+        if owner.id != caller.owner.id {
+            crate::auth::require_scope(caller.scopes, Scope::UsersWrite)?;
+        }
         if let Some(successor) = admin_api_key::live_successor(conn, key_id)? {
             return Err(ApiError::Conflict {
                 message: format!(

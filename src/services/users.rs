@@ -14,8 +14,8 @@ use crate::db::DbConnection;
 use crate::domain::{KeyName, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
-use crate::models::admin_api_key;
 use crate::models::user::{self, User, UserChanges};
+use crate::models::{admin_api_key, invite};
 use crate::services::Change;
 use crate::services::caller::{Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
@@ -46,8 +46,9 @@ pub fn no_such_user_in(param: &'static str, user_id: &str) -> ApiError {
 }
 
 /// Changes the role, name or enabled state of the user `user_id`; returns them as changed.
-/// Demoting or disabling is refused (409 `last_owner`) if no one could run the organisation
-/// afterwards.
+/// Promoting to `owner` or re-enabling needs the caller to hold every scope of the user's
+/// (new) role (403). Demoting or disabling is refused (409 `last_owner`) if no one could run
+/// the organisation afterwards.
 pub fn update(
     conn: &mut DbConnection,
     key: &AdminKey,
@@ -65,9 +66,16 @@ pub fn update(
     };
     let changed = keep_an_admin(conn, now, Guarded::User("change"), |conn| {
         let caller = authorize(conn, key, Scope::UsersWrite, Target::User(user_id), now)?;
-        if !user::update(conn, user_id, &changes)? {
-            return Err(no_such_user(user_id));
+        let target = user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))?;
+        // Promoting or re-enabling hands the user's keys back what their role allows: the
+        // caller must hold all of it (no escalation through someone else's keys).
+        let role = update.role.unwrap_or(target.role());
+        let promoted = role == Role::Owner && target.role() != Role::Owner;
+        let enabled = update.enabled == Some(true) && !target.enabled;
+        if promoted || enabled {
+            caller.may_grant(role.ceiling())?;
         }
+        user::update(conn, user_id, &changes)?;
         let event = AuditEvent::UserUpdated {
             user_id: user_id.to_owned(),
             changes: UserChangesRequested {
@@ -83,7 +91,8 @@ pub fn update(
 }
 
 /// Deletes the user `user_id` and, in the same transaction, every key they own (each with its
-/// `api_key.deleted` entry, then `user.deleted`). Refused (409 `last_owner`) if no one could
+/// `api_key.deleted` entry) and every invite they made that is not accepted yet (each with
+/// `invite.deleted`), then `user.deleted`. Refused (409 `last_owner`) if no one could
 /// run the organisation afterwards.
 pub fn delete(
     conn: &mut DbConnection,
@@ -112,6 +121,9 @@ pub fn delete(
                 key_id: key_id.clone(),
             };
             audit::record(conn, now, &actor, &event)?;
+        }
+        for invite_id in invite::delete_unaccepted_by(conn, user_id)? {
+            audit::record(conn, now, &actor, &AuditEvent::InviteDeleted { invite_id })?;
         }
         user::delete(conn, user_id)?;
         let event = AuditEvent::UserDeleted {

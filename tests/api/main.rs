@@ -54,6 +54,7 @@ mod compat;
 mod contract;
 mod create;
 mod errors;
+mod escalation;
 mod helpers;
 mod invites;
 mod lifecycle;

@@ -20,10 +20,14 @@ CREATE TABLE invites (
     expires_at  BIGINT NOT NULL,
     accepted_at BIGINT,
     -- The user the invite became, once accepted.
-    user_id     TEXT
+    user_id     TEXT,
+    -- The member whose key made the invite: acceptance needs them still enabled and an owner,
+    -- and deleting them withdraws their pending invites.
+    invited_by  TEXT
 );
 CREATE INDEX invites_created_at_id ON invites (created_at, id);
 CREATE INDEX invites_email ON invites (email);
+CREATE INDEX invites_invited_by ON invites (invited_by);
 
 -- The user behind each audit entry's actor (the key's owner, or the session's user), for the
 -- `owner_id` filter.

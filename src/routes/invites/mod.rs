@@ -275,14 +275,7 @@ pub async fn accept(
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body: AcceptInviteRequest = body.parse().await?;
-    let token = body
-        .token
-        .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
-    if !secret::is_well_formed_invite_token(&token) {
-        return Err(invites::invalid_invite_token());
-    }
-    let name = KeyName::required("name", body.name.as_deref())?;
+    let (token, name) = usable_token(&state, body.parse().await?).await?;
     let now = state.clock.now();
     let accepted = services::write(&state, move |conn| {
         invites::accept(conn, &token, &name, now)
@@ -293,4 +286,28 @@ pub async fn accept(
         user: UserJson::from(accepted.user),
         api_key: AdminApiKeyCreateResponse::issued(accepted.issued, &state.usage),
     }))
+}
+
+/// The token and name of an acceptance, once a read (no write transaction, no lock) has found
+/// the token pending: a flood of invented tokens never queues behind the writes.
+async fn usable_token(
+    state: &AppState,
+    body: AcceptInviteRequest,
+) -> Result<(String, KeyName), ApiError> {
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
+    if !secret::is_well_formed_invite_token(&token) {
+        return Err(invites::invalid_invite_token());
+    }
+    let name = KeyName::required("name", body.name.as_deref())?;
+    let (hash, now) = (secret::hash_key(&token), state.clock.now());
+    let pending = run_blocking(&state.pool, move |conn| {
+        Ok(invites::is_pending(conn, &hash, now)?)
+    })
+    .await?;
+    if !pending {
+        return Err(invites::invalid_invite_token());
+    }
+    Ok((token, name))
 }
