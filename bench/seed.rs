@@ -126,6 +126,7 @@ fn insert_chunk(
             created_at: now - AGE_SECONDS + p as i64,
             expires_at: None,
             scopes,
+            permissions: Default::default(),
         })
         .collect();
     let insert = diesel::insert_into(keys::table).values(&rows);

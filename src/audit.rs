@@ -13,7 +13,7 @@ use diesel::QueryResult;
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::domain::{Role, Scopes};
+use crate::domain::{Permissions, Role, Scopes};
 use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
 
@@ -78,6 +78,7 @@ pub enum AuditEvent {
         key_id: String,
         name: String,
         scopes: Scopes,
+        permissions: Permissions,
         expires_at: Option<i64>,
     },
     /// A key was changed; only the fields that were set are present.
@@ -128,6 +129,8 @@ pub struct KeyChangesRequested {
     pub enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Scopes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
     /// The old key's new expiry, when a rotation moved it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -148,6 +151,7 @@ struct CreatedData<'a> {
     scopes: Scopes,
     name: &'a str,
     expires_at: Option<i64>,
+    permissions: &'a Permissions,
 }
 
 #[derive(Serialize)]
@@ -227,6 +231,7 @@ impl AuditEvent {
                 key_id,
                 name,
                 scopes,
+                permissions,
                 expires_at,
             } => serde_json::to_string(&Created {
                 id: key_id,
@@ -234,6 +239,7 @@ impl AuditEvent {
                     scopes: *scopes,
                     name,
                     expires_at: *expires_at,
+                    permissions,
                 },
             }),
             AuditEvent::KeyUpdated { key_id, changes } => serde_json::to_string(&Updated {
@@ -392,6 +398,7 @@ mod tests {
             key_id: "key_1".into(),
             name: "ci".into(),
             scopes: [Scope::AdminApiKeysRead].into_iter().collect(),
+            permissions: Permissions::default(),
             expires_at: None,
         };
         let updated = AuditEvent::KeyUpdated {
@@ -404,7 +411,7 @@ mod tests {
         let cases = [
             (
                 created,
-                r#"{"id":"key_1","data":{"scopes":["admin_api_keys.read"],"name":"ci","expires_at":null}}"#,
+                r#"{"id":"key_1","data":{"scopes":["admin_api_keys.read"],"name":"ci","expires_at":null,"permissions":[]}}"#,
             ),
             (
                 updated,

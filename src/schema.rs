@@ -13,6 +13,7 @@ diesel::table! {
         scopes -> Text,
         enabled -> Bool,
         rotated_to -> Nullable<Text>,
+        permissions -> Text,
     }
 }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::{Cache, FillTicket};
-use crate::domain::Scopes;
 use crate::domain::secret::KeyDigest;
+use crate::domain::{Permissions, Scopes};
 use crate::models::admin_api_key::AuthRecord;
 use crate::models::user::User;
 
@@ -24,6 +24,8 @@ pub struct CachedKey {
     pub owner: User,
     /// The key's effective scopes: its own, within its owner's role.
     pub scopes: Scopes,
+    /// The key's permissions, for the operator's own services.
+    pub permissions: Permissions,
     pub enabled: bool,
     pub expires_at: Option<i64>,
     cached_at: i64,
@@ -35,6 +37,7 @@ impl CachedKey {
     pub fn new(record: AuthRecord, owner: User, now: i64) -> Self {
         Self {
             scopes: record.scopes.intersect(owner.role().ceiling()),
+            permissions: record.permissions,
             key_id: record.id,
             owner,
             enabled: record.enabled,
@@ -142,6 +145,7 @@ mod tests {
                     .into_iter()
                     .collect(),
                 enabled: true,
+                permissions: Permissions::default(),
             },
             User {
                 id: "user_1".to_owned(),

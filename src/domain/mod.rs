@@ -7,6 +7,7 @@
 mod email;
 mod lifetime;
 mod name;
+pub mod permissions;
 mod role;
 pub mod scopes;
 pub mod secret;
@@ -14,6 +15,7 @@ pub mod secret;
 pub use email::{Email, MAX_EMAIL_CHARS};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
 pub use name::{KeyName, MAX_NAME_CHARS};
+pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
 pub use role::Role;
 pub use scopes::{Scope, Scopes};
 

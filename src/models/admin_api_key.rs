@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
 use crate::db::DbConnection;
-use crate::domain::{Scope, Scopes};
+use crate::domain::{Permissions, Scope, Scopes};
 use crate::models::user::User;
 use crate::schema::{admin_api_keys, users};
 
@@ -30,6 +30,7 @@ pub struct AdminApiKeyRow {
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
     pub enabled: bool,
+    pub permissions: Permissions,
 }
 
 /// A key to insert (enabled).
@@ -44,6 +45,7 @@ pub struct NewAdminApiKey<'a> {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
+    pub permissions: Permissions,
 }
 
 /// A partial update: `None` leaves a column as it is.
@@ -53,11 +55,15 @@ pub struct KeyChanges {
     pub name: Option<String>,
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
+    pub permissions: Option<Permissions>,
 }
 
 impl KeyChanges {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.enabled.is_none() && self.scopes.is_none()
+        self.name.is_none()
+            && self.enabled.is_none()
+            && self.scopes.is_none()
+            && self.permissions.is_none()
     }
 }
 
@@ -71,6 +77,7 @@ pub struct AuthRecord {
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
     pub enabled: bool,
+    pub permissions: Permissions,
 }
 
 /// A key with its owner, as the API shows it.
@@ -173,6 +180,7 @@ pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<
             expires_at,
             scopes,
             enabled,
+            permissions,
         ))
         .get_result(conn)
 }
@@ -227,6 +235,8 @@ pub struct ListFilter {
     pub status: Option<KeyStatus>,
     /// Only keys of this owner.
     pub owner_id: Option<String>,
+    /// Only keys holding exactly this permission string.
+    pub permission: Option<String>,
     /// The time `status` is judged at.
     pub now: i64,
 }
@@ -253,6 +263,7 @@ pub struct Listed {
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
     pub enabled: bool,
+    pub permissions: Permissions,
 }
 
 impl Listed {
@@ -264,6 +275,7 @@ impl Listed {
             && self.expires_at == row.expires_at
             && self.scopes == row.scopes
             && self.enabled == row.enabled
+            && self.permissions == row.permissions
     }
 }
 
@@ -303,7 +315,7 @@ macro_rules! ordered_page {
 macro_rules! keys_page {
     ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
         use crate::schema::admin_api_keys::dsl::{
-            enabled, expires_at, id, name, owner_id, redacted_value,
+            enabled, expires_at, id, name, owner_id, permissions, redacted_value,
         };
         use diesel::IntoSql;
         let (conn, after, order, limit, filter): (
@@ -345,15 +357,32 @@ macro_rules! keys_page {
             .is_none()
             .into_sql::<Bool>()
             .or(owner_id.eq(filter.owner_id.clone().unwrap_or_default()));
+        // Matched as a whole entry of the stored, space-separated list (as the guard's scopes).
+        let padded = || " ".into_sql::<Text>().concat(permissions).concat(" ");
+        let matches_permission = filter.permission.is_none().into_sql::<Bool>().or(replace(
+            padded(),
+            format!(" {} ", filter.permission.as_deref().unwrap_or_default()),
+            "",
+        )
+        .ne(padded()));
         let page = $source.select($select).limit(limit);
         // Without a filter the statement has no filter at all: every bound value costs a
         // trip through the backend's bind machinery, on every request.
-        if filter.search.is_none() && filter.status.is_none() && filter.owner_id.is_none() {
+        if filter.search.is_none()
+            && filter.status.is_none()
+            && filter.owner_id.is_none()
+            && filter.permission.is_none()
+        {
             ordered_page!(conn, page, order, after)
         } else {
             ordered_page!(
                 conn,
-                page.filter(matches_search.and(matches_status).and(matches_owner)),
+                page.filter(
+                    matches_search
+                        .and(matches_status)
+                        .and(matches_owner)
+                        .and(matches_permission)
+                ),
                 order,
                 after
             )
@@ -370,7 +399,15 @@ pub fn list_page(
     filter: &ListFilter,
 ) -> QueryResult<Vec<Listed>> {
     use crate::schema::admin_api_keys::dsl::*;
-    let columns = (id, name, last_used_at, expires_at, scopes, enabled);
+    let columns = (
+        id,
+        name,
+        last_used_at,
+        expires_at,
+        scopes,
+        enabled,
+        permissions,
+    );
     keys_page!(conn, admin_api_keys, columns, after, order, limit, filter)
 }
 

@@ -3,7 +3,7 @@
 use crate::audit::{self, Actor, AuditEvent};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::secret::ApiKeySecret;
-use crate::domain::{Email, KeyName, Role, Scopes};
+use crate::domain::{Email, KeyName, Permissions, Role, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key;
@@ -64,6 +64,7 @@ pub fn create_owner_with_key(
             name: key_name.as_str(),
             owner: &owner,
             scopes: Scopes::all(),
+            permissions: Permissions::all(),
             expires_at: None,
         };
         keys::issue(conn, &actor, spec, now)

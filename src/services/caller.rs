@@ -16,7 +16,7 @@
 use crate::audit::Actor;
 use crate::auth::{self, AdminKey};
 use crate::db::DbConnection;
-use crate::domain::{Scope, Scopes};
+use crate::domain::{Permissions, Scope, Scopes};
 use crate::error::ApiError;
 use crate::models::admin_api_key::{self, RowLock};
 use crate::models::user::{self, User};
@@ -27,6 +27,7 @@ pub struct Caller {
     pub key_id: String,
     /// Effective: the key's own scopes within its owner's role.
     pub scopes: Scopes,
+    pub permissions: Permissions,
     pub owner: User,
 }
 
@@ -43,6 +44,19 @@ impl Caller {
     /// 403 unless the caller holds every scope in `granted` (no escalation).
     pub fn may_grant(&self, granted: Scopes) -> Result<(), ApiError> {
         auth::may_grant(self.scopes, granted)
+    }
+
+    /// 403 unless the caller's permissions cover every one of `granted` (no escalation).
+    pub fn may_grant_permissions(&self, granted: &Permissions) -> Result<(), ApiError> {
+        match self.permissions.first_uncovered(granted) {
+            None => Ok(()),
+            // The permission is the caller's own request: named only by shape, never echoed.
+            Some(_) => Err(ApiError::Forbidden {
+                message: "A key cannot grant a permission its own permissions do not cover;                           this key's `permissions` do not cover one of those requested."
+                    .to_owned(),
+                code: "missing_permission".to_owned(),
+            }),
+        }
     }
 }
 
@@ -109,6 +123,7 @@ pub fn authorize(
     Ok(Caller {
         key_id: record.id,
         scopes,
+        permissions: record.permissions,
         owner,
     })
 }

@@ -16,7 +16,7 @@ use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::secret::{self, ApiKeySecret};
-use crate::domain::{Email, KeyName, Role, Scope};
+use crate::domain::{Email, KeyName, Permissions, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, RowLock};
@@ -240,6 +240,8 @@ pub fn accept(
         name: FIRST_KEY_NAME,
         owner: &member,
         scopes: role.ceiling(),
+        // Permissions are the operator's to hand out, key by key: a first key has none.
+        permissions: Permissions::default(),
         expires_at: None,
     };
     let issued = keys::issue(conn, &actor, spec, now)?;

@@ -9,7 +9,7 @@ use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::secret::{self, ApiKeySecret};
-use crate::domain::{KeyLifetime, KeyName, Overlap, Scope, Scopes};
+use crate::domain::{KeyLifetime, KeyName, Overlap, Permissions, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
@@ -36,6 +36,8 @@ pub struct NewKey {
     pub lifetime: KeyLifetime,
     /// `None`: the caller's owner. Another user needs `users.write`.
     pub owner_id: Option<String>,
+    /// Each covered by the caller's own; `None` means none.
+    pub permissions: Option<Permissions>,
 }
 
 /// What an update asks for; at least one field is set.
@@ -44,6 +46,7 @@ pub struct KeyUpdate {
     pub name: Option<KeyName>,
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
+    pub permissions: Option<Permissions>,
 }
 
 /// The 404 for a key id that does not exist.
@@ -90,6 +93,8 @@ pub fn create(
             scopes
         }
     };
+    let permissions = new.permissions.unwrap_or_default();
+    caller.may_grant_permissions(&permissions)?;
     let issued = issue(
         conn,
         &caller.actor(),
@@ -97,6 +102,7 @@ pub fn create(
             name: new.name.as_str(),
             owner: &owner,
             scopes,
+            permissions,
             expires_at: new.lifetime.expires_at(now),
         },
         now,
@@ -155,6 +161,7 @@ pub fn rotate(
         )?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
+        caller.may_grant_permissions(&old.permissions)?;
         // The successor's secret goes to the caller: a key of another user is theirs to
         // rotate only with `users.write`, as making one for them would be.
         if owner.id != caller.owner.id {
@@ -179,6 +186,7 @@ pub fn rotate(
                 name: &old.name,
                 owner: &owner,
                 scopes: old.scopes,
+                permissions: old.permissions.clone(),
                 expires_at: lifetime.expires_at(now),
             },
             now,
@@ -218,6 +226,7 @@ pub fn update(
         name: update.name.map(KeyName::into_string),
         enabled: update.enabled,
         scopes: update.scopes,
+        permissions: update.permissions,
     };
     keep_an_admin(conn, now, Guarded::Key("change"), |conn| {
         let caller = authorize(
@@ -233,8 +242,12 @@ pub fn update(
             caller.may_grant(scopes)?;
             within_role(scopes, &owner)?;
         }
+        if let Some(permissions) = &changes.permissions {
+            caller.may_grant_permissions(permissions)?;
+        }
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
+            caller.may_grant_permissions(&target.permissions)?;
         }
         if !admin_api_key::update(conn, key_id, &changes)? {
             return Err(no_such_key(key_id));
@@ -245,6 +258,7 @@ pub fn update(
                 name: changes.name.clone(),
                 enabled: changes.enabled,
                 scopes: changes.scopes,
+                permissions: changes.permissions.clone(),
                 ..Default::default()
             },
         };
@@ -289,6 +303,7 @@ pub(crate) struct Spec<'a> {
     pub name: &'a str,
     pub owner: &'a User,
     pub scopes: Scopes,
+    pub permissions: Permissions,
     pub expires_at: Option<i64>,
 }
 
@@ -312,12 +327,14 @@ pub(crate) fn issue(
             created_at: now,
             expires_at: spec.expires_at,
             scopes: spec.scopes,
+            permissions: spec.permissions,
         },
     )?;
     let event = AuditEvent::KeyCreated {
         key_id: row.id.clone(),
         name: row.name.clone(),
         scopes: row.scopes,
+        permissions: row.permissions.clone(),
         expires_at: row.expires_at,
     };
     audit::record(conn, now, actor, &event)?;

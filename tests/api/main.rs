@@ -62,6 +62,7 @@ mod list;
 mod logs;
 mod openapi;
 mod organisation;
+mod permissions;
 mod raw;
 mod replicas;
 mod retrieve_delete;

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
-use super::requested_scopes;
+use super::{requested_permissions, requested_scopes};
 use crate::auth::AdminKey;
 use crate::domain::{KeyLifetime, KeyName, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
@@ -44,6 +44,7 @@ pub async fn create(
         name: KeyName::required("name", body.name.as_deref())?,
         lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
         scopes: requested_scopes(body.scopes)?,
+        permissions: requested_permissions(body.permissions)?,
         owner_id: match body.owner_id {
             Some(id) if id.trim().is_empty() => {
                 return Err(ApiError::invalid_param(

@@ -8,7 +8,10 @@ use actix_web::web::Bytes;
 
 use crate::cache::CachedView;
 use crate::cache::usage::UsageTracker;
-use crate::domain::{MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS, Scope};
+use crate::domain::{
+    MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS, MAX_PERMISSIONS, Permissions,
+    Scope,
+};
 use crate::error::ApiError;
 use crate::extract::RequestBody;
 use crate::models::admin_api_key::{AdminApiKeyRow, KeyWithOwner};
@@ -56,6 +59,10 @@ pub struct AdminApiKey {
     pub scopes: Vec<Scope>,
     /// Whether the key authenticates requests; a disabled key gets 401 until re-enabled.
     pub enabled: bool,
+    /// What the key may do in the operator's own services (an extension; `[]` when none):
+    /// strings this service does not interpret, a trailing `*` making a prefix pattern.
+    #[schema(value_type = Vec<String>, example = json!(["billing:read", "reports:*"]))]
+    pub permissions: Permissions,
 }
 
 /// The user a key belongs to. A key made through the API belongs to the owner of the key that
@@ -153,6 +160,12 @@ pub struct CreateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, example = "user_8QwJ3rT5yU7iO9pA1sD2fG4h")]
     pub owner_id: Option<String>,
+    /// Permissions of the new key (an extension; default none): up to 64, each 1 to 128 characters of letters,
+    /// digits and `_ . : / -`, optionally ending in `*` (a prefix pattern; `*` alone covers
+    /// every permission). Each must be covered by the calling key's own permissions.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, max_items = 64)]
+    pub permissions: Option<Vec<String>>,
 }
 
 /// Body of an update: every field is optional and absent fields keep their value.
@@ -171,28 +184,42 @@ pub struct UpdateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
+    /// The key's new permissions, replacing the old ones (an extension; `[]` removes all): up to 64, each 1 to 128 characters of letters,
+    /// digits and `_ . : / -`, optionally ending in `*` (a prefix pattern; `*` alone covers
+    /// every permission). Each must be covered by the calling key's own permissions.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, max_items = 64)]
+    pub permissions: Option<Vec<String>>,
 }
 
 impl RequestBody for CreateAdminApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "expires_in_seconds", "scopes", "owner_id"];
+    const FIELDS: &'static [&'static str] = &[
+        "name",
+        "expires_in_seconds",
+        "scopes",
+        "owner_id",
+        "permissions",
+    ];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => expects_name(),
             "expires_in_seconds" => expects_lifetime(),
             "owner_id" => "a user id (`user_` and 24 letters or digits)".to_owned(),
+            "permissions" => expects_permissions(),
             _ => expects_scopes(),
         }
     }
 }
 
 impl RequestBody for UpdateAdminApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "enabled", "scopes"];
+    const FIELDS: &'static [&'static str] = &["name", "enabled", "scopes", "permissions"];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => expects_name(),
             "enabled" => "`true` or `false`".to_owned(),
+            "permissions" => expects_permissions(),
             _ => expects_scopes(),
         }
     }
@@ -216,6 +243,10 @@ fn expects_name() -> String {
 
 fn expects_lifetime() -> String {
     format!("a whole number of seconds from 1 to {MAX_EXPIRES_IN_SECONDS}, or null for no expiry")
+}
+
+fn expects_permissions() -> String {
+    format!("an array of at most {MAX_PERMISSIONS} permission strings")
 }
 
 fn expects_scopes() -> String {
@@ -254,6 +285,9 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// Only keys owned by this user (an extension).
     pub owner_id: Option<String>,
+    /// Only keys holding exactly this permission string (an extension; `billing:*` finds keys
+    /// holding that pattern, not every key it would cover).
+    pub permission: Option<String>,
 }
 
 /// Values of the `status` filter.
@@ -286,6 +320,7 @@ impl AdminApiKey {
             owner: Owner::from(owner),
             scopes: row.scopes.to_vec(),
             enabled: row.enabled,
+            permissions: row.permissions,
         }
     }
 }

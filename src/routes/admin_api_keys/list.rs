@@ -10,7 +10,7 @@ use crate::auth::AdminKey;
 use crate::cache::{Cache, CachedView};
 use crate::db::DbConnection;
 use crate::db::run_blocking;
-use crate::domain::Scope;
+use crate::domain::{Scope, permissions};
 use crate::error::responses::SharedErrors;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::QueryParams;
@@ -32,7 +32,7 @@ use crate::state::AppState;
     params(ListQuery),
     responses(
         (status = 200, description = "One page of keys.", body = List<AdminApiKey>),
-        (status = 400, description = "`limit`, `order`, `after`, `search`, `status` or `owner_id` is invalid; `param` names it.", body = ErrorResponse),
+        (status = 400, description = "`limit`, `order`, `after`, `search`, `status`, `owner_id` or `permission` is invalid; `param` names it.", body = ErrorResponse),
         SharedErrors,
     ),
     security(("AdminApiKeyAuth" = []))
@@ -132,6 +132,16 @@ fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiErr
     };
     let search = query.take("search")?;
     let owner_id = take_owner_id(&mut query)?;
+    let permission = query.take("permission")?;
+    if permission
+        .as_deref()
+        .is_some_and(|p| !permissions::is_valid(p))
+    {
+        return Err(ApiError::invalid_param(
+            "permission",
+            "`permission` must be a permission: 1 to 128 characters of letters, digits and              `_ . : / -`, optionally ending in `*`.",
+        ));
+    }
     query.finish()?;
     Ok((
         page,
@@ -139,6 +149,7 @@ fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiErr
             search,
             status,
             owner_id,
+            permission,
             now,
         },
     ))

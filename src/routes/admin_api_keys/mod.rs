@@ -11,7 +11,7 @@ pub mod update;
 
 use actix_web::web;
 
-use crate::domain::{Invalid, Scope, Scopes};
+use crate::domain::{Invalid, Permissions, Scope, Scopes};
 use crate::routes::method_not_allowed;
 
 /// Registers this resource's routes (relative to the authenticated `/organization` scope);
@@ -50,5 +50,12 @@ fn requested_scopes(requested: Option<Vec<Scope>>) -> Result<Option<Scopes>, Inv
             }
             Ok(scopes)
         })
+        .transpose()
+}
+
+/// The `permissions` of a request body, checked.
+fn requested_permissions(requested: Option<Vec<String>>) -> Result<Option<Permissions>, Invalid> {
+    requested
+        .map(|raw| Permissions::parse("permissions", &raw))
         .transpose()
 }

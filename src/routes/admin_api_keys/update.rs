@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::json::{AdminApiKey, UpdateAdminApiKeyRequest};
-use super::requested_scopes;
+use super::{requested_permissions, requested_scopes};
 use crate::auth::AdminKey;
 use crate::domain::{KeyName, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
@@ -14,10 +14,11 @@ use crate::state::AppState;
 
 /// Update an admin API key
 ///
-/// Changes any of `name`, `enabled` and `scopes`; fields left out keep their value. Disabling
-/// a key makes it answer 401 at once; re-enabling restores it with the same secret. A key can
-/// only grant scopes it holds. A change that would leave no enabled key holding
-/// `admin_api_keys.write` and valid for at least 5 more minutes is refused with 409.
+/// Changes any of `name`, `enabled`, `scopes` and `permissions`; fields left out keep their
+/// value. Disabling a key makes it answer 401 at once; re-enabling restores it with the same
+/// secret. A key can only grant scopes it holds and permissions its own cover. A change that
+/// would leave no enabled owner with an enabled key holding `admin_api_keys.write` and
+/// `users.write`, valid for at least 5 more minutes, is refused with 409.
 #[utoipa::path(
     post,
     path = "/organization/admin_api_keys/{key_id}",
@@ -65,10 +66,15 @@ fn parse_update(body: UpdateAdminApiKeyRequest) -> Result<keys::KeyUpdate, ApiEr
             .transpose()?,
         enabled: body.enabled,
         scopes: requested_scopes(body.scopes)?,
+        permissions: requested_permissions(body.permissions)?,
     };
-    if update.name.is_none() && update.enabled.is_none() && update.scopes.is_none() {
+    if update.name.is_none()
+        && update.enabled.is_none()
+        && update.scopes.is_none()
+        && update.permissions.is_none()
+    {
         return Err(ApiError::invalid_request(
-            "Send at least one of `name`, `enabled` and `scopes`.",
+            "Send at least one of `name`, `enabled`, `scopes` and `permissions`.",
         ));
     }
     Ok(update)

@@ -1,0 +1,1 @@
+ALTER TABLE admin_api_keys DROP COLUMN permissions;
