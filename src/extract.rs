@@ -94,6 +94,42 @@ impl JsonBody {
         parse_object(&bytes)
     }
 
+    /// Like [`JsonBody::parse`], but a body sent as `application/x-www-form-urlencoded` (as
+    /// RFC 7662 introspection clients send it) is read as an object of string fields, with
+    /// the same checks: each known field at most once, nothing unknown.
+    pub async fn parse_form_or_json<T: RequestBody>(self) -> Result<T, ApiError> {
+        let form = self
+            .req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return self.parse().await;
+        }
+        let bytes = self.read().await?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| ApiError::invalid_request("The form body is not valid URL encoding."))?;
+        let mut object = serde_json::Map::new();
+        for (name, value) in pairs {
+            let Some(field) = T::FIELDS.iter().find(|field| **field == name.as_str()) else {
+                return Err(unknown_field::<T>(&name));
+            };
+            if object.insert(name, value.into()).is_some() {
+                return Err(ApiError::invalid_param(
+                    field,
+                    format!("`{field}` is given more than once; send each field once."),
+                ));
+            }
+        }
+        let json = serde_json::to_vec(&object).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        parse_object(&json)
+    }
+
     async fn read(mut self) -> Result<Bytes, ApiError> {
         let config = self
             .req

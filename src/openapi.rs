@@ -37,6 +37,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         admin_api_keys::rotate::rotate,
         admin_api_keys::delete::delete,
         crate::routes::audit_logs::list_entries,
+        crate::routes::introspect::introspect,
         crate::routes::users::list,
         crate::routes::users::retrieve,
         crate::routes::users::modify,
@@ -67,6 +68,8 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::users::json::UserDeleted,
         crate::routes::users::json::ModifyUserRequest,
         crate::domain::Role,
+        crate::routes::introspect::IntrospectRequest,
+        crate::routes::introspect::Introspection,
         crate::routes::invites::json::InviteJson,
         List<crate::routes::invites::json::InviteJson>,
         crate::routes::invites::json::InviteCreateResponse,
@@ -92,6 +95,7 @@ use crate::routes::list::{List, MAX_LIMIT};
     tags(
         (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
         (name = "Audit logs", description = "The append-only record of changes to keys, users and invites."),
+        (name = "Verification", description = "For the operator's other services and proxies: is this key good, whose is it, what may it do?"),
         (name = "Users", description = "The members of the organisation, who own keys."),
         (name = "Invites", description = "Invitations to join the organisation, and accepting them with their token.")
     )

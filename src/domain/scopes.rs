@@ -33,6 +33,9 @@ pub enum Scope {
     /// Read the audit log.
     #[serde(rename = "audit_logs.read")]
     AuditLogsRead,
+    /// Ask whether another key is good (`/introspect`, RFC 7662).
+    #[serde(rename = "keys.introspect")]
+    KeysIntrospect,
     /// List and retrieve users and invites.
     #[serde(rename = "users.read")]
     UsersRead,
@@ -43,18 +46,20 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in stored order.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::AdminApiKeysRead,
         Scope::AdminApiKeysWrite,
         Scope::AuditLogsRead,
+        Scope::KeysIntrospect,
         Scope::UsersRead,
         Scope::UsersWrite,
     ];
 
-    /// The scopes that only read.
-    pub const READ: [Scope; 3] = [
+    /// The scopes that change nothing (introspection only records a use, as any request).
+    pub const READ: [Scope; 4] = [
         Scope::AdminApiKeysRead,
         Scope::AuditLogsRead,
+        Scope::KeysIntrospect,
         Scope::UsersRead,
     ];
 
@@ -63,6 +68,7 @@ impl Scope {
             Scope::AdminApiKeysRead => "admin_api_keys.read",
             Scope::AdminApiKeysWrite => "admin_api_keys.write",
             Scope::AuditLogsRead => "audit_logs.read",
+            Scope::KeysIntrospect => "keys.introspect",
             Scope::UsersRead => "users.read",
             Scope::UsersWrite => "users.write",
         }
@@ -200,6 +206,7 @@ mod tests {
             vec![
                 Scope::AdminApiKeysWrite,
                 Scope::AuditLogsRead,
+                Scope::KeysIntrospect,
                 Scope::UsersRead,
                 Scope::UsersWrite
             ]

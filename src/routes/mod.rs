@@ -4,6 +4,7 @@
 pub mod admin_api_keys;
 pub mod audit_logs;
 pub mod health;
+pub mod introspect;
 pub mod invites;
 pub mod list;
 pub mod users;
@@ -25,7 +26,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(audit_logs::routes)
             .configure(users::routes)
             .configure(invites::routes),
-    );
+    )
+    .configure(introspect::routes);
 }
 
 /// The answer for a known path with an unsupported method.

@@ -19,10 +19,11 @@ const INVITES: &str = "/v1/organization/invites";
 const KEYS: &str = "/v1/organization/admin_api_keys";
 const USERS: &str = "/v1/organization/users";
 
-const ALL: [&str; 5] = [
+const ALL: [&str; 6] = [
     "admin_api_keys.read",
     "admin_api_keys.write",
     "audit_logs.read",
+    "keys.introspect",
     "users.read",
     "users.write",
 ];

@@ -243,7 +243,12 @@ async fn accepting_makes_a_reader_whose_key_holds_exactly_the_read_scopes(app: T
     assert_eq!(key["expires_at"], Value::Null);
     assert_eq!(
         key["scopes"],
-        json!(["admin_api_keys.read", "audit_logs.read", "users.read"])
+        json!([
+            "admin_api_keys.read",
+            "audit_logs.read",
+            "keys.introspect",
+            "users.read"
+        ])
     );
     let value = key["value"].as_str().expect("the key's value").to_owned();
 
@@ -297,6 +302,7 @@ async fn accepting_an_owner_invite_gives_a_key_with_every_scope(app: TestApp) {
             "admin_api_keys.read",
             "admin_api_keys.write",
             "audit_logs.read",
+            "keys.introspect",
             "users.read",
             "users.write"
         ])
@@ -685,6 +691,7 @@ async fn inviting_needs_every_scope_the_invitees_key_will_hold(app: TestApp) {
             "users.read",
             "admin_api_keys.read",
             "audit_logs.read",
+            "keys.introspect",
         ],
     )
     .await;

@@ -134,6 +134,7 @@ async fn new_keys_inherit_the_creators_scopes_and_are_enabled(app: TestApp) {
             "admin_api_keys.read",
             "admin_api_keys.write",
             "audit_logs.read",
+            "keys.introspect",
             "users.read",
             "users.write"
         ])
@@ -288,7 +289,7 @@ async fn the_last_active_writer_cannot_be_disabled_deleted_or_demoted(app: TestA
             still["enabled"].clone(),
             still["scopes"].as_array().unwrap().len()
         ),
-        (json!(true), 5)
+        (json!(true), 6)
     );
 
     // With a second key able to run the organisation the same change is allowed.

@@ -56,6 +56,7 @@ mod create;
 mod errors;
 mod escalation;
 mod helpers;
+mod introspect;
 mod invites;
 mod lifecycle;
 mod list;

@@ -68,6 +68,7 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "delete",
             "delete-invite",
         ),
+        ("/introspect", "post", "introspect-token"),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");

@@ -530,7 +530,12 @@ async fn a_key_for_another_user_follows_the_owner_id_rules(app: TestApp) {
     assert_eq!(for_reader["owner"]["role"], "reader");
     assert_eq!(
         for_reader["scopes"],
-        json!(["admin_api_keys.read", "audit_logs.read", "users.read"])
+        json!([
+            "admin_api_keys.read",
+            "audit_logs.read",
+            "keys.introspect",
+            "users.read"
+        ])
     );
     // The new key works for its owner.
     let value = for_reader["value"].as_str().unwrap();

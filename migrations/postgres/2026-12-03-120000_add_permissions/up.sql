@@ -4,6 +4,10 @@
 ALTER TABLE admin_api_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
 UPDATE admin_api_keys SET permissions = '*'
  WHERE scopes = 'admin_api_keys.read admin_api_keys.write audit_logs.read users.read users.write';
+-- The same keys gain the new `keys.introspect` scope (they held every scope before it).
+UPDATE admin_api_keys
+   SET scopes = 'admin_api_keys.read admin_api_keys.write audit_logs.read keys.introspect users.read users.write'
+ WHERE scopes = 'admin_api_keys.read admin_api_keys.write audit_logs.read users.read users.write';
 
 -- A change of permissions matters to every replica's auth cache (forward auth checks them).
 DROP TRIGGER admin_api_keys_auth_update ON admin_api_keys;

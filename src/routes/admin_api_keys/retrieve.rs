@@ -1,10 +1,13 @@
 //! `GET /organization/admin_api_keys/{key_id}`: one key, from the view cache when it can.
 
+use std::sync::Arc;
+
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use super::json::{AdminApiKey, render_stored, view_body};
 use crate::auth::AdminKey;
+use crate::cache::CachedView;
 use crate::db::run_blocking;
 use crate::domain::Scope;
 use crate::error::responses::SharedErrors;
@@ -43,18 +46,24 @@ pub async fn retrieve(
     if !ids::plausible(&key_id) {
         return Err(no_such_key(&key_id));
     }
-    let view = match state.cache.view(&key_id, state.clock.now()) {
-        Ok(view) => view,
-        Err(ticket) => {
-            let found = read_view(&state, key_id.clone()).await?;
-            let filled = state.cache.fill_view(ticket, found, state.clock.now());
-            filled.ok_or_else(|| no_such_key(&key_id))?
-        }
-    };
+    let view = view_of(&state, &key_id)
+        .await?
+        .ok_or_else(|| no_such_key(&key_id))?;
     let body = view_body(&view, &state.usage)?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
+}
+
+/// The key `key_id` as retrieve shows it: from the view cache, or read and cached.
+pub async fn view_of(state: &AppState, key_id: &str) -> Result<Option<Arc<CachedView>>, ApiError> {
+    match state.cache.view(key_id, state.clock.now()) {
+        Ok(view) => Ok(Some(view)),
+        Err(ticket) => {
+            let found = read_view(state, key_id.to_owned()).await?;
+            Ok(state.cache.fill_view(ticket, found, state.clock.now()))
+        }
+    }
 }
 
 /// The key and its rendered body as stored, for the view cache.

@@ -1,0 +1,174 @@
+//! `POST /introspect`: RFC 7662 token introspection, so the operator's other services can ask
+//! whether a key is good, whose it is and what it may do.
+//!
+//! Policy: the caller presents its own admin key holding `keys.introspect` (the RFC asks for
+//! the endpoint to be protected against token scanning). The token is checked exactly as this
+//! service checks its own callers (`auth::authenticate`: format, auth cache, the database only
+//! on a miss, enabled, expiry, owner), so a cached key costs no database round trip and an
+//! unknown one costs one per TTL (then the negative cache answers). Whatever makes a token
+//! unusable, the answer is `{"active": false}` with no reason. Introspecting an active key
+//! counts as a use of it for `last_used_at`.
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::auth::{self, AdminKey};
+use crate::domain::{Permissions, Scope};
+use crate::error::responses::{BodyErrors, SharedErrors};
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{JsonBody, NoQuery, RequestBody};
+use crate::routes::admin_api_keys::json::view_body;
+use crate::routes::admin_api_keys::retrieve::view_of;
+use crate::routes::method_not_allowed;
+use crate::state::AppState;
+
+/// Registers `/introspect` (relative to `/v1` or the root), behind the admin key middleware.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/introspect")
+            .wrap(from_fn(auth::require_admin_key))
+            .route(web::post().to(introspect))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Body of an introspection, as a form (`application/x-www-form-urlencoded`, RFC 7662) or as
+/// JSON.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectRequest {
+    /// The admin key to check.
+    #[schema(value_type = String, required = true)]
+    pub token: Option<String>,
+    /// Accepted as RFC 7662 allows, and ignored: every token here is an admin key.
+    #[schema(nullable = true)]
+    pub token_type_hint: Option<String>,
+}
+
+impl RequestBody for IntrospectRequest {
+    const FIELDS: &'static [&'static str] = &["token", "token_type_hint"];
+
+    fn expects(_: &str) -> String {
+        "a string".to_owned()
+    }
+}
+
+/// What introspection says of a token. For anything but a usable key only `active: false`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Introspection {
+    /// Whether the token is an admin key that works now.
+    pub active: bool,
+    /// Always `admin_api_key` when active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "admin_api_key")]
+    pub token_type: Option<&'static str>,
+    /// The key's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The id of the key's owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The key's effective scopes (its own, within its owner's role), space-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The key's permissions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub permissions: Option<Permissions>,
+    /// When the key was made, in Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// When the key stops working, in Unix seconds; left out if it never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// The key object, as retrieve shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::routes::admin_api_keys::json::AdminApiKey>)]
+    pub key: Option<Box<RawValue>>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            token_type: None,
+            client_id: None,
+            sub: None,
+            scope: None,
+            permissions: None,
+            iat: None,
+            exp: None,
+            key: None,
+        }
+    }
+}
+
+/// Introspect an admin key
+///
+/// Says whether `token` is an admin key that works now and, if so, whose it is and what it
+/// may do (RFC 7662). Anything else (malformed, unknown, deleted, expired, disabled, or a
+/// disabled owner) is `{"active": false}`, without a reason. Needs `keys.introspect`.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    operation_id = "introspect-token",
+    tag = "Verification",
+    request_body(
+        content(
+            (IntrospectRequest = "application/x-www-form-urlencoded"),
+            (IntrospectRequest = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "What the token is.", body = Introspection),
+        (status = 400, description = "`token` is missing, or the body is not a form or JSON object of `token` and `token_type_hint`.", body = ErrorResponse),
+        BodyErrors,
+        SharedErrors,
+    ),
+    security(("AdminApiKeyAuth" = []))
+)]
+pub async fn introspect(
+    caller: AdminKey,
+    state: web::Data<AppState>,
+    _: NoQuery,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::KeysIntrospect)?;
+    let body: IntrospectRequest = body.parse_form_or_json().await?;
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
+    let answer = match auth::authenticate(&state, &token).await {
+        Ok(key) => describe(&state, &key).await?,
+        Err(ApiError::Unauthorized { .. }) => Introspection::inactive(),
+        Err(other) => return Err(other),
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The answer for a usable key (inactive if it went away in the meantime).
+async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, ApiError> {
+    let Some(view) = view_of(state, &key.key_id).await? else {
+        return Ok(Introspection::inactive());
+    };
+    let body = view_body(&view, &state.usage)?;
+    let object = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
+        .ok_or_else(|| ApiError::Internal("a rendered key is not JSON".into()))?;
+    let scope: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
+    Ok(Introspection {
+        active: true,
+        token_type: Some("admin_api_key"),
+        client_id: Some(key.key_id.clone()),
+        sub: Some(key.owner.id.clone()),
+        scope: Some(scope.join(" ")),
+        permissions: Some(key.permissions.clone()),
+        iat: Some(view.key.0.created_at),
+        exp: key.expires_at,
+        key: Some(object),
+    })
+}
