@@ -18,7 +18,7 @@ across runs; repeated runs agree to within about 1%.
 
 Scenarios run in this order: healthz, retrieve (one key, served from the cache), list first
 page, list deep page, create, then the audit-log first page (after create, so that the page
-is full of `api_key.created` events). Usage flushing is pushed out to once an hour so that a
+is full of `api_key.created` events), then introspection of the caller's own cached key. Usage flushing is pushed out to once an hour so that a
 flush landing inside one phase and not the other does not add noise.
 
 Run it through `bash bench/run.sh callgrind [options]` (which builds first and installs
@@ -54,6 +54,9 @@ def plan(keys):
         else:
             out.append((slug, name, "GET", path, None, kind is not None))
     out.append(("audit", "audit log first page, limit=20", "GET", AUDIT_PATH, None, True))
+    # The caller introspects its own (cached) key: {KEY} is replaced by it.
+    out.append(("introspect", "introspect POST /v1/introspect (a cached key)", "POST",
+                "/v1/introspect", '{"token":"{KEY}"}', True))
     return out
 
 
@@ -132,6 +135,7 @@ def send(port, scenario, key, count):
         headers["Authorization"] = f"Bearer {key}"
     if body is not None:
         headers["Content-Type"] = "application/json"
+        body = body.replace("{KEY}", key)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         for _ in range(count):
@@ -235,7 +239,7 @@ def parser():
                    help="measurements per scenario; the median is reported (default 3)")
     p.add_argument("--scenarios", default="",
                    help="comma-separated subset of: baseline, retrieve, first, deep, create, "
-                        "audit (default: all)")
+                        "audit, introspect (default: all)")
     p.add_argument("--keep-dumps", metavar="DIR",
                    help="keep the dumps of each scenario's last measurement in DIR as "
                         "<backend>-<scenario>-<requests>.out")
