@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;
