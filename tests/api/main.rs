@@ -62,6 +62,7 @@ mod list;
 mod logs;
 mod openapi;
 mod organisation;
+mod rate_limit;
 mod raw;
 mod replicas;
 mod retrieve_delete;
