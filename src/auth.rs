@@ -76,7 +76,7 @@ pub async fn require_admin_key(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let authenticated = match req.app_data::<web::Data<AppState>>() {
         Some(state) => match bearer_token(req.request()) {
-            Ok(token) => authenticate(state, token).await,
+            Ok(token) => authenticate(state, req.request(), token).await,
             Err(e) => Err(e),
         },
         None => Err(ApiError::Internal(
@@ -142,7 +142,15 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 /// Checks a presented key: format first (garbage never reaches the cache or the database),
 /// then the auth cache, the database only on a miss, then enabled and expiry against the clock.
 /// Records the use for `last_used_at`, at most once per key per second.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, ApiError> {
+///
+/// `req` says who the client is (`client_addr`), consulted only on a cache miss: a client that
+/// has lately presented too many keys the database does not know gets 429 instead of a lookup
+/// (`lookup_limit`).
+pub async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+) -> Result<AdminKey, ApiError> {
     if !is_well_formed(token) {
         return Err(invalid_key());
     }
@@ -152,15 +160,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AdminKey, Api
         Lookup::Known(key) => key,
         Lookup::Unknown => return Err(invalid_key()),
         Lookup::Miss(ticket) => {
+            let client = state.trusted_proxies.client_of(req);
+            state.lookup_limit.check(client).map_err(rate_limited)?;
             let hash = hex(&digest);
             let record = run_blocking(&state.pool, move |conn| {
                 Ok(admin_api_key::find_auth_record(conn, &hash)?)
             })
             .await?;
-            state
-                .cache
-                .fill(digest, ticket, record, now)
-                .ok_or_else(invalid_key)?
+            match state.cache.fill(digest, ticket, record, now) {
+                Some(key) => key,
+                None => {
+                    state.lookup_limit.charge(client);
+                    return Err(invalid_key());
+                }
+            }
         }
     };
     check_usable(key.enabled, key.expires_at, now)?;
@@ -188,6 +201,15 @@ pub fn invalid_key() -> ApiError {
         "invalid_api_key",
         "The admin API key provided is not valid, or has been deleted.",
     )
+}
+
+/// The 429 for a client that may look up an unknown key again after `wait`, in whole seconds
+/// rounded up (at least 1, as `Retry-After: 0` would invite a retry that is refused again).
+fn rate_limited(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::RateLimited {
+        retry_after_secs: secs.max(1),
+    }
 }
 
 /// 401 for a key that exists but is disabled, or expired at `now`.

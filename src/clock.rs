@@ -1,13 +1,17 @@
 //! The time source. Handlers ask the clock in the application state, never the system
-//! directly, so tests can move time forward (to expire a key) without sleeping.
+//! directly, so tests can move time forward (to expire a key, or refill a rate limit) without
+//! sleeping.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A source of Unix time in seconds.
+/// A source of Unix time in seconds, and of monotonic time for measuring intervals.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> i64;
+
+    /// Time since an arbitrary origin on a clock that never goes back (the rate limiter's).
+    fn monotonic(&self) -> Duration;
 }
 
 /// The wall clock.
@@ -19,6 +23,11 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    fn monotonic(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
     }
 }
 
@@ -43,5 +52,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// The Unix time, so advancing this clock also moves monotonic time.
+    fn monotonic(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.now()).unwrap_or(0))
     }
 }

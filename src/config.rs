@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cache::CacheOptions;
+use crate::client_addr::TrustedProxies;
 use crate::db::PoolOptions;
+use crate::lookup_limit::{
+    DEFAULT_UNKNOWN_KEY_LOOKUP_BURST, DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE, LookupLimit,
+};
 
 /// Everything `serve` needs to know. `Settings::default()` is what the binary runs with when
 /// given no flags (except the worker count, 1 here rather than the CPU count); tests override
@@ -36,6 +40,10 @@ pub struct Settings {
     pub cache: CacheOptions,
     /// How long an invite can be accepted, from when it is made.
     pub invite_ttl: Duration,
+    /// The proxies whose `X-Forwarded-For` names the client (see `client_addr`).
+    pub trusted_proxies: TrustedProxies,
+    /// How many lookups of unknown keys each client may make (see `lookup_limit`).
+    pub lookup_limit: LookupLimit,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -70,6 +78,8 @@ impl Default for Settings {
             max_connections_per_worker: None,
             cache: CacheOptions::default(),
             invite_ttl: Duration::from_secs(DEFAULT_INVITE_TTL_SECS),
+            trusted_proxies: TrustedProxies::default(),
+            lookup_limit: LookupLimit::default(),
         }
     }
 }
@@ -170,6 +180,27 @@ pub struct ServeArgs {
     #[arg(long, env = "INVITE_TTL_SECS", default_value_t = DEFAULT_INVITE_TTL_SECS,
           value_parser = clap::value_parser!(u64).range(60..=MAX_INVITE_TTL_SECS))]
     pub invite_ttl_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed: comma-separated IP addresses and CIDR
+    /// ranges (`127.0.0.1,10.0.0.0/8,fd00::/8`). A request from one of them counts as coming
+    /// from the last hop of that header that is not a trusted proxy; from anyone else, as
+    /// coming from its peer address, whatever the header says [default: none].
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", hide_default_value = true,
+          value_parser = clap::value_parser!(TrustedProxies))]
+    pub trusted_proxies: TrustedProxies,
+    /// Lookups of unknown keys (well-formed, not cached, not in the database) that one client
+    /// address (an IPv6 client: its /64) may make per minute, after its burst; beyond that it
+    /// gets 429 without a lookup. Cached and malformed keys are never counted. 0 turns the
+    /// limit off.
+    #[arg(long, env = "UNKNOWN_KEY_LOOKUPS_PER_MINUTE",
+          default_value_t = DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(0..=600_000))]
+    pub unknown_key_lookups_per_minute: u32,
+    /// Lookups of unknown keys one client address may make at once, before the per-minute
+    /// rate applies.
+    #[arg(long, env = "UNKNOWN_KEY_LOOKUP_BURST",
+          default_value_t = DEFAULT_UNKNOWN_KEY_LOOKUP_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub unknown_key_lookup_burst: u32,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -217,6 +248,11 @@ impl From<ServeArgs> for Settings {
                 ttl: Duration::from_secs(args.auth_cache_ttl_secs),
             },
             invite_ttl: Duration::from_secs(args.invite_ttl_secs),
+            trusted_proxies: args.trusted_proxies,
+            lookup_limit: LookupLimit {
+                per_minute: args.unknown_key_lookups_per_minute,
+                burst: args.unknown_key_lookup_burst,
+            },
         }
     }
 }

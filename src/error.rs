@@ -62,6 +62,13 @@ pub enum ApiError {
          (or with `identity`)."
     )]
     UnsupportedEncoding,
+    /// This client presented too many unknown keys lately (429); it may look one up again
+    /// after `retry_after_secs`.
+    #[error(
+        "Too many unknown API keys were presented from your address; retry after \
+         {retry_after_secs} seconds. Keys this service already knows keep working."
+    )]
+    RateLimited { retry_after_secs: u64 },
     /// The database cannot be reached or the pool has no free connection (503).
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
@@ -81,8 +88,9 @@ pub struct ErrorResponse {
 pub struct ErrorBody {
     /// A human-readable explanation of what went wrong and how to fix it.
     pub message: String,
-    /// The error class: `invalid_request_error` for problems with the request, `server_error`
-    /// for problems on our side.
+    /// The error class: `invalid_request_error` for problems with the request, `requests` for
+    /// a rate limit (as upstream types a limit on requests), `server_error` for problems on
+    /// our side.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The request parameter the error is about, if any.
@@ -123,6 +131,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Unavailable(_) | Self::Internal(_) => "server_error",
+            Self::RateLimited { .. } => "requests",
             _ => "invalid_request_error",
         }
     }
@@ -145,6 +154,7 @@ impl ApiError {
             Self::RequestTimeout => Some("request_timeout"),
             Self::PayloadTooLarge { .. } => Some("payload_too_large"),
             Self::UnsupportedEncoding => Some("unsupported_content_encoding"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::Unavailable(_) => Some("service_unavailable"),
             Self::Internal(_) => None,
         }
@@ -188,6 +198,7 @@ impl ResponseError for ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -204,6 +215,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
             response.insert_header((
@@ -282,7 +296,7 @@ pub mod responses {
 
     use super::ErrorResponse;
 
-    /// The four responses every authenticated operation can give besides its own, as
+    /// The five responses every authenticated operation can give besides its own, as
     /// references to the shared ones below: list it in `responses(...)` after the
     /// operation's own.
     #[derive(IntoResponses)]
@@ -292,6 +306,8 @@ pub mod responses {
         Unauthorized(#[ref_response] Unauthorized),
         #[response(status = 403)]
         Forbidden(#[ref_response] Forbidden),
+        #[response(status = 429)]
+        RateLimited(#[ref_response] RateLimited),
         #[response(status = 500)]
         ServerError(#[ref_response] ServerError),
         #[response(status = 503)]
@@ -341,6 +357,15 @@ pub mod responses {
     /// (`code` is `missing_scope.<scope>`).
     #[derive(ToResponse)]
     pub struct Forbidden(#[allow(dead_code)] ErrorResponse);
+
+    /// Too many unknown keys were presented from this client address lately, so this key was
+    /// not looked up (`type` `requests`, `code` `rate_limit_exceeded`); retry after
+    /// `Retry-After` seconds. Keys the service has recently seen are never refused this way.
+    #[derive(ToResponse)]
+    #[response(headers(
+        ("Retry-After" = u64, description = "Seconds until this client may present an unknown key again (at least 1).")
+    ))]
+    pub struct RateLimited(#[allow(dead_code)] ErrorResponse);
 
     /// Unexpected server failure; the cause is in the server log, not in the response.
     #[derive(ToResponse)]

@@ -4,7 +4,8 @@
 //! Layers, arrows pointing down only: `routes` (HTTP) → `services` (rules, transactions, audit
 //! events, cache effects) → `models` (rows and queries) → `db`. Beside them, below `routes`:
 //! `auth` (the bearer middleware), `cache` (in-process caches and their invalidation),
-//! `audit` (events), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
+//! `audit` (events), `lookup_limit` (the per-client budget of lookups of unknown keys, kept by
+//! `client_addr`), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
 //! wires everything together and nothing imports it; it runs the App on `server` (the HTTP
 //! server with its per-connection deadlines), with `telemetry` saying what the log records
 //! of each request. `extract` reads request bodies and query strings for `routes`.
@@ -12,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -19,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod ids;
+pub mod lookup_limit;
 pub mod models;
 pub mod openapi;
 pub mod routes;

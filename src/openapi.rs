@@ -84,6 +84,7 @@ use crate::routes::list::{List, MAX_LIMIT};
     ), responses(
         responses::Unauthorized,
         responses::Forbidden,
+        responses::RateLimited,
         responses::ServerError,
         responses::Unavailable,
         responses::InvalidBody,

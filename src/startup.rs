@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{path_error_handler, query_error_handler};
 use crate::extract::BodyConfig;
+use crate::lookup_limit::{self, LookupLimiter};
 use crate::routes;
 use crate::server::{self, ConnectionLimits, ServerOptions};
 use crate::services;
@@ -77,6 +78,17 @@ impl Application {
         };
         let listener = TcpListener::bind(&settings.bind_addr).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
+        let lookup_limit = LookupLimiter::new(
+            settings.lookup_limit,
+            clock.clone(),
+            settings.cache.capacity,
+        );
+        tracing::info!(
+            unknown_key_lookups_per_minute = settings.lookup_limit.per_minute,
+            unknown_key_lookup_burst = settings.lookup_limit.burst,
+            trusted_proxies = %settings.trusted_proxies,
+            "unknown-key lookup limit"
+        );
         let state = web::Data::new(AppState {
             pool,
             writer,
@@ -85,6 +97,8 @@ impl Application {
             cache,
             queries,
             invite_ttl_secs: i64::try_from(settings.invite_ttl.as_secs()).unwrap_or(i64::MAX),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            lookup_limit,
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,
@@ -141,7 +155,8 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until a shutdown signal, flushing `last_used_at` periodically and once at the end.
+    /// Serves until a shutdown signal, flushing `last_used_at` periodically and once at the end,
+    /// and sweeping the lookup budgets of clients that have not needed one lately.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let interval = self.usage_flush_interval;
@@ -153,8 +168,17 @@ impl Application {
                 services::usage::flush_logged(&state).await;
             }
         });
+        let state = self.state.clone();
+        let sweeper = actix_web::rt::spawn(async move {
+            let mut ticks = actix_web::rt::time::interval(lookup_limit::SWEEP_INTERVAL);
+            loop {
+                ticks.tick().await;
+                state.lookup_limit.sweep();
+            }
+        });
         let result = self.server.await;
         flusher.abort();
+        sweeper.abort();
         services::usage::flush_logged(&self.state).await;
         result
     }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use crate::cache::Cache;
 use crate::cache::usage::UsageTracker;
+use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::{DbPool, QueryCounter, Writer};
+use crate::lookup_limit::LookupLimiter;
 
 /// The shared state of one server.
 pub struct AppState {
@@ -22,4 +24,8 @@ pub struct AppState {
     pub queries: QueryCounter,
     /// How long a new invite can be accepted, in seconds.
     pub invite_ttl_secs: i64,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Each client's budget of lookups of unknown keys.
+    pub lookup_limit: LookupLimiter,
 }

@@ -64,6 +64,7 @@ mod logs;
 mod openapi;
 mod organisation;
 mod permissions;
+mod rate_limit;
 mod raw;
 mod replicas;
 mod retrieve_delete;

@@ -87,13 +87,17 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             serde_json::json!([{ "AdminApiKeyAuth": [] }]),
             "{id}"
         );
-        for status in ["200", "401", "403", "500", "503"] {
+        for status in ["200", "401", "403", "429", "500", "503"] {
             assert!(
                 response(&spec, &op["responses"][status])["content"]["application/json"]
                     .is_object(),
                 "{id} {status}"
             );
         }
+        assert!(
+            response(&spec, &op["responses"]["429"])["headers"]["Retry-After"].is_object(),
+            "{id} 429 documents Retry-After"
+        );
     }
     let (path, method, id) = accept;
     let op = &spec["paths"][path][method];

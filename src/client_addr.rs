@@ -1,0 +1,387 @@
+//! Who a request comes from: the address per-client limits are kept under.
+//!
+//! Policy: the client is the TCP peer, unless the peer is one of the operator's
+//! `TRUSTED_PROXIES`; then it is the last hop of `X-Forwarded-For` that is not a trusted proxy,
+//! walking from the right (the hops on the left are whatever the client chose to send, so only
+//! those appended by proxies we trust can be believed). A header that is malformed anywhere
+//! (a hop that is not an IP address, an empty hop, bytes that are not text) is not believed at
+//! all: the client is then the peer, so clients behind that proxy share one budget rather than
+//! choose their own. Without `TRUSTED_PROXIES` the header is never read.
+//!
+//! IPv6 clients are counted by their /64: one host is usually given a whole /64, and could
+//! otherwise rotate through 2^64 addresses to get a fresh budget each time. IPv4-mapped IPv6
+//! addresses (`::ffff:192.0.2.1`) count as the IPv4 address they carry.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::HeaderMap;
+
+/// The `X-Forwarded-For` header.
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The address a client's limits are kept under: an IPv4 address, or an IPv6 /64 (its host
+/// bits zeroed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddr(IpAddr);
+
+impl ClientAddr {
+    /// The client `ip` counts as.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !(u128::MAX >> 64);
+                Self(IpAddr::V6(Ipv6Addr::from(prefix)))
+            }
+        }
+    }
+
+    /// Stands for requests whose peer address is unknown (not a TCP connection: only in tests
+    /// that call the App directly); they share one budget.
+    pub const UNKNOWN: Self = Self(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+}
+
+impl fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => v4.fmt(f),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// An IP network, `192.0.2.0/24` or `2001:db8::/32`; a bare address is a network of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` is in this network (an IPv4-mapped IPv6 address as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask32(self.prefix) & u32::from(ip) == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask128(self.prefix) & u128::from(ip) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask32(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask128(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`{text}` is not an IP address or a CIDR range (192.0.2.0/24, 2001:db8::/32)")
+        };
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let written = IpAddr::from_str(addr).map_err(|_| bad())?;
+        let bits = if written.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            // Digits only: `u8::from_str` would also take `+24`.
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(bad)?,
+            Some(_) => return Err(bad()),
+        };
+        // An IPv4-mapped range (`::ffff:192.0.2.0/120`) is the IPv4 range it maps.
+        let (addr, prefix) = match written.to_canonical() {
+            IpAddr::V4(v4) if written.is_ipv6() => {
+                (IpAddr::V4(v4), prefix.checked_sub(96).ok_or_else(bad)?)
+            }
+            canonical => (canonical, prefix),
+        };
+        let network = match addr {
+            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask32(prefix))),
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask128(prefix))),
+        };
+        if network != addr {
+            // `10.0.0.1/8` most likely means a typo; say so rather than guess.
+            return Err(format!(
+                "`{text}` has host bits set; the network is `{network}/{prefix}`"
+            ));
+        }
+        Ok(Self { network, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`); empty by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// True when no proxy is trusted (the header is then never read).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+
+    /// The client of a request that arrived from `peer` with `headers`.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
+        if !self.trusts(peer) {
+            return ClientAddr::of(peer);
+        }
+        ClientAddr::of(self.forwarded_client(headers).unwrap_or(peer))
+    }
+
+    /// The last untrusted hop of `X-Forwarded-For` (the leftmost hop when all are trusted);
+    /// `None` when the header is absent or malformed.
+    fn forwarded_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
+        let mut hops = Vec::new();
+        // Several headers are one list, in order (RFC 9110, section 5.3).
+        for value in headers.get_all(X_FORWARDED_FOR) {
+            for hop in value.to_str().ok()?.split(',') {
+                hops.push(IpAddr::from_str(hop.trim()).ok()?);
+            }
+        }
+        let leftmost = *hops.first()?;
+        Some(
+            hops.into_iter()
+                .rev()
+                .find(|hop| !self.trusts(*hop))
+                .unwrap_or(leftmost),
+        )
+    }
+
+    /// The client of `req` (see the module policy).
+    pub fn client_of(&self, req: &HttpRequest) -> ClientAddr {
+        match req.peer_addr() {
+            Some(peer) => self.client(peer.ip(), req.headers()),
+            None => ClientAddr::UNKNOWN,
+        }
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    /// Comma-separated addresses and CIDR ranges; the empty string trusts none.
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(Cidr::from_str)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, cidr) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            cidr.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn proxies(text: &str) -> TrustedProxies {
+        text.parse().unwrap()
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                HeaderName::from_static(X_FORWARDED_FOR),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn cidr_ranges_contain_exactly_their_addresses() {
+        let cases = [
+            ("10.0.0.0/8", "10.255.1.2", true, "inside an IPv4 range"),
+            ("10.0.0.0/8", "11.0.0.0", false, "just past an IPv4 range"),
+            ("192.0.2.7", "192.0.2.7", true, "a bare IPv4 address"),
+            ("192.0.2.7", "192.0.2.8", false, "its neighbour"),
+            ("0.0.0.0/0", "203.0.113.9", true, "every IPv4 address"),
+            (
+                "2001:db8::/32",
+                "2001:db8:ffff::1",
+                true,
+                "inside an IPv6 range",
+            ),
+            (
+                "2001:db8::/32",
+                "2001:db9::",
+                false,
+                "just past an IPv6 range",
+            ),
+            ("::1", "::1", true, "a bare IPv6 address"),
+            ("::/0", "2001:db8::1", true, "every IPv6 address"),
+            (
+                "::/0",
+                "192.0.2.1",
+                false,
+                "IPv6 ranges hold no IPv4 client",
+            ),
+            (
+                "192.0.2.0/24",
+                "::ffff:192.0.2.1",
+                true,
+                "an IPv4-mapped peer",
+            ),
+            (
+                "::ffff:192.0.2.0/120",
+                "192.0.2.1",
+                true,
+                "an IPv4-mapped range",
+            ),
+        ];
+        for (cidr, addr, inside, why) in cases {
+            let cidr: Cidr = cidr.parse().unwrap_or_else(|e| panic!("{why}: {e}"));
+            assert_eq!(cidr.contains(ip(addr)), inside, "{why}");
+        }
+    }
+
+    #[test]
+    fn malformed_trusted_proxies_are_refused_with_the_entry_named() {
+        let cases = [
+            ("10.0.0.0/33", "prefix longer than the address"),
+            ("2001:db8::/129", "IPv6 prefix too long"),
+            ("10.0.0.0/", "empty prefix"),
+            ("10.0.0.0/+8", "signed prefix"),
+            ("10.0.0.1/8", "host bits set"),
+            ("10.0.0", "not an address"),
+            ("proxy.internal", "a host name"),
+            ("10.0.0.0/8/8", "two prefixes"),
+        ];
+        for (text, why) in cases {
+            let error = format!("127.0.0.1, {text}")
+                .parse::<TrustedProxies>()
+                .expect_err(why);
+            assert!(error.contains(text), "{why}: {error}");
+        }
+        assert!(proxies("").is_empty());
+        assert!(proxies(" , ").is_empty());
+        assert_eq!(
+            proxies(" 10.0.0.0/8 ,::1,").to_string(),
+            "10.0.0.0/8,::1/128"
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop_behind_a_trusted_proxy() {
+        let trusted = proxies("127.0.0.1,10.0.0.0/8");
+        let peer = ip("127.0.0.1");
+        let cases: [(&[&str], &str, &str); 10] = [
+            (&[], "127.0.0.1", "no header: the proxy itself"),
+            (&["203.0.113.5"], "203.0.113.5", "one hop"),
+            (
+                &["198.51.100.1, 203.0.113.5"],
+                "203.0.113.5",
+                "the rightmost untrusted hop, not what the client put on the left",
+            ),
+            (
+                &["203.0.113.5, 10.1.1.1, 10.2.2.2"],
+                "203.0.113.5",
+                "trusted hops are skipped",
+            ),
+            (
+                &["198.51.100.1", "203.0.113.5, 10.1.1.1"],
+                "203.0.113.5",
+                "several headers are one list",
+            ),
+            (
+                &["10.1.1.1, 10.2.2.2"],
+                "10.1.1.1",
+                "all trusted: the leftmost",
+            ),
+            (
+                &["203.0.113.5, junk"],
+                "127.0.0.1",
+                "a hop that is no address",
+            ),
+            (&["203.0.113.5,,"], "127.0.0.1", "an empty hop"),
+            (&[""], "127.0.0.1", "an empty header"),
+            (&["203.0.113.5:4711"], "127.0.0.1", "an address with a port"),
+        ];
+        for (values, client, why) in cases {
+            assert_eq!(
+                trusted.client(peer, &forwarded(values)),
+                ClientAddr::of(ip(client)),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+        let headers = forwarded(&["203.0.113.5"]);
+        assert_eq!(
+            TrustedProxies::default().client(ip("127.0.0.1"), &headers),
+            ClientAddr::of(ip("127.0.0.1")),
+            "nothing trusted"
+        );
+        assert_eq!(
+            proxies("10.0.0.0/8").client(ip("192.0.2.1"), &headers),
+            ClientAddr::of(ip("192.0.2.1")),
+            "a peer outside the trusted ranges"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_slash_64() {
+        let a = ClientAddr::of(ip("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, ClientAddr::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(a, ClientAddr::of(ip("2001:db8:1:3::1")));
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(
+            ClientAddr::of(ip("::ffff:192.0.2.1")),
+            ClientAddr::of(ip("192.0.2.1")),
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        assert_ne!(
+            ClientAddr::of(ip("192.0.2.1")),
+            ClientAddr::of(ip("192.0.2.2")),
+            "IPv4 clients are not grouped"
+        );
+    }
+}
