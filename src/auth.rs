@@ -108,7 +108,7 @@ impl FromRequest for AdminKey {
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let first = values.next();
     if values.next().is_some() {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use actix_web::http::header::{self, HeaderName};
 use clap::{Args, Parser, Subcommand};
 
 use crate::cache::CacheOptions;
@@ -44,6 +45,9 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// How many lookups of unknown keys each client may make (see `lookup_limit`).
     pub lookup_limit: LookupLimit,
+    /// The header forward auth reads a key from when the request has no bearer token;
+    /// `None` reads only `Authorization`.
+    pub forward_auth_key_header: Option<HeaderName>,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -62,6 +66,9 @@ pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 5;
 pub const DEFAULT_INVITE_TTL_SECS: u64 = 7 * 24 * 3600;
 /// The longest lifetime of an invite, in seconds: 30 days.
 pub const MAX_INVITE_TTL_SECS: u64 = 30 * 24 * 3600;
+/// The header forward auth reads a key from when there is no bearer token (lower case, as
+/// `HeaderName` holds it).
+pub const DEFAULT_FORWARD_AUTH_KEY_HEADER: &str = "x-api-key";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for Settings {
             invite_ttl: Duration::from_secs(DEFAULT_INVITE_TTL_SECS),
             trusted_proxies: TrustedProxies::default(),
             lookup_limit: LookupLimit::default(),
+            forward_auth_key_header: Some(HeaderName::from_static(DEFAULT_FORWARD_AUTH_KEY_HEADER)),
         }
     }
 }
@@ -201,6 +209,27 @@ pub struct ServeArgs {
           default_value_t = DEFAULT_UNKNOWN_KEY_LOOKUP_BURST,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub unknown_key_lookup_burst: u32,
+    /// The header `/forward-auth` reads a key from when the request it checks has no
+    /// `Authorization: Bearer` token. An empty value reads only `Authorization`.
+    #[arg(long, env = "FORWARD_AUTH_KEY_HEADER", default_value = "X-Api-Key",
+          value_parser = parse_key_header)]
+    pub forward_auth_key_header: KeyHeader,
+}
+
+/// The `--forward-auth-key-header` setting: a header name, or none.
+#[derive(Clone, Debug)]
+pub struct KeyHeader(pub Option<HeaderName>);
+
+fn parse_key_header(raw: &str) -> Result<KeyHeader, String> {
+    if raw.trim().is_empty() {
+        return Ok(KeyHeader(None));
+    }
+    let name = HeaderName::from_bytes(raw.trim().as_bytes())
+        .map_err(|_| "not a valid HTTP header name".to_owned())?;
+    if name == header::AUTHORIZATION {
+        return Err("`Authorization` is always read; name another header, or none".to_owned());
+    }
+    Ok(KeyHeader(Some(name)))
 }
 
 #[derive(Clone, Debug, Args)]
@@ -253,6 +282,7 @@ impl From<ServeArgs> for Settings {
                 per_minute: args.unknown_key_lookups_per_minute,
                 burst: args.unknown_key_lookup_burst,
             },
+            forward_auth_key_header: args.forward_auth_key_header.0,
         }
     }
 }

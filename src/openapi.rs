@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::schema::{Object, Schema};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, path::Parameter};
 use utoipa::{Modify, OpenApi};
 
@@ -38,6 +38,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         admin_api_keys::delete::delete,
         crate::routes::audit_logs::list_entries,
         crate::routes::introspect::introspect,
+        crate::routes::forward_auth::forward_auth,
         crate::routes::users::list,
         crate::routes::users::retrieve,
         crate::routes::users::modify,
@@ -117,6 +118,14 @@ impl Modify for SecurityAddon {
                     .description(Some("An admin key: `Authorization: Bearer sk-admin-...`."))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "ForwardAuthKeyHeader",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "For `/forward-auth` only: the key in a header of its own, read when the \
+                 request has no bearer token. The header's name is `FORWARD_AUTH_KEY_HEADER`.",
+            ))),
         );
     }
 }

@@ -99,6 +99,7 @@ impl Application {
             invite_ttl_secs: i64::try_from(settings.invite_ttl.as_secs()).unwrap_or(i64::MAX),
             trusted_proxies: settings.trusted_proxies.clone(),
             lookup_limit,
+            forward_auth_key_header: settings.forward_auth_key_header.clone(),
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderName;
+
 use crate::cache::Cache;
 use crate::cache::usage::UsageTracker;
 use crate::client_addr::TrustedProxies;
@@ -28,4 +30,6 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// Each client's budget of lookups of unknown keys.
     pub lookup_limit: LookupLimiter,
+    /// The header `/forward-auth` reads a key from when there is no bearer token.
+    pub forward_auth_key_header: Option<HeaderName>,
 }

@@ -3,6 +3,7 @@
 
 pub mod admin_api_keys;
 pub mod audit_logs;
+pub mod forward_auth;
 pub mod health;
 pub mod introspect;
 pub mod invites;
@@ -27,7 +28,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(users::routes)
             .configure(invites::routes),
     )
-    .configure(introspect::routes);
+    .configure(introspect::routes)
+    .configure(forward_auth::routes);
 }
 
 /// The answer for a known path with an unsupported method.

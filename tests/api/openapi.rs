@@ -78,7 +78,7 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum::<usize>();
-    assert_eq!(operations, ops.len() + 1, "every operation is listed here");
+    assert_eq!(operations, ops.len() + 2, "every operation is listed here");
     for (path, method, id) in ops {
         let op = &spec["paths"][path][method];
         assert_eq!(op["operationId"], id);
@@ -119,6 +119,45 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "{id} never answers {status}"
         );
     }
+    // Forward auth takes the key as a bearer token or in its own header, and answers 200
+    // with headers and no body.
+    let op = &spec["paths"]["/forward-auth"]["get"];
+    assert_eq!(op["operationId"], "forward-auth");
+    assert_eq!(
+        op["security"],
+        serde_json::json!([{ "AdminApiKeyAuth": [] }, { "ForwardAuthKeyHeader": [] }])
+    );
+    let ok = response(&spec, &op["responses"]["200"]);
+    assert!(
+        ok.get("content").is_none(),
+        "forward-auth answers 200 without a body"
+    );
+    for header in [
+        "X-Api-Key-Id",
+        "X-Api-Key-Owner-Id",
+        "X-Api-Key-Scopes",
+        "X-Api-Key-Permissions",
+    ] {
+        assert!(
+            ok["headers"][header].is_object(),
+            "forward-auth 200 {header}"
+        );
+    }
+    for status in ["400", "401", "403", "429", "500", "503"] {
+        assert!(
+            response(&spec, &op["responses"][status])["content"]["application/json"].is_object(),
+            "forward-auth {status}"
+        );
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["ForwardAuthKeyHeader"],
+        serde_json::json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Api-Key",
+            "description": spec["components"]["securitySchemes"]["ForwardAuthKeyHeader"]["description"],
+        })
+    );
     assert_eq!(spec["servers"][0]["url"], "/v1");
     assert_eq!(
         spec["components"]["securitySchemes"]["AdminApiKeyAuth"]["scheme"],

@@ -1,0 +1,219 @@
+//! `/forward-auth`: the check a reverse proxy makes before passing a request upstream (nginx
+//! `auth_request`, Traefik `ForwardAuth`, Envoy `ext_authz` in HTTP mode, Caddy
+//! `forward_auth`).
+//!
+//! Policy:
+//! - The proxy sends the original request's headers; the key is its `Authorization: Bearer`
+//!   token or, failing that, the value of the configured key header (`X-Api-Key` by default).
+//!   Two different keys in one request are refused rather than one picked.
+//! - The key is checked exactly as this service checks its own callers
+//!   (`auth::authenticate`: format, auth cache, the database only on a miss, enabled, expiry,
+//!   owner, the unknown-key lookup limit), and the use counts for `last_used_at`. No body is
+//!   read, so every method is accepted: proxies forward the original one.
+//! - Required permissions come from the proxy's configuration: `?permission=` (repeatable) and
+//!   the `X-Required-Permission` header (comma-separated, repeatable). The key must cover every
+//!   one. Extra ones a client manages to add can only make the check stricter.
+//! - 200 with an empty body and the `X-Api-Key-*` headers for the upstream; 401 (with
+//!   `WWW-Authenticate: Bearer`) and the codes of this service's own authentication; 403
+//!   `missing_permission`, which names no permission (the list may come from the client).
+//! - `/forward-auth/<anything>` is the same check for proxies that append the original path
+//!   (Envoy's `path_prefix`): there the path and query belong to the original request and are
+//!   ignored, so required permissions come from the header only.
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::{self, AdminKey};
+use crate::domain::permissions::{self, MAX_PERMISSIONS};
+use crate::domain::{Permissions, Scope};
+use crate::error::ApiError;
+use crate::extract::QueryParams;
+use crate::state::AppState;
+
+/// The header a proxy may set to name the permissions a location needs.
+pub const REQUIRED_PERMISSION: &str = "x-required-permission";
+/// Response header: the key's id.
+pub const KEY_ID: &str = "x-api-key-id";
+/// Response header: the id of the key's owner.
+pub const OWNER_ID: &str = "x-api-key-owner-id";
+/// Response header: the key's effective scopes, space-separated.
+pub const SCOPES: &str = "x-api-key-scopes";
+/// Response header: the key's permissions, space-separated.
+pub const PERMISSIONS: &str = "x-api-key-permissions";
+
+/// Registers `/forward-auth` and `/forward-auth/{path}` (relative to `/v1` or the root) for
+/// every method.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/forward-auth").to(forward_auth))
+        .service(web::resource("/forward-auth/{path:.*}").to(forward_auth_any_path));
+}
+
+/// Check a key for a proxy
+///
+/// Authenticates the key of the request a reverse proxy is about to pass upstream (its
+/// `Authorization: Bearer` token, else the `X-Api-Key` header) and checks that it holds every
+/// required permission. 200 means let it through, with the key's id, owner, scopes and
+/// permissions in response headers for the upstream. Any method is accepted and no body is
+/// read. `/forward-auth/{path}` does the same for proxies that append the original path,
+/// ignoring that path and its query.
+#[utoipa::path(
+    get,
+    path = "/forward-auth",
+    operation_id = "forward-auth",
+    tag = "Verification",
+    params(
+        ("permission" = Option<Vec<String>>, Query, explode = true,
+         description = "A permission the key must hold (covered by one of its own, patterns included); repeat for several, all required."),
+        ("X-Required-Permission" = Option<String>, Header,
+         description = "More required permissions, comma-separated, for proxies that configure headers rather than URLs."),
+    ),
+    responses(
+        (status = 200, description = "The key is good and holds every required permission; pass the request on.",
+         headers(
+             ("X-Api-Key-Id" = String, description = "The key's id."),
+             ("X-Api-Key-Owner-Id" = String, description = "The id of the user who owns the key."),
+             ("X-Api-Key-Scopes" = String, description = "The key's effective scopes (within its owner's role), space-separated."),
+             ("X-Api-Key-Permissions" = String, description = "The key's permissions, space-separated; empty when it has none."),
+         )),
+        (status = 400, description = "A required permission (from the proxy's configuration) is not a valid permission, or the query has a parameter other than `permission`.", body = crate::error::ErrorResponse),
+        (status = 403, description = "The key lacks a required permission (`missing_permission`).", body = crate::error::ErrorResponse),
+        crate::error::responses::SharedErrors,
+    ),
+    security(("AdminApiKeyAuth" = []), ("ForwardAuthKeyHeader" = []))
+)]
+pub async fn forward_auth(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let key = authenticate(&state, &req).await?;
+    let mut query = QueryParams::parse(req.query_string())?;
+    let mut required = query.take_all("permission[]", MAX_PERMISSIONS)?;
+    query.finish()?;
+    required_from_header(&req, &mut required)?;
+    let required =
+        Permissions::parse("permission", &required).map_err(|_| invalid_required_permission())?;
+    let_through(&key, &required)
+}
+
+/// `/forward-auth/{path}`: as [`forward_auth`], with the path and query ignored.
+async fn forward_auth_any_path(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let key = authenticate(&state, &req).await?;
+    let mut required = Vec::new();
+    required_from_header(&req, &mut required)?;
+    let required =
+        Permissions::parse("permission", &required).map_err(|_| invalid_required_permission())?;
+    let_through(&key, &required)
+}
+
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AdminKey, ApiError> {
+    let token = presented_key(req, state.forward_auth_key_header.as_ref())?;
+    auth::authenticate(state, req, token).await
+}
+
+/// The key the original request presents: see the module policy.
+fn presented_key<'r>(
+    req: &'r HttpRequest,
+    key_header: Option<&HeaderName>,
+) -> Result<&'r str, ApiError> {
+    let bearer = req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+        .then(|| auth::bearer_token(req));
+    let in_header = match key_header {
+        Some(name) => single_value(req, name)?,
+        None => None,
+    };
+    match (bearer, in_header) {
+        (None, None) => Err(ApiError::unauthorized(
+            "missing_api_key",
+            "No API key was provided. Send it as `Authorization: Bearer <key>` or in the key header.",
+        )),
+        (Some(Ok(token)), Some(other)) if token != other => Err(ApiError::unauthorized(
+            "multiple_api_keys",
+            "The request carries two different keys; send one.",
+        )),
+        (Some(Ok(token)), _) => Ok(token),
+        // Several `Authorization` headers: which one counts would be a guess.
+        (Some(Err(ApiError::InvalidRequest { .. })), _) => Err(ApiError::unauthorized(
+            "multiple_authorization_headers",
+            "Send one `Authorization` header; this request has several.",
+        )),
+        // `Authorization` of another scheme (the upstream's own, say): the key header counts.
+        (Some(Err(_)), Some(token)) | (None, Some(token)) => Ok(token),
+        (Some(Err(e)), None) => Err(e),
+    }
+}
+
+/// The value of header `name` if it is sent once; 401 if it is sent several times or is not
+/// text (no key could be in it).
+fn single_value<'r>(req: &'r HttpRequest, name: &HeaderName) -> Result<Option<&'r str>, ApiError> {
+    let mut values = req.headers().get_all(name);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "multiple_api_keys",
+            "The key header is sent more than once; send one key.",
+        ));
+    }
+    value
+        .to_str()
+        .map(|value| Some(value.trim()))
+        .map_err(|_| auth::invalid_key())
+}
+
+/// Adds the permissions named by the `X-Required-Permission` headers to `required`.
+fn required_from_header(req: &HttpRequest, required: &mut Vec<String>) -> Result<(), ApiError> {
+    for value in req.headers().get_all(REQUIRED_PERMISSION) {
+        let value = value.to_str().map_err(|_| invalid_required_permission())?;
+        for permission in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if required.len() == MAX_PERMISSIONS || !permissions::is_valid(permission) {
+                return Err(invalid_required_permission());
+            }
+            required.push(permission.to_owned());
+        }
+    }
+    Ok(())
+}
+
+fn invalid_required_permission() -> ApiError {
+    ApiError::InvalidRequest {
+        message: format!(
+            "The required permissions (`permission` in the query, `X-Required-Permission`) must \
+             be at most {MAX_PERMISSIONS} permissions of 1 to {} letters, digits and \
+             `_ . : / -`, optionally ending in `*`.",
+            permissions::MAX_PERMISSION_CHARS
+        ),
+        param: None,
+        code: Some("invalid_required_permission"),
+    }
+}
+
+/// 200 with the key's headers if it covers every one of `required`, else 403.
+fn let_through(key: &AdminKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
+    if key.permissions.first_uncovered(required).is_some() {
+        return Err(ApiError::Forbidden {
+            message: "This key lacks a permission that this resource requires.".to_owned(),
+            code: "missing_permission".to_owned(),
+        });
+    }
+    let scopes: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
+    let permissions = key.permissions.to_db();
+    let mut response = HttpResponse::Ok();
+    for (name, value) in [
+        (KEY_ID, key.key_id.as_str()),
+        (OWNER_ID, key.owner.id.as_str()),
+        (SCOPES, &scopes.join(" ")),
+        (PERMISSIONS, &permissions),
+    ] {
+        // Ids, scope names and permissions are all visible ASCII (checked when stored).
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ApiError::Internal(format!("{name} is not a header value").into()))?;
+        response.insert_header((HeaderName::from_static(name), value));
+    }
+    Ok(response.finish())
+}

@@ -1,0 +1,390 @@
+//! A real nginx, configured with `deploy/nginx/forward-auth.conf` as the README shows it,
+//! protecting a small upstream with `auth_request` to `/v1/forward-auth`.
+//!
+//! Without nginx installed these tests pass with a note on stderr, except under `CI`, where
+//! nginx must be there (`.ci/run` installs it).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+backend_tests!(
+    without_a_good_key_nginx_refuses_and_the_upstream_never_sees_the_request,
+    with_a_good_key_the_upstream_answers_and_sees_who_called,
+    a_location_needing_a_permission_refuses_keys_without_it,
+    a_key_revoked_through_the_api_is_refused_on_the_very_next_request,
+);
+
+const NGINX: &str = "/usr/sbin/nginx";
+const KEYS: &str = "/v1/organization/admin_api_keys";
+
+/// An nginx running the repository's config in a scratch directory, stopped when dropped.
+pub struct Nginx {
+    child: Child,
+    /// `http://127.0.0.1:<port>`, where clients call the protected service.
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx in front of the service on `service_port`, with the echo upstream behind
+    /// it; `None` (with a note) if nginx is not installed and this is not CI.
+    pub fn start(service_port: u16) -> Option<Nginx> {
+        if !Path::new(NGINX).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nginx is not installed at {NGINX}; .ci/run installs it"
+            );
+            eprintln!("note: {NGINX} is missing, so the nginx tests check nothing here");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (proxy_port, upstream_port) = (free_port(), free_port());
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx");
+        for file in [
+            "forward-auth.conf",
+            "forward-auth-pass.conf",
+            "forward-auth-check.conf",
+            "echo-upstream.conf",
+        ] {
+            let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+            let text = text
+                .replace(
+                    "server 127.0.0.1:8080;",
+                    &format!("server 127.0.0.1:{service_port};"),
+                )
+                .replace("127.0.0.1:9000", &format!("127.0.0.1:{upstream_port}"))
+                .replace(
+                    "listen 127.0.0.1:8000;",
+                    &format!("listen 127.0.0.1:{proxy_port};"),
+                );
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        let root = dir.path().display();
+        let main = format!(
+            "worker_processes 1;\n\
+             pid {root}/nginx.pid;\n\
+             error_log {root}/error.log warn;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n\
+                 access_log off;\n\
+                 client_body_temp_path {root}/body;\n\
+                 proxy_temp_path {root}/proxy;\n\
+                 fastcgi_temp_path {root}/fastcgi;\n\
+                 uwsgi_temp_path {root}/uwsgi;\n\
+                 scgi_temp_path {root}/scgi;\n\
+                 include forward-auth.conf;\n\
+                 include echo-upstream.conf;\n\
+             }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+        // Workers run as an unprivileged user when the tests run as root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts");
+        let nginx = Nginx {
+            child,
+            base: format!("http://127.0.0.1:{proxy_port}"),
+            _dir: dir,
+        };
+        nginx.wait_until_listening(proxy_port);
+        Some(nginx)
+    }
+
+    fn wait_until_listening(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn service_port(app: &TestApp) -> u16 {
+    app.address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A key with `permissions`: (id, secret).
+async fn key_with(app: &TestApp, permissions: &[&str]) -> (String, String) {
+    let made = app
+        .create_key(json!({
+            "name": "calls the upstream",
+            "scopes": ["admin_api_keys.read"],
+            "permissions": permissions,
+        }))
+        .await;
+    (
+        made["id"].as_str().unwrap().to_owned(),
+        made["value"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// GET `path` through nginx with `key` (if any) as bearer token: status and body.
+async fn through(nginx: &Nginx, key: Option<&str>, path: &str) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new().get(nginx.url(path));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn without_a_good_key_nginx_refuses_and_the_upstream_never_sees_the_request(app: TestApp) {
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let response = reqwest::get(nginx.url("/anything")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer",
+        "nginx passes the challenge on"
+    );
+    assert!(!response.text().await.unwrap().contains("upstream saw"));
+    let (status, body) = through(&nginx, Some("sk-admin-made-up"), "/anything").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!body.contains("upstream saw"));
+}
+
+async fn with_a_good_key_the_upstream_answers_and_sees_who_called(app: TestApp) {
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let (id, value) = key_with(&app, &["reports:read"]).await;
+    let (status, body) = through(&nginx, Some(&value), "/reports/2026?page=2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(&format!("key={id} owner={} ", app.owner_id)),
+        "{body}"
+    );
+    assert!(
+        body.contains("scopes=admin_api_keys.read permissions=reports:read"),
+        "{body}"
+    );
+    assert!(body.contains("uri=/reports/2026?page=2"), "{body}");
+
+    // The `X-Api-Key` header works too, and a client cannot forge the identity headers.
+    let response = reqwest::Client::new()
+        .post(nginx.url("/upload"))
+        .header("x-api-key", &value)
+        .header("x-api-key-id", "key_forged")
+        .header("x-api-key-permissions", "*")
+        .body("a body nginx does not send to the check")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(&format!("key={id} ")), "{body}");
+    assert!(body.contains("permissions=reports:read "), "{body}");
+}
+
+async fn a_location_needing_a_permission_refuses_keys_without_it(app: TestApp) {
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let (_, reports) = key_with(&app, &["reports:read"]).await;
+    let (_, billing) = key_with(&app, &["billing:*"]).await;
+    let (status, _) = through(&nginx, Some(&reports), "/billing/invoices").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = through(&nginx, Some(&billing), "/billing/invoices").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A client's own X-Required-Permission does not reach the check.
+    let response = reqwest::Client::new()
+        .get(nginx.url("/billing/invoices"))
+        .bearer_auth(&billing)
+        .header("x-required-permission", "something:else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn a_key_revoked_through_the_api_is_refused_on_the_very_next_request(app: TestApp) {
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let (id, value) = key_with(&app, &["billing:read"]).await;
+    assert_eq!(
+        through(&nginx, Some(&value), "/billing/x").await.0,
+        StatusCode::OK
+    );
+    let update = app
+        .post_json(&format!("{KEYS}/{id}"), &json!({ "permissions": [] }))
+        .await;
+    assert_eq!(update.status(), StatusCode::OK);
+    assert_eq!(
+        through(&nginx, Some(&value), "/billing/x").await.0,
+        StatusCode::FORBIDDEN,
+        "permission revoked"
+    );
+    assert_eq!(through(&nginx, Some(&value), "/x").await.0, StatusCode::OK);
+
+    let disable = app
+        .post_json(&format!("{KEYS}/{id}"), &json!({ "enabled": false }))
+        .await;
+    assert_eq!(disable.status(), StatusCode::OK);
+    assert_eq!(
+        through(&nginx, Some(&value), "/x").await.0,
+        StatusCode::UNAUTHORIZED,
+        "disabled"
+    );
+    let enable = app
+        .post_json(&format!("{KEYS}/{id}"), &json!({ "enabled": true }))
+        .await;
+    assert_eq!(enable.status(), StatusCode::OK);
+    assert_eq!(through(&nginx, Some(&value), "/x").await.0, StatusCode::OK);
+
+    let member = app.add_member("owner").await;
+    let (_, theirs) = app.key_for(&member, Some(&["admin_api_keys.read"])).await;
+    assert_eq!(through(&nginx, Some(&theirs), "/x").await.0, StatusCode::OK);
+    let off = app
+        .post_json(
+            &format!("/v1/organization/users/{member}"),
+            &json!({ "enabled": false }),
+        )
+        .await;
+    assert_eq!(off.status(), StatusCode::OK);
+    assert_eq!(
+        through(&nginx, Some(&theirs), "/x").await.0,
+        StatusCode::UNAUTHORIZED,
+        "owner disabled"
+    );
+
+    assert_eq!(
+        app.delete(&format!("{KEYS}/{id}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        through(&nginx, Some(&value), "/x").await.0,
+        StatusCode::UNAUTHORIZED,
+        "deleted"
+    );
+}
+
+/// On PostgreSQL, a key disabled through another replica is refused through nginx (which
+/// talks to the first replica, serving from its cache) within a second.
+#[actix_web::test]
+async fn a_key_disabled_through_another_replica_is_refused_within_a_second() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let other = app.spawn_replica().await;
+    let (id, value) = key_with(&app, &[]).await;
+    assert_eq!(through(&nginx, Some(&value), "/x").await.0, StatusCode::OK);
+    let disable = other
+        .post_json(&format!("{KEYS}/{id}"), &json!({ "enabled": false }))
+        .await;
+    assert_eq!(disable.status(), StatusCode::OK);
+    let changed = Instant::now();
+    loop {
+        let (status, _) = through(&nginx, Some(&value), "/x").await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "still let through after a second"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "refused through nginx {:?} after the other replica's change",
+        changed.elapsed()
+    );
+}
+
+mod rate_limited {
+    use admin_api_keys::config::Settings;
+    use reqwest::StatusCode;
+
+    use super::{Nginx, service_port};
+    use crate::helpers::TestApp;
+
+    backend_tests!(settings = a_tight_limit; too_many_unknown_keys_get_a_429_with_retry_after);
+
+    fn a_tight_limit(settings: &mut Settings) {
+        settings.lookup_limit.burst = 2;
+        settings.lookup_limit.per_minute = 1;
+        settings.trusted_proxies = "127.0.0.1".parse().unwrap();
+    }
+
+    /// nginx turns any answer but 2xx, 401 and 403 into a 500; the config passes the 429 on.
+    async fn too_many_unknown_keys_get_a_429_with_retry_after(app: TestApp) {
+        let Some(nginx) = Nginx::start(service_port(&app)) else {
+            return;
+        };
+        let invented = || {
+            admin_api_keys::domain::secret::generate_key()
+                .expose()
+                .to_owned()
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let response = reqwest::Client::new()
+                .get(nginx.url("/x"))
+                .bearer_auth(invented())
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status());
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&wait), "Retry-After {wait}");
+            }
+        }
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::UNAUTHORIZED,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::TOO_MANY_REQUESTS
+            ]
+        );
+    }
+}
