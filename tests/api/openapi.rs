@@ -107,7 +107,7 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
         spec.get("security").is_none(),
         "no operation inherits a requirement"
     );
-    for status in ["200", "400", "409", "500", "503"] {
+    for status in ["200", "400", "409", "429", "500", "503"] {
         assert!(
             response(&spec, &op["responses"][status])["content"]["application/json"].is_object(),
             "{id} {status}"

@@ -16,6 +16,7 @@ backend_tests!(settings = small_budget;
     malformed_keys_get_401_not_429_from_an_address_over_its_budget,
     the_budget_refills_when_retry_after_says,
     without_trusted_proxies_x_forwarded_for_is_ignored,
+    unknown_invite_tokens_spend_the_same_budget,
 );
 
 mod behind_a_proxy {
@@ -271,4 +272,43 @@ async fn a_zero_rate_never_limits(app: TestApp) {
         )
         .await;
     }
+}
+
+/// Accepting an invite with `token` (no admin key: the token is the credential).
+async fn accept(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/organization/invites/accept"))
+        .json(&serde_json::json!({ "token": token, "name": "Someone" }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn unknown_invite_tokens_spend_the_same_budget(app: TestApp) {
+    let invented_invite = || {
+        admin_api_keys::domain::secret::generate_invite_token()
+            .expose()
+            .to_owned()
+    };
+    for n in 0..BURST {
+        let error = assert_error(
+            accept(&app, &invented_invite()).await,
+            StatusCode::BAD_REQUEST,
+            "within the budget",
+        )
+        .await;
+        assert_eq!(error["code"], "invalid_invite_token", "lookup {n}");
+    }
+    let before = app.queries();
+    assert_rate_limited(accept(&app, &invented_invite()).await, "invites beyond").await;
+    assert_rate_limited(present(&app, &invented(), None).await, "and keys too").await;
+    assert_eq!(app.queries(), before, "no lookup once limited");
+    // A malformed token is refused before any lookup, limited or not.
+    let error = assert_error(
+        accept(&app, "sk-invite-short").await,
+        StatusCode::BAD_REQUEST,
+        "malformed",
+    )
+    .await;
+    assert_eq!(error["code"], "invalid_invite_token");
 }

@@ -13,7 +13,7 @@ use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::secret;
 use crate::domain::{Email, KeyName, Scope};
-use crate::error::responses::{BodyErrors, ServerError, SharedErrors, Unavailable};
+use crate::error::responses::{BodyErrors, RateLimited, ServerError, SharedErrors, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
 use crate::ids;
@@ -266,16 +266,18 @@ pub async fn delete(
         (status = 200, description = "The new member and their first key, with its secret value.", body = AcceptInviteResponse),
         (status = 409, description = "A member took the invite's email address in the meantime (`email_taken`).", body = ErrorResponse),
         BodyErrors,
+        (status = 429, response = RateLimited),
         (status = 500, response = ServerError),
         (status = 503, response = Unavailable),
     )
 )]
 pub async fn accept(
     state: web::Data<AppState>,
+    req: HttpRequest,
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, name) = usable_token(&state, body.parse().await?).await?;
+    let (token, name) = usable_token(&state, &req, body.parse().await?).await?;
     let now = state.clock.now();
     let accepted = services::write(&state, move |conn| {
         invites::accept(conn, &token, &name, now)
@@ -289,9 +291,12 @@ pub async fn accept(
 }
 
 /// The token and name of an acceptance, once a read (no write transaction, no lock) has found
-/// the token pending: a flood of invented tokens never queues behind the writes.
+/// the token pending: a flood of invented tokens never queues behind the writes. Like a
+/// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
+/// client's budget (`lookup_limit`), and a client with none left gets 429 without a lookup.
 async fn usable_token(
     state: &AppState,
+    req: &HttpRequest,
     body: AcceptInviteRequest,
 ) -> Result<(String, KeyName), ApiError> {
     let token = body
@@ -302,11 +307,17 @@ async fn usable_token(
     }
     let name = KeyName::required("name", body.name.as_deref())?;
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
+    let client = state.trusted_proxies.client_of(req);
+    state
+        .lookup_limit
+        .check(client)
+        .map_err(crate::auth::rate_limited)?;
     let pending = run_blocking(&state.pool, move |conn| {
         Ok(invites::is_pending(conn, &hash, now)?)
     })
     .await?;
     if !pending {
+        state.lookup_limit.charge(client);
         return Err(invites::invalid_invite_token());
     }
     Ok((token, name))
