@@ -12,6 +12,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use tracing_actix_web::RootSpan;
 
 use crate::cache::{CachedKey, Lookup};
 use crate::db::run_blocking;
@@ -85,6 +86,10 @@ pub async fn require_admin_key(
     };
     match authenticated {
         Ok(key) => {
+            // The request span (see `telemetry`) says which key made the request.
+            if let Some(span) = req.extensions().get::<RootSpan>() {
+                span.record("key_id", tracing::field::display(&key.key_id));
+            }
             req.extensions_mut().insert(key);
             next.call(req)
                 .await

@@ -92,19 +92,45 @@ impl Default for Settings {
     }
 }
 
+/// How log lines are written on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event, coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
+/// What `--help` says about the log, under the options.
+const LOGGING_HELP: &str = "\
+Logging (on stderr):
+  RUST_LOG    Which lines are written: a level (error, warn, info, debug, trace) or
+              per-target directives, e.g. RUST_LOG=info,admin_api_keys::access=off drops the
+              one-line-per-request access log [default: info]
+  LOG_FORMAT  `text` or `json` (one JSON object per line); the same as --log-format
+              [default: text]
+  NO_COLOR    Set to anything but the empty string to turn colour off. Text lines are only
+              ever coloured when stderr is a terminal; JSON never is.";
+
 /// A self-hosted authority for administrative API keys, wire-compatible with OpenAI's Admin
 /// API Keys. With no subcommand it serves the API.
 #[derive(Debug, Parser)]
 #[command(
     name = "admin-api-keys",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = LOGGING_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// How log lines are written on stderr: `text` or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+          ignore_case = true, global = true)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -212,8 +212,13 @@ pub fn connect_and_migrate(
 ) -> Result<DbPool, DbSetupError> {
     let target = DatabaseTarget::parse(url)?;
     let mut first = target.connect().map_err(DbSetupError::Connect)?;
-    run_migrations(&mut first)?;
+    let applied = run_migrations(&mut first)?;
     drop(first);
+    if applied.is_empty() {
+        tracing::info!("database migrations: none pending");
+    } else {
+        tracing::info!(applied = %applied.join(", "), "database migrations applied");
+    }
     build_pool(target, options, queries)
 }
 
@@ -231,26 +236,32 @@ fn build_pool(
         .map_err(DbSetupError::Pool)
 }
 
-/// Applies the pending migrations of the connection's backend.
-pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbSetupError> {
+/// Applies the pending migrations of the connection's backend; returns the names of those it
+/// applied, in order.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbSetupError> {
     let migrate =
         |e: Box<dyn std::error::Error + Send + Sync>| DbSetupError::Migrate(e.to_string());
     match conn {
-        DbConnection::Sqlite(conn) => {
-            conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(migrate)?;
-        }
+        DbConnection::Sqlite(conn) => apply_pending(conn, SQLITE_MIGRATIONS).map_err(migrate),
         DbConnection::Pg(conn) => {
             advisory(conn, "SELECT pg_advisory_lock($1)")?;
-            let applied = conn
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(drop)
-                .map_err(migrate);
+            let applied = apply_pending(conn, POSTGRES_MIGRATIONS).map_err(migrate);
             advisory(conn, "SELECT pg_advisory_unlock($1)")?;
-            applied?;
+            applied
         }
     }
-    Ok(())
+}
+
+/// `run_pending_migrations`, keeping the names (`run_pending_migrations` returns only versions).
+fn apply_pending<DB: diesel::backend::Backend>(
+    conn: &mut impl MigrationHarness<DB>,
+    source: EmbeddedMigrations,
+) -> diesel::migration::Result<Vec<String>> {
+    let pending = conn.pending_migrations(source)?;
+    for migration in &pending {
+        conn.run_migration(&**migration)?;
+    }
+    Ok(pending.iter().map(|m| m.name().to_string()).collect())
 }
 
 fn advisory(conn: &mut PgConnection, sql: &str) -> Result<(), DbSetupError> {

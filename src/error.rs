@@ -144,7 +144,9 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> Option<&str> {
+    /// The machine-readable `code` of the envelope: one of ours, never client input, so the
+    /// access log may show it.
+    pub fn code(&self) -> Option<&str> {
         match self {
             Self::InvalidRequest { code, .. } => *code,
             Self::Unauthorized { code, .. } | Self::Conflict { code, .. } => Some(code),

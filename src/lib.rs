@@ -24,6 +24,7 @@ pub mod ids;
 pub mod lookup_limit;
 pub mod models;
 pub mod openapi;
+pub mod request_id;
 pub mod routes;
 pub mod schema;
 pub mod server;

@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    admin_api_keys::telemetry::init();
+    admin_api_keys::telemetry::init(cli.log_format);
     let result = match cli.command {
         None => serve(cli.serve.into()),
         Some(Command::Serve(args)) => serve(args.into()),

@@ -58,6 +58,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::error::{ErrorBody, ErrorResponse};
+use crate::request_id::RequestId;
 
 /// How long a timed-out connection keeps discarding what the client still sends before it is
 /// closed, so that closing it does not reset the connection before the 408 is read.
@@ -258,9 +259,10 @@ impl<T> Guarded<T> {
 impl<T: AsyncRead + AsyncWrite + Unpin> Guarded<T> {
     /// The deadline passed: answer 408 if the response can be written whole, shut our side.
     fn time_out(&mut self, cx: &mut Context<'_>) {
-        tracing::debug!(phase = ?self.phase.get(), "request head not received in time");
+        let id = RequestId::generate();
+        tracing::debug!(phase = ?self.phase.get(), request_id = %id, "request head not received in time");
         if !self.write_blocked {
-            let response = timeout_response(self.head_timeout);
+            let response = timeout_response(self.head_timeout, &id);
             let mut written = 0;
             while written < response.len() {
                 match Pin::new(&mut self.io).poll_write(cx, &response[written..]) {
@@ -385,8 +387,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     }
 }
 
-/// The whole 408 response, in the error envelope.
-fn timeout_response(head_timeout: Duration) -> Vec<u8> {
+/// The whole 408 response, in the error envelope, with a request id of its own.
+fn timeout_response(head_timeout: Duration, id: &RequestId) -> Vec<u8> {
     let envelope = ErrorResponse {
         error: ErrorBody {
             message: format!(
@@ -406,6 +408,7 @@ fn timeout_response(head_timeout: Duration) -> Vec<u8> {
          content-length: {}\r\n\
          cache-control: no-store\r\n\
          connection: close\r\n\
+         x-request-id: {id}\r\n\
          date: {}\r\n\r\n",
         body.len(),
         httpdate::fmt_http_date(SystemTime::now())
@@ -438,12 +441,15 @@ mod tests {
 
     #[test]
     fn the_timeout_response_is_a_complete_408_in_the_error_envelope() {
-        let response = String::from_utf8(timeout_response(Duration::from_millis(1500))).unwrap();
+        let id = RequestId::generate();
+        let response =
+            String::from_utf8(timeout_response(Duration::from_millis(1500), &id)).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         assert!(
             head.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
             "{head}"
         );
+        assert!(head.contains(&format!("x-request-id: {id}\r\n")), "{head}");
         assert!(
             head.contains(&format!("content-length: {}\r\n", body.len())),
             "{head}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
@@ -52,6 +52,14 @@ impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let queries = QueryCounter::default();
         let cache = Arc::new(Cache::new(settings.cache));
+        let (backend, database) =
+            crate::telemetry::database_for_log(&DatabaseTarget::parse(&settings.database_url)?);
+        tracing::info!(backend = %backend, database = %database, "database");
+        tracing::info!(
+            auth_cache_capacity = settings.cache.capacity,
+            auth_cache_ttl = ?settings.cache.ttl,
+            "auth cache"
+        );
         let (url, pool_options) = (settings.database_url.clone(), settings.pool.clone());
         let counter = queries.clone();
         let (pool, writer, listener) = web::block(move || {
@@ -135,6 +143,8 @@ impl Application {
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
                 )
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+                // Outermost, so the request span sees the id and every response carries it.
+                .wrap(from_fn(crate::request_id::assign))
                 .configure(|cfg| configure(cfg, app_state.clone(), body))
         })
         .map_err(bind_error)?;

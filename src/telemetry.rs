@@ -1,19 +1,22 @@
-//! What the log says about each request.
+//! What the log says about each request, and how it is written.
 //!
 //! Policy. Per request the log holds one span, `HTTP request`, with the method, the matched
 //! route template (`http.route`, `-` when no route matched), the target with every
 //! secret-shaped run redacted and the query reduced to its parameter names (`http.target`,
-//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), the request id and, once answered,
-//! the status; and one INFO line when it is answered, `finished latency_us=…`, whose span
-//! context carries the rest. Both use the target [`ACCESS_LOG`], so
-//! `RUST_LOG=info,admin_api_keys::access=off` silences them while events from inside a
-//! request keep going to the log (without the span context, then).
+//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), the request id (`request_id`, the
+//! one returned as `X-Request-Id`, see `request_id`), the id of the key that authenticated
+//! it (`key_id`, recorded by `auth`) and, once answered, the status and, for a 4xx, its error
+//! code (`error_code`, one of ours, never the message); and one INFO line when it is answered,
+//! `finished latency_us=…`, whose span context carries the rest. Both use the target
+//! [`ACCESS_LOG`], so `RUST_LOG=info,admin_api_keys::access=off` silences them while events
+//! from inside a request keep going to the log (without the span context, then).
 //!
 //! Never logged: a header value of any kind (`Authorization`, `Cookie`, `User-Agent`, `Host`,
-//! forwarding headers: a client can paste a key into any of them), a query value, a request or
-//! response body, and the message of a 4xx (it may echo what the client sent; the client gets
-//! it, the log gets the status). A 5xx is logged once at ERROR with its cause chain, by
-//! `ApiError::error_response`, or here for an error of another type.
+//! forwarding headers: a client can paste a key into any of them) but a safe `X-Request-Id`,
+//! a query value, a request or response body, and the message of a 4xx (it may echo what the
+//! client sent; the client gets it, the log gets the status and code). A 5xx is logged once
+//! at ERROR with its cause chain, by `ApiError::error_response`, or here for an error of
+//! another type. A database URL is logged without its password and query ([`database_for_log`]).
 //!
 //! The binary's subscriber ([`init`]) enforces two more things whatever `RUST_LOG` says.
 //! Dependencies that echo request data below INFO are held at INFO: actix-http's request
@@ -22,9 +25,14 @@
 //! all) when they fail. And every line passes through [`redact_secrets`], after decoding
 //! percent-encoded unreserved characters, on its way to stderr: a last guard for a secret
 //! that reaches a message by a path nobody foresaw (a dependency, a cause chain).
+//!
+//! Lines are text (`LOG_FORMAT=text`, the default), coloured only when stderr is a terminal
+//! and `NO_COLOR` is unset or empty, or JSON (`LOG_FORMAT=json`): one object per line, the
+//! event's fields at the top level beside `timestamp`, `level`, `target` and `message`, and
+//! the request span's fields under `span`.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -32,11 +40,14 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Uri;
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+use crate::db::DatabaseTarget;
 use crate::domain::secret::redact_secrets;
 use crate::error::ApiError;
+use crate::request_id::RequestId;
 
 /// The `tracing` target of the request span and of the per-request INFO line.
 pub const ACCESS_LOG: &str = "admin_api_keys::access";
@@ -53,7 +64,8 @@ struct Arrived(Instant);
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let arrived = Instant::now();
-        let request_id = request.extensions().get::<RequestId>().copied();
+        let extensions = request.extensions();
+        let request_id = extensions.get::<RequestId>();
         let span = tracing::info_span!(
             target: ACCESS_LOG,
             "HTTP request",
@@ -62,8 +74,11 @@ impl RootSpanBuilder for RequestSpan {
             http.route = %request.match_pattern().as_deref().unwrap_or(NO_ROUTE),
             http.target = %loggable_target(request.uri()),
             request_id = request_id.map(tracing::field::display),
+            key_id = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
+            error_code = tracing::field::Empty,
         );
+        drop(extensions);
         if !span.is_disabled() {
             request.extensions_mut().insert(Arrived(arrived));
         }
@@ -84,6 +99,13 @@ impl RootSpanBuilder for RequestSpan {
             Err(error) => (error.as_response_error().status_code(), Some(error), None),
         };
         span.record("http.status_code", status.as_u16());
+        if status.is_client_error()
+            && let Some(code) = error
+                .and_then(|e| e.as_error::<ApiError>())
+                .and_then(ApiError::code)
+        {
+            span.record("error_code", tracing::field::display(code));
+        }
         // An ApiError has logged its own cause chain; anything else that ends in a 5xx is
         // logged here, once.
         if let Some(error) =
@@ -176,8 +198,8 @@ fn hex_value(digit: u8) -> Option<u8> {
 const ECHOING_TARGETS: &[&str] = &["actix_http::h1::decoder", "actix_web"];
 
 /// Installs the binary's subscriber: `RUST_LOG` (default `info`) within the limits of the
-/// module policy, formatted lines on stderr with secrets redacted.
-pub fn init() {
+/// module policy, lines in `format` on stderr with secrets redacted.
+pub fn init(format: LogFormat) {
     let filter = ECHOING_TARGETS.iter().fold(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         // A directive for the same target replaces the one from RUST_LOG.
@@ -185,10 +207,54 @@ pub fn init() {
             filter.add_directive(format!("{target}=info").parse().expect("a valid directive"))
         },
     );
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| RedactingStderr)
-        .init();
+        .with_writer(|| RedactingStderr);
+    match format {
+        LogFormat::Text => subscriber.with_ansi(colour_wanted()).init(),
+        LogFormat::Json => subscriber
+            .json()
+            .flatten_event(true)
+            // Requests open no span inside the request span, so it is always the current one.
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_ansi(false)
+            .init(),
+    }
+}
+
+/// Colour for a person at a terminal who has not asked for none (<https://no-color.org>);
+/// never in a file or a pipe.
+fn colour_wanted() -> bool {
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Which backend a database URL names, and the database as the startup line shows it: for
+/// PostgreSQL `user@host:port/db` (no password, no query, where `password=` could be), for
+/// SQLite the file path.
+pub fn database_for_log(target: &DatabaseTarget) -> (&'static str, String) {
+    match target {
+        DatabaseTarget::Sqlite(path) => ("sqlite", path.clone()),
+        DatabaseTarget::Postgres(url) => ("postgres", postgres_for_log(url)),
+    }
+}
+
+fn postgres_for_log(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // The last `@` ends the user information, whatever a careless password holds.
+    let shown = match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            if user.is_empty() {
+                host.to_owned()
+            } else {
+                format!("{user}@{host}")
+            }
+        }
+        None => rest.to_owned(),
+    };
+    redact_secrets(&shown).into_owned()
 }
 
 /// Stderr, through [`redact_line`]. The formatter hands over each line in one write, so a
@@ -298,6 +364,36 @@ mod tests {
         assert_eq!(
             redact_line(&format!("path: /sk%2Dadmin%2D{body}%2F {}", key.expose())),
             format!("path: /{0}%2F {0}", key.redacted())
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_is_logged_without_its_password_or_query() {
+        let cases = [
+            (
+                "postgres://app:sekret@db.internal:5432/keys",
+                "app@db.internal:5432/keys",
+            ),
+            (
+                "postgresql://app:s%40k:r/t@db:5432/keys?sslmode=require",
+                "app@db:5432/keys",
+            ),
+            ("postgres://app@db/keys?password=sekret", "app@db/keys"),
+            ("postgres://:sekret@db/keys", "db/keys"),
+            ("postgres://db.internal/keys#sekret", "db.internal/keys"),
+        ];
+        for (url, shown) in cases {
+            let target = DatabaseTarget::Postgres(url.to_owned());
+            assert_eq!(
+                database_for_log(&target),
+                ("postgres", shown.to_owned()),
+                "{url}"
+            );
+        }
+        let target = DatabaseTarget::Sqlite("/var/lib/keys.db".to_owned());
+        assert_eq!(
+            database_for_log(&target),
+            ("sqlite", "/var/lib/keys.db".to_owned())
         );
     }
 

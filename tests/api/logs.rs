@@ -1,14 +1,18 @@
-//! The log of the real binary, at `RUST_LOG=debug`, never holds a secret, wherever a client
-//! puts one: path, query, body, headers, method, or a request too malformed to be routed.
+//! The log of the real binary: at `RUST_LOG=debug`, in either format, it never holds a secret,
+//! wherever a client puts one (path, query, body, headers, method, or a request too malformed
+//! to be routed); its access lines carry what an operator needs (request id, key id, status,
+//! error code); its startup lines say what the server runs on, without a password; and it is
+//! never coloured when stderr is a pipe.
 //!
-//! Unlike the other tests this one starts the `admin-api-keys` binary as a child process, so
-//! what is checked is exactly what an operator's log collector would receive on stderr.
+//! Unlike the other tests these start the `admin-api-keys` binary as a child process, its
+//! stderr a pipe, so what is checked is exactly what an operator's log collector would receive.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use admin_api_keys::domain::secret::{KEY_LEN, KEY_PREFIX, generate_key, redact_secrets};
@@ -24,28 +28,95 @@ const INVITES: &str = "/v1/organization/invites";
 /// Length of the pieces of a secret's body that must not appear in the log.
 const WINDOW: usize = 12;
 
-mod sqlite {
-    #[actix_web::test]
-    async fn the_log_never_holds_a_secret_wherever_a_client_puts_it() {
-        super::scan(crate::helpers::Backend::Sqlite).await;
+macro_rules! log_tests {
+    ($backend:ident) => {
+        mod $backend {
+            use super::Format::{Json, Text};
+            use crate::helpers::Backend;
+
+            fn backend() -> Backend {
+                match stringify!($backend) {
+                    "sqlite" => Backend::Sqlite,
+                    _ => Backend::Postgres,
+                }
+            }
+
+            #[actix_web::test]
+            async fn the_log_never_holds_a_secret_wherever_a_client_puts_it() {
+                super::scan(backend(), Text).await;
+            }
+
+            #[actix_web::test]
+            async fn the_json_log_never_holds_a_secret_wherever_a_client_puts_it() {
+                super::scan(backend(), Json).await;
+            }
+
+            #[actix_web::test]
+            async fn json_lines_are_objects_and_access_lines_carry_the_request_fields() {
+                super::json_access_lines(backend()).await;
+            }
+
+            #[actix_web::test]
+            async fn a_safe_request_id_is_kept_and_any_other_is_replaced_on_every_response() {
+                super::request_ids(backend()).await;
+            }
+
+            #[actix_web::test]
+            async fn startup_lines_name_the_backend_database_migrations_and_address() {
+                super::startup_lines(backend()).await;
+            }
+        }
+    };
+}
+
+log_tests!(sqlite);
+log_tests!(postgres);
+
+/// `LOG_FORMAT` for the binary.
+#[derive(Clone, Copy, Debug)]
+enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    fn env(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+    }
+
+    /// How `field` with `value` shows in a line: `field=value` in text (a string unquoted),
+    /// `"field":value` in JSON.
+    fn field(self, field: &str, value: Value) -> String {
+        match (self, value) {
+            (Format::Text, Value::String(text)) => format!("{field}={text}"),
+            (Format::Text, value) => format!("{field}={value}"),
+            (Format::Json, value) => format!("{field:?}:{value}"),
+        }
+    }
+
+    /// Whether `line` is the access line of a finished request.
+    fn is_access_line(self, line: &str) -> bool {
+        match self {
+            Format::Text => line.contains("admin_api_keys::access: finished"),
+            Format::Json => {
+                let line: Value = serde_json::from_str(line).expect("a JSON line");
+                line["target"] == "admin_api_keys::access" && line["message"] == "finished"
+            }
+        }
     }
 }
 
-mod postgres {
-    #[actix_web::test]
-    async fn the_log_never_holds_a_secret_wherever_a_client_puts_it() {
-        super::scan(crate::helpers::Backend::Postgres).await;
-    }
-}
-
-async fn scan(backend: Backend) {
+async fn scan(backend: Backend, format: Format) {
     // Arrange: a database, a bootstrapped key, the server, and secrets of every sort.
     let Some(database) = TestDatabase::create(backend) else {
         return;
     };
     let dir = tempfile::tempdir().expect("a temp dir");
-    let boot = bootstrap(&database.url(), &dir.path().join("bootstrap.log"));
-    let mut server = Server::start(&database.url(), &dir.path().join("serve.log")).await;
+    let boot = bootstrap(&database.url(), &dir.path().join("bootstrap.log"), format);
+    let mut server = Server::start(&database.url(), &dir.path().join("serve.log"), format).await;
 
     let made = server.create_key(&boot, "Log test").await;
     let created = made["value"].as_str().expect("a value").to_owned();
@@ -100,33 +171,357 @@ async fn scan(backend: Backend) {
     }
     let finished = log
         .lines()
-        .filter(|line| line.contains("admin_api_keys::access: finished"))
+        .filter(|line| format.is_access_line(line))
         .count();
     assert_eq!(
         finished, sent,
-        "{backend:?}: one access line per request\n{log}"
+        "{backend:?} {format:?}: one access line per request\n{log}"
     );
     let invented_shown = redact_secrets(&invented).into_owned();
     let evidence = [
-        format!("http.target={KEYS}/{invented_shown}/rotate "),
-        format!("http.target={KEYS}?after=…&search=…&{invented_shown} "),
-        format!("http.target={AUDIT_LOGS}?actor_ids[]=…&resource_ids[]=… "),
-        format!("http.route={KEYS}/{{key_id}}/rotate "),
-        format!("http.method={invented_shown} "),
-        "http.route=- ".to_owned(),
-        "http.status_code=401".to_owned(),
+        (
+            "http.target",
+            json!(format!("{KEYS}/{invented_shown}/rotate")),
+        ),
+        (
+            "http.target",
+            json!(format!("{KEYS}?after=…&search=…&{invented_shown}")),
+        ),
+        (
+            "http.target",
+            json!(format!("{AUDIT_LOGS}?actor_ids[]=…&resource_ids[]=…")),
+        ),
+        ("http.route", json!(format!("{KEYS}/{{key_id}}/rotate"))),
+        ("http.method", json!(invented_shown)),
+        ("http.route", json!("-")),
+        ("http.status_code", json!(401)),
     ];
-    for expected in evidence {
-        assert!(
-            log.contains(&expected),
-            "{backend:?}: the log lacks {expected:?}:\n{log}"
+    for (field, value) in evidence {
+        let expected = format.field(field, value);
+        // Followed by the next field or the end of the span's fields.
+        let found = [" ", ",", "}"]
+            .iter()
+            .any(|end| log.contains(&format!("{expected}{end}")));
+        assert!(found, "{backend:?}: the log lacks {expected:?}:\n{log}");
+    }
+}
+
+/// In JSON every line is an object; an access line has the request's fields under `span`.
+async fn json_access_lines(backend: Backend) {
+    // Arrange
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let boot = bootstrap(
+        &database.url(),
+        &dir.path().join("bootstrap.log"),
+        Format::Json,
+    );
+    let server = Server::start(&database.url(), &dir.path().join("serve.log"), Format::Json).await;
+
+    // Act: an authenticated list, then the same without a key.
+    let listed = server
+        .request(&boot, Method::GET, &format!("{KEYS}?limit=5"))
+        .header("X-Request-Id", "json-ok-1")
+        .send()
+        .await
+        .expect("the server answers");
+    let (status, page) = read(listed).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let boot_id = page["data"][0]["id"]
+        .as_str()
+        .expect("the boot key")
+        .to_owned();
+    let anonymous = server
+        .client
+        .get(format!("{}{KEYS}", server.address))
+        .header("X-Request-Id", "json-401-1")
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let log = server.stop().await;
+
+    // Assert
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    for line in &lines {
+        for field in ["timestamp", "level", "target"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+    }
+    let access = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line["message"] == "finished" && line["span"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("{backend:?}: no access line for {id}:\n{log}"))
+            .clone()
+    };
+    let ok = access("json-ok-1");
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(ok["target"], "admin_api_keys::access");
+    assert!(ok["latency_us"].is_u64(), "{ok}");
+    let span = &ok["span"];
+    assert_eq!(span["http.method"], "GET", "{ok}");
+    assert_eq!(span["http.route"], KEYS, "{ok}");
+    assert_eq!(span["http.target"], format!("{KEYS}?limit=…"), "{ok}");
+    assert_eq!(span["http.status_code"], 200, "{ok}");
+    assert_eq!(span["key_id"], boot_id.as_str(), "{ok}");
+    assert!(span.get("error_code").is_none(), "no error, no code: {ok}");
+    let refused = access("json-401-1");
+    assert_eq!(refused["span"]["http.status_code"], 401, "{refused}");
+    assert_eq!(
+        refused["span"]["error_code"], "missing_api_key",
+        "{refused}"
+    );
+    assert!(refused["span"].get("key_id").is_none(), "no key: {refused}");
+    assert!(
+        !log.contains("No API key was provided"),
+        "a 4xx's message stays out of the log:\n{log}"
+    );
+}
+
+/// A safe incoming id comes back and is logged; an unsafe one is replaced, in the response
+/// and in the log, on every kind of response. The key id is on an authenticated request's
+/// access line. And a log written to a pipe holds no colour codes.
+async fn request_ids(backend: Backend) {
+    // Arrange
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let boot = bootstrap(
+        &database.url(),
+        &dir.path().join("bootstrap.log"),
+        Format::Text,
+    );
+    let mut server =
+        Server::start(&database.url(), &dir.path().join("serve.log"), Format::Text).await;
+    let made = server.create_key(&boot, "Request ids").await;
+    let (key, key_id) = (
+        made["value"].as_str().unwrap(),
+        made["id"].as_str().unwrap(),
+    );
+    let safe = "trace-7Fa_01.b:c";
+    let long = "r".repeat(65);
+    let unsafe_ids = [
+        "spaces are not allowed 7f3a",
+        "semi;colon-9c2e",
+        "<b>markup-4d1e</b>",
+        long.as_str(),
+    ];
+    // What is sent, what it gets, and whether the key is checked on its way.
+    let kinds = [
+        (
+            Some(key),
+            Method::GET,
+            KEYS.to_owned(),
+            StatusCode::OK,
+            true,
+        ),
+        (
+            None,
+            Method::GET,
+            KEYS.to_owned(),
+            StatusCode::UNAUTHORIZED,
+            false,
+        ),
+        (
+            Some(key),
+            Method::GET,
+            "/no/such/route".to_owned(),
+            StatusCode::NOT_FOUND,
+            false,
+        ),
+        (
+            Some(key),
+            Method::PUT,
+            "/healthz".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            false,
+        ),
+        (
+            Some(key),
+            Method::GET,
+            format!("{KEYS}/key_missing"),
+            StatusCode::NOT_FOUND,
+            true,
+        ),
+    ];
+
+    // Act
+    let mut answered = Vec::new();
+    for (i, (bearer, method, path, expected, authenticated)) in kinds.iter().enumerate() {
+        let send = |id: &str| {
+            let request = server
+                .client
+                .request(method.clone(), format!("{}{path}", server.address))
+                .header("X-Request-Id", id);
+            match bearer {
+                Some(key) => request.bearer_auth(key),
+                None => request,
+            }
+        };
+        let given = format!("{safe}-{i}");
+        for (id, kept) in [
+            (given.as_str(), true),
+            (unsafe_ids[i % unsafe_ids.len()], false),
+        ] {
+            let response = send(id).send().await.expect("the server answers");
+            assert_eq!(response.status(), *expected, "{method} {path}");
+            let returned = response
+                .headers()
+                .get("x-request-id")
+                .unwrap_or_else(|| panic!("{method} {path}: no X-Request-Id"))
+                .to_str()
+                .unwrap()
+                .to_owned();
+            answered.push((id.to_owned(), kept, returned, *authenticated));
+        }
+    }
+    let without = server
+        .request(key, Method::GET, KEYS)
+        .send()
+        .await
+        .expect("the server answers");
+    let generated = without
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let log = server.stop().await;
+
+    // Assert
+    assert!(
+        generated
+            .as_deref()
+            .is_some_and(|id| id.starts_with("req_") && id.len() == 28),
+        "a request without an id gets one: {generated:?}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "{backend:?}: colour codes in a pipe:\n{log}"
+    );
+    let access_line = |id: &str| {
+        log.lines()
+            .find(|line| {
+                line.contains("admin_api_keys::access: finished")
+                    && line.contains(&format!("request_id={id} "))
+            })
+            .unwrap_or_else(|| panic!("{backend:?}: no access line for {id}:\n{log}"))
+    };
+    for (sent, kept, returned, authenticated) in answered {
+        if kept {
+            assert_eq!(returned, sent, "a safe id comes back as it was sent");
+        } else {
+            assert_ne!(returned, sent, "an unsafe id is replaced");
+            assert!(returned.starts_with("req_"), "{returned}");
+            assert!(
+                !log.contains(&sent),
+                "an unsafe id is not logged: {sent}\n{log}"
+            );
+        }
+        let line = access_line(&returned);
+        assert_eq!(
+            line.contains(&format!("key_id={key_id} ")),
+            authenticated,
+            "the key id is on an authenticated request's line: {line}"
         );
+    }
+    assert!(
+        access_line(&format!("{safe}-1")).contains("error_code=missing_api_key"),
+        "a 401's access line names its code"
+    );
+}
+
+/// The first lines say which backend and database (without a password), which migrations
+/// this start applied, the cache settings and the address.
+async fn startup_lines(backend: Backend) {
+    // Arrange: on PostgreSQL, a URL with a password (the server trusts local connections).
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let (url, password) = with_password(&database.url());
+    let dir = tempfile::tempdir().expect("a temp dir");
+
+    // Act: a first start on an empty database, then a second.
+    let first = Server::start(&url, &dir.path().join("first.log"), Format::Text)
+        .await
+        .stop()
+        .await;
+    let second = Server::start(&url, &dir.path().join("second.log"), Format::Text)
+        .await
+        .stop()
+        .await;
+
+    // Assert
+    let (backend_name, shown) = match &database {
+        TestDatabase::Sqlite(_) => ("sqlite", url.trim_start_matches("sqlite://").to_owned()),
+        TestDatabase::Postgres { .. } => {
+            let rest = url.split_once("://").unwrap().1;
+            let (user_info, host) = rest.rsplit_once('@').expect("a user in TEST_DATABASE_URL");
+            let user = user_info.split(':').next().unwrap();
+            ("postgres", format!("{user}@{host}"))
+        }
+    };
+    let migrations = std::fs::read_dir("migrations/sqlite").unwrap().count();
+    assert!(migrations > 0);
+    for (log, which) in [(&first, "first"), (&second, "second")] {
+        let expected = [
+            format!("database backend={backend_name} database={shown}\n"),
+            "auth cache auth_cache_capacity=10000 auth_cache_ttl=30s".to_owned(),
+            "admin-api-keys is serving addr=127.0.0.1:0 port=".to_owned(),
+        ];
+        for line in expected {
+            assert!(log.contains(&line), "{which} start lacks {line:?}:\n{log}");
+        }
+        if let Some(password) = &password {
+            assert!(
+                !log.contains(password.as_str()),
+                "{which} start logs the password:\n{log}"
+            );
+        }
+    }
+    let applied = first
+        .lines()
+        .find(|line| line.contains("database migrations applied"))
+        .unwrap_or_else(|| panic!("the first start names its migrations:\n{first}"));
+    assert!(
+        applied.contains("applied=2026-11-23-100000_create_users_and_admin_api_keys, "),
+        "{applied}"
+    );
+    assert_eq!(applied.matches(", ").count() + 1, migrations, "{applied}");
+    assert!(
+        second.contains("database migrations: none pending"),
+        "the second start applies none:\n{second}"
+    );
+}
+
+/// `url` with a password, when it is a PostgreSQL URL, and the password it holds.
+fn with_password(url: &str) -> (String, Option<String>) {
+    let Some(rest) = url.strip_prefix("postgres://") else {
+        return (url.to_owned(), None);
+    };
+    let Some((user_info, host)) = rest.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    match user_info.split_once(':') {
+        Some((_, password)) => (url.to_owned(), Some(password.to_owned())),
+        None => (
+            format!("postgres://{user_info}:sekret-pw-31@{host}"),
+            Some("sekret-pw-31".to_owned()),
+        ),
     }
 }
 
 /// Runs `bootstrap` on `database_url`, its log going to `log`; returns the key it printed.
-fn bootstrap(database_url: &str, log: &Path) -> String {
-    let output = logging_command(database_url, log)
+fn bootstrap(database_url: &str, log: &Path, format: Format) -> String {
+    let output = logging_command(database_url, format)
+        .stderr(File::create(log).expect("the log file"))
         .args(["bootstrap", "--owner-name", "Log Owner"])
         .output()
         .expect("bootstrap runs");
@@ -141,21 +536,24 @@ fn bootstrap(database_url: &str, log: &Path) -> String {
     key
 }
 
-/// The binary with the database and debug logging, uncoloured, stderr into `log`.
-fn logging_command(database_url: &str, log: &Path) -> Command {
+/// The binary with the database and debug logging in `format`. `NO_COLOR` is unset: a log
+/// that does not go to a terminal must be uncoloured without it.
+fn logging_command(database_url: &str, format: Format) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stderr(File::create(log).expect("the log file"));
+        .env("LOG_FORMAT", format.env())
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
     command
 }
 
 /// The binary serving on a free port.
 struct Server {
     child: Child,
+    /// Copies the child's stderr, a pipe, into `log`.
+    copier: Option<JoinHandle<()>>,
     log: PathBuf,
     address: String,
     port: u16,
@@ -165,14 +563,21 @@ struct Server {
 }
 
 impl Server {
-    async fn start(database_url: &str, log: &Path) -> Server {
-        let child = logging_command(database_url, log)
+    async fn start(database_url: &str, log: &Path, format: Format) -> Server {
+        let mut child = logging_command(database_url, format)
             .args(["serve", "--bind-addr", "127.0.0.1:0", "--workers", "1"])
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
+        let mut stderr = child.stderr.take().expect("a piped stderr");
+        let mut file = File::create(log).expect("the log file");
+        let copier = std::thread::spawn(move || {
+            std::io::copy(&mut stderr, &mut file).expect("the log is copied");
+        });
         let mut server = Server {
             child,
+            copier: Some(copier),
             log: log.to_owned(),
             address: String::new(),
             port: 0,
@@ -187,7 +592,7 @@ impl Server {
         server
     }
 
-    /// The port from the `admin-api-keys is serving ... port=N` line.
+    /// The port from the `admin-api-keys is serving ... port=N` line (either format).
     async fn wait_for_port(&mut self) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -195,9 +600,13 @@ impl Server {
             let port = log
                 .lines()
                 .find(|line| line.contains("admin-api-keys is serving"))
-                .and_then(|line| line.split(" port=").nth(1))
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|port| port.parse().ok());
+                .and_then(|line| {
+                    line.split([' ', ',']).find_map(|f| {
+                        f.strip_prefix("port=")
+                            .or_else(|| f.strip_prefix("\"port\":"))
+                    })
+                })
+                .and_then(|port| port.trim_end_matches('}').parse().ok());
             if let Some(port) = port {
                 return port;
             }
@@ -459,6 +868,11 @@ impl Server {
                 break;
             }
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(copier) = self.copier.take() {
+            copier.join().expect("the log copier");
         }
         std::fs::read_to_string(&self.log).expect("the log")
     }
