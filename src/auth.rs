@@ -86,10 +86,7 @@ pub async fn require_admin_key(
     };
     match authenticated {
         Ok(key) => {
-            // The request span (see `telemetry`) says which key made the request.
-            if let Some(span) = req.extensions().get::<RootSpan>() {
-                span.record("key_id", tracing::field::display(&key.key_id));
-            }
+            record_key_id(req.request(), &key);
             req.extensions_mut().insert(key);
             next.call(req)
                 .await
@@ -97,6 +94,14 @@ pub async fn require_admin_key(
         }
         // Answer here rather than return Err, so outer middleware (no-store) still applies.
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// Puts the id of the key that authenticated `req` on its request span (see `telemetry`),
+/// so the access line says which key made the request.
+pub fn record_key_id(req: &HttpRequest, key: &AdminKey) {
+    if let Some(span) = req.extensions().get::<RootSpan>() {
+        span.record("key_id", tracing::field::display(&key.key_id));
     }
 }
 

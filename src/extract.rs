@@ -383,6 +383,13 @@ impl QueryParams {
         Ok(values)
     }
 
+    /// Every value of the array parameter `name` (sent as `name[]`, or bare), empty ones
+    /// included: for callers to whom an empty value is a mistake rather than an absence.
+    pub fn take_each(&mut self, name: &str) -> Vec<String> {
+        let bare = name.strip_suffix("[]").unwrap_or(name);
+        self.take_values(|n| n == name || n == bare)
+    }
+
     /// The integer parameter `name`.
     pub fn take_integer(&mut self, name: &str) -> Result<Option<i64>, ApiError> {
         self.take(name)?

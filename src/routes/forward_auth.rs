@@ -17,8 +17,8 @@
 //!   `WWW-Authenticate: Bearer`) and the codes of this service's own authentication; 403
 //!   `missing_permission`, which names no permission (the list may come from the client).
 //! - `/forward-auth/<anything>` is the same check for proxies that append the original path
-//!   (Envoy's `path_prefix`): there the path and query belong to the original request and are
-//!   ignored, so required permissions come from the header only.
+//!   (Envoy's `path_prefix`): there the path and the query parameters other than `permission`
+//!   belong to the original request and are ignored.
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -53,9 +53,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Authenticates the key of the request a reverse proxy is about to pass upstream (its
 /// `Authorization: Bearer` token, else the `X-Api-Key` header) and checks that it holds every
 /// required permission. 200 means let it through, with the key's id, owner, scopes and
-/// permissions in response headers for the upstream. Any method is accepted and no body is
-/// read. `/forward-auth/{path}` does the same for proxies that append the original path,
-/// ignoring that path and its query.
+/// permissions in response headers for the upstream. Every method answers alike (documented
+/// here as GET) and no body is read. `/forward-auth/{path}` does the same for proxies that
+/// append the original path, ignoring that path and every query parameter but `permission`.
 #[utoipa::path(
     get,
     path = "/forward-auth",
@@ -76,8 +76,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
              ("X-Api-Key-Permissions" = String, description = "The key's permissions, space-separated; empty when it has none."),
          )),
         (status = 400, description = "A required permission (from the proxy's configuration) is not a valid permission, or the query has a parameter other than `permission`.", body = crate::error::ErrorResponse),
+        (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired or whose owner is disabled, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
         (status = 403, description = "The key lacks a required permission (`missing_permission`).", body = crate::error::ErrorResponse),
-        crate::error::responses::SharedErrors,
+        (status = 429, response = crate::error::responses::RateLimited),
+        (status = 500, response = crate::error::responses::ServerError),
+        (status = 503, response = crate::error::responses::Unavailable),
     ),
     security(("AdminApiKeyAuth" = []), ("ForwardAuthKeyHeader" = []))
 )]
@@ -87,30 +90,30 @@ pub async fn forward_auth(
 ) -> Result<HttpResponse, ApiError> {
     let key = authenticate(&state, &req).await?;
     let mut query = QueryParams::parse(req.query_string())?;
-    let mut required = query.take_all("permission[]", MAX_PERMISSIONS)?;
+    let required = required_permissions(&req, &mut query)?;
     query.finish()?;
-    required_from_header(&req, &mut required)?;
-    let required =
-        Permissions::parse("permission", &required).map_err(|_| invalid_required_permission())?;
     let_through(&key, &required)
 }
 
-/// `/forward-auth/{path}`: as [`forward_auth`], with the path and query ignored.
+/// `/forward-auth/{path}`: as [`forward_auth`], except that query parameters other than
+/// `permission` belong to the original request and are ignored. `permission` still counts (a
+/// client who adds one only makes the check stricter), so a stray `/` in a proxy's URL cannot
+/// turn a requirement off.
 async fn forward_auth_any_path(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let key = authenticate(&state, &req).await?;
-    let mut required = Vec::new();
-    required_from_header(&req, &mut required)?;
-    let required =
-        Permissions::parse("permission", &required).map_err(|_| invalid_required_permission())?;
+    let mut query = QueryParams::parse(req.query_string())?;
+    let required = required_permissions(&req, &mut query)?;
     let_through(&key, &required)
 }
 
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AdminKey, ApiError> {
     let token = presented_key(req, state.forward_auth_key_header.as_ref())?;
-    auth::authenticate(state, req, token).await
+    let key = auth::authenticate(state, req, token).await?;
+    auth::record_key_id(req, &key);
+    Ok(key)
 }
 
 /// The key the original request presents: see the module policy.
@@ -166,18 +169,22 @@ fn single_value<'r>(req: &'r HttpRequest, name: &HeaderName) -> Result<Option<&'
         .map_err(|_| auth::invalid_key())
 }
 
-/// Adds the permissions named by the `X-Required-Permission` headers to `required`.
-fn required_from_header(req: &HttpRequest, required: &mut Vec<String>) -> Result<(), ApiError> {
+/// The permissions required by `?permission=` and the `X-Required-Permission` headers. An
+/// empty one is refused, not skipped: it is a templated value that came out empty, and
+/// skipping it would let every key through.
+fn required_permissions(
+    req: &HttpRequest,
+    query: &mut QueryParams,
+) -> Result<Permissions, ApiError> {
+    let mut required = query.take_each("permission[]");
     for value in req.headers().get_all(REQUIRED_PERMISSION) {
         let value = value.to_str().map_err(|_| invalid_required_permission())?;
-        for permission in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if required.len() == MAX_PERMISSIONS || !permissions::is_valid(permission) {
-                return Err(invalid_required_permission());
-            }
-            required.push(permission.to_owned());
-        }
+        required.extend(value.split(',').map(|p| p.trim().to_owned()));
     }
-    Ok(())
+    if required.len() > MAX_PERMISSIONS || !required.iter().all(|p| permissions::is_valid(p)) {
+        return Err(invalid_required_permission());
+    }
+    Ok(required.into_iter().collect())
 }
 
 fn invalid_required_permission() -> ApiError {

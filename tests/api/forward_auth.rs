@@ -269,12 +269,21 @@ async fn the_path_form_ignores_the_original_path_and_query(app: TestApp) {
     let (id, value) = key_with(&app, &["billing:read"]).await;
     for path in [
         "/v1/forward-auth/",
-        "/v1/forward-auth/billing/invoices?page=2&permission=admin",
-        "/forward-auth/anything/at/all?x=%ZZ",
+        "/v1/forward-auth/billing/invoices?page=2&sort=desc",
+        "/forward-auth/anything/at/all?x=1",
+        // A requirement in the query still counts: a stray `/` cannot turn it off.
+        "/v1/forward-auth/?permission=billing:read",
     ] {
         let response = check(&app, &value, path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         assert_eq!(header(&response, "x-api-key-id"), id);
+    }
+    for path in [
+        "/v1/forward-auth/?permission=billing:write",
+        "/v1/forward-auth/billing/invoices?page=2&permission=admin",
+    ] {
+        let response = check(&app, &value, path).await;
+        assert_error(response, StatusCode::FORBIDDEN, path).await;
     }
     let required = |permission: &'static str| {
         app.request_as(&value, Method::POST, "/v1/forward-auth/billing/invoices")
@@ -301,6 +310,12 @@ async fn invalid_requirements_are_400s_that_repeat_nothing(app: TestApp) {
         ),
         (format!("?{secretish}=1"), None),
         ("?permissions=billing:read".to_owned(), None),
+        // An empty requirement is a template that came out empty, not "none required".
+        ("?permission=".to_owned(), None),
+        ("?permission=billing:read&permission=".to_owned(), None),
+        ("/?permission=".to_owned(), None),
+        (String::new(), Some(",".to_owned())),
+        (String::new(), Some(String::new())),
     ] {
         let mut request = app.request_as(&value, Method::GET, &format!("{FORWARD}{query}"));
         if let Some(required) = &required {

@@ -197,7 +197,14 @@ async fn with_a_good_key_the_upstream_answers_and_sees_who_called(app: TestApp) 
         body.contains("scopes=admin_api_keys.read permissions=reports:read"),
         "{body}"
     );
-    assert!(body.contains("uri=/reports/2026?page=2"), "{body}");
+    assert!(
+        body.contains("uri=/reports/2026?page=2 host=127.0.0.1 "),
+        "{body}"
+    );
+    assert!(
+        body.contains("authorization=[] x-api-key=[]") && !body.contains(&value[12..]),
+        "the upstream never sees the admin key: {body}"
+    );
 
     // The `X-Api-Key` header works too, and a client cannot forge the identity headers.
     let response = reqwest::Client::new()
@@ -213,6 +220,28 @@ async fn with_a_good_key_the_upstream_answers_and_sees_who_called(app: TestApp) 
     let body = response.text().await.unwrap();
     assert!(body.contains(&format!("key={id} ")), "{body}");
     assert!(body.contains("permissions=reports:read "), "{body}");
+    assert!(!body.contains(&value[12..]), "{body}");
+
+    // A key without permissions cannot claim some: the empty value replaces the client's.
+    let (_, bare) = key_with(&app, &[]).await;
+    let response = reqwest::Client::new()
+        .get(nginx.url("/x"))
+        .bearer_auth(&bare)
+        .header("x-api-key-permissions", "*")
+        .header("x-api-key-scopes", "admin_api_keys.write")
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("scopes=admin_api_keys.read permissions= uri="),
+        "{body}"
+    );
+
+    // The upstream's own failure reaches the client as it was sent.
+    let (status, body) = through(&nginx, Some(&value), "/fail").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, "the upstream itself failed\n");
 }
 
 async fn a_location_needing_a_permission_refuses_keys_without_it(app: TestApp) {

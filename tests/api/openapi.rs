@@ -149,6 +149,13 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "forward-auth {status}"
         );
     }
+    for (status, code) in [("401", "multiple_api_keys"), ("403", "missing_permission")] {
+        let description = response(&spec, &op["responses"][status])["description"].to_string();
+        assert!(
+            description.contains(code),
+            "forward-auth {status} names {code}"
+        );
+    }
     assert_eq!(
         spec["components"]["securitySchemes"]["ForwardAuthKeyHeader"],
         serde_json::json!({
