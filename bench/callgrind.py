@@ -18,7 +18,8 @@ across runs; repeated runs agree to within about 1%.
 
 Scenarios run in this order: healthz, retrieve (one key, served from the cache), list first
 page, list deep page, create, then the audit-log first page (after create, so that the page
-is full of `api_key.created` events), then introspection of the caller's own cached key. Usage flushing is pushed out to once an hour so that a
+is full of `api_key.created` events), then introspection of the caller's own cached key, then a forward-auth check of it.
+Usage flushing is pushed out to once an hour so that a
 flush landing inside one phase and not the other does not add noise.
 
 Run it through `bash bench/run.sh callgrind [options]` (which builds first and installs
@@ -41,6 +42,8 @@ import bench
 
 AUDIT_PATH = "/v1/organization/audit_logs?limit=20"
 CREATE_BODY = '{"name":"bench"}'
+FORWARD_PATH = "/v1/forward-auth?permission=billing:read"
+FORWARD_NAME = "forward auth GET /v1/forward-auth?permission=billing:read (a cached key)"
 
 
 def plan(keys):
@@ -57,6 +60,8 @@ def plan(keys):
     # The caller introspects its own (cached) key: {KEY} is replaced by it.
     out.append(("introspect", "introspect POST /v1/introspect (a cached key)", "POST",
                 "/v1/introspect", '{"token":"{KEY}"}', True))
+    # A proxy's check of a cached key that holds the required permission.
+    out.append(("forward", FORWARD_NAME, "GET", FORWARD_PATH, None, True))
     return out
 
 
@@ -239,7 +244,7 @@ def parser():
                    help="measurements per scenario; the median is reported (default 3)")
     p.add_argument("--scenarios", default="",
                    help="comma-separated subset of: baseline, retrieve, first, deep, create, "
-                        "audit, introspect (default: all)")
+                        "audit, introspect, forward (default: all)")
     p.add_argument("--keep-dumps", metavar="DIR",
                    help="keep the dumps of each scenario's last measurement in DIR as "
                         "<backend>-<scenario>-<requests>.out")

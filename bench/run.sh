@@ -5,6 +5,7 @@
 #   bash bench/run.sh --backends sqlite    # see `python3 bench/bench.py --help` for options
 #   bash bench/run.sh --callgrind          # also count instructions per request (callgrind)
 #   bash bench/run.sh callgrind [options]  # only the counts; `python3 bench/callgrind.py --help`
+#   bash bench/run.sh proxy [options]      # forward auth (direct, through nginx), introspection
 #
 # Needs: a Rust toolchain, python3, and for PostgreSQL a server at BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres; the script creates and drops a
@@ -28,6 +29,11 @@ driver=bench/bench.py
 if [ "${1:-}" = callgrind ]; then
     shift
     driver=bench/callgrind.py
+elif [ "${1:-}" = proxy ]; then
+    shift
+    driver=bench/proxy.py
+    install wrk wrk
+    install nginx nginx-light
 else
     install wrk wrk
 fi

@@ -329,6 +329,10 @@ async fn listeners(app: &TestApp) -> i64 {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn changes_on_one_replica_reach_another_within_a_second() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
@@ -397,6 +401,10 @@ async fn changes_on_one_replica_reach_another_within_a_second() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_change_made_directly_in_the_database_reaches_every_replica() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
@@ -417,6 +425,10 @@ async fn a_change_made_directly_in_the_database_reaches_every_replica() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_replica_that_lost_its_listener_stops_trusting_its_cache() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
@@ -458,6 +470,10 @@ async fn a_replica_that_lost_its_listener_stops_trusting_its_cache() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_replica_never_shows_an_older_last_used_at_after_listing_a_newer_one() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
@@ -489,6 +505,10 @@ async fn a_replica_never_shows_an_older_last_used_at_after_listing_a_newer_one()
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_rewritten_hash_or_a_truncate_reaches_every_replica() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;

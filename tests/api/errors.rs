@@ -119,6 +119,10 @@ async fn health_and_readiness_answer_json_without_auth(app: TestApp) {
 /// Drops the database under a running server: readiness and the API must answer 503 in the
 /// envelope, not hang or crash. (PostgreSQL only: it is the backend that can go away.)
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn postgres_outage_gets_503_in_the_envelope() {
     let Some(app) = TestApp::spawn(Backend::Postgres).await else {
         return;

@@ -276,6 +276,22 @@ pub enum TestDatabase {
     Postgres { server_url: String, name: String },
 }
 
+/// How the names of the tests' PostgreSQL databases begin: `TEST_DATABASE_PREFIX`, or
+/// `aak_test_` (lower-case letters, digits and `_`, as it goes into SQL unquoted).
+fn database_prefix() -> String {
+    let prefix = std::env::var("TEST_DATABASE_PREFIX").unwrap_or_else(|_| "aak_test_".to_owned());
+    assert!(
+        !prefix.is_empty()
+            && prefix.len() <= 40
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "TEST_DATABASE_PREFIX must be 1 to 40 lower-case letters, digits and `_`, starting with a letter"
+    );
+    prefix
+}
+
 impl TestDatabase {
     /// A fresh database; `None` for PostgreSQL when `TEST_DATABASE_URL` is not set.
     pub fn create(backend: Backend) -> Option<Self> {
@@ -290,7 +306,8 @@ impl TestDatabase {
                     return None;
                 };
                 let name = format!(
-                    "aak_test_{}",
+                    "{}{}",
+                    database_prefix(),
                     admin_api_keys::ids::random_id("").to_lowercase()
                 );
                 let mut conn = PgConnection::establish(&server_url)

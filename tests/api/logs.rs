@@ -29,7 +29,7 @@ const INVITES: &str = "/v1/organization/invites";
 const WINDOW: usize = 12;
 
 macro_rules! log_tests {
-    ($backend:ident) => {
+    ($backend:ident $(, #[$attr:meta])?) => {
         mod $backend {
             use super::Format::{Json, Text};
             use crate::helpers::Backend;
@@ -42,26 +42,31 @@ macro_rules! log_tests {
             }
 
             #[actix_web::test]
+            $(#[$attr])?
             async fn the_log_never_holds_a_secret_wherever_a_client_puts_it() {
                 super::scan(backend(), Text).await;
             }
 
             #[actix_web::test]
+            $(#[$attr])?
             async fn the_json_log_never_holds_a_secret_wherever_a_client_puts_it() {
                 super::scan(backend(), Json).await;
             }
 
             #[actix_web::test]
+            $(#[$attr])?
             async fn json_lines_are_objects_and_access_lines_carry_the_request_fields() {
                 super::json_access_lines(backend()).await;
             }
 
             #[actix_web::test]
+            $(#[$attr])?
             async fn a_safe_request_id_is_kept_and_any_other_is_replaced_on_every_response() {
                 super::request_ids(backend()).await;
             }
 
             #[actix_web::test]
+            $(#[$attr])?
             async fn startup_lines_name_the_backend_database_migrations_and_address() {
                 super::startup_lines(backend()).await;
             }
@@ -70,7 +75,7 @@ macro_rules! log_tests {
 }
 
 log_tests!(sqlite);
-log_tests!(postgres);
+log_tests!(postgres, #[cfg_attr(not(postgres_tests), ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests")]);
 
 /// `LOG_FORMAT` for the binary.
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 //! Tests written as `async fn name(app: TestApp)` are listed in `backend_tests!`, which runs
 //! each once on SQLite and once on PostgreSQL (`sqlite::name`, `postgres::name`);
 //! `backend_tests!(settings = f; ...)` starts their servers with the settings `f` changes.
+//! Without `TEST_DATABASE_URL` the PostgreSQL tests are compiled as ignored (see build.rs).
 
 /// Runs each listed `async fn(TestApp)` on both backends.
 macro_rules! backend_tests {
@@ -30,6 +31,7 @@ macro_rules! backend_tests {
         mod postgres {
             $(
                 #[actix_web::test]
+                #[cfg_attr(not(postgres_tests), ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests")]
                 async fn $name() {
                     if let Some(app) = crate::helpers::TestApp::spawn_with(
                         crate::helpers::Backend::Postgres,
@@ -76,3 +78,15 @@ mod search;
 mod slow_clients;
 mod usage;
 mod users;
+
+/// `.ci/run` must run the PostgreSQL half: under `CI`, ignored PostgreSQL tests are a failure.
+#[test]
+fn under_ci_the_postgresql_tests_are_not_ignored() {
+    let built_for_postgres = cfg!(postgres_tests);
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            built_for_postgres,
+            "CI is set but the suite was built without TEST_DATABASE_URL: the PostgreSQL tests would be skipped"
+        );
+    }
+}

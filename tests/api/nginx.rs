@@ -330,6 +330,10 @@ async fn a_key_revoked_through_the_api_is_refused_on_the_very_next_request(app: 
 /// On PostgreSQL, a key disabled through another replica is refused through nginx (which
 /// talks to the first replica, serving from its cache) within a second.
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_key_disabled_through_another_replica_is_refused_within_a_second() {
     let Some(app) = TestApp::spawn(Backend::Postgres).await else {
         return;

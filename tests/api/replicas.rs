@@ -102,6 +102,10 @@ async fn call(client: &reqwest::Client, request: reqwest::RequestBuilder) -> (St
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn a_key_deleted_on_one_process_is_rejected_by_another_within_a_second() {
     let Some(database) = TestDatabase::create(Backend::Postgres) else {
         return;
@@ -176,6 +180,10 @@ async fn a_key_deleted_on_one_process_is_rejected_by_another_within_a_second() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn bootstrap_exits_cleanly_every_time() {
     let Some(database) = TestDatabase::create(Backend::Postgres) else {
         return;

@@ -485,6 +485,10 @@ async fn served_from_cache(replica: &TestApp, key: &str, key_id: &str) {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
 async fn disabling_and_demoting_a_user_reach_another_replica_within_a_second() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
         return;
