@@ -118,6 +118,9 @@ pub struct UserChangesRequested {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The new permission ceiling, when the change set or reset it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
 }
 
 /// The `changes_requested` of `api_key.updated`.

@@ -53,6 +53,7 @@ diesel::table! {
         role -> Text,
         created_at -> BigInt,
         enabled -> Bool,
+        permissions -> Text,
     }
 }
 

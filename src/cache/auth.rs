@@ -24,7 +24,8 @@ pub struct CachedKey {
     pub owner: User,
     /// The key's effective scopes: its own, within its owner's role.
     pub scopes: Scopes,
-    /// The key's permissions, for the operator's own services.
+    /// The key's effective permissions, for the operator's own services: its own, within its
+    /// owner's permission ceiling.
     pub permissions: Permissions,
     pub enabled: bool,
     pub expires_at: Option<i64>,
@@ -37,7 +38,7 @@ impl CachedKey {
     pub fn new(record: AuthRecord, owner: User, now: i64) -> Self {
         Self {
             scopes: record.scopes.intersect(owner.role().ceiling()),
-            permissions: record.permissions,
+            permissions: record.permissions.within(&owner.permissions),
             key_id: record.id,
             owner,
             enabled: record.enabled,
@@ -45,6 +46,12 @@ impl CachedKey {
             cached_at: now,
             last_seen: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Whether the key can do anything at all: some effective scope or permission. One that
+    /// cannot (its owner's role and ceiling leave it nothing) is refused downstream.
+    pub fn has_access(&self) -> bool {
+        !self.scopes.is_empty() || !self.permissions.is_empty()
     }
 
     /// Notes a use at `now`; true the first time in each second.
@@ -154,6 +161,7 @@ mod tests {
                 role: "owner".to_owned(),
                 created_at: 0,
                 enabled: true,
+                permissions: Permissions::all(),
             },
         ))
     }
@@ -337,6 +345,21 @@ mod tests {
             CachedKey::new(record, owner, 100).scopes,
             crate::domain::Scopes::all()
         );
+    }
+
+    #[test]
+    fn a_keys_permissions_count_only_within_its_owners_ceiling() {
+        let (mut record, mut owner) = owned_by("key_a", "user_a", "reader").unwrap();
+        record.permissions = ["billing:*".to_owned(), "ops".to_owned()]
+            .into_iter()
+            .collect();
+        owner.permissions = ["billing:read".to_owned()].into_iter().collect();
+        let key = CachedKey::new(record.clone(), owner.clone(), 100);
+        assert_eq!(key.permissions.to_db(), "billing:read");
+        owner.permissions = Permissions::default();
+        let key = CachedKey::new(record, owner, 100);
+        assert!(key.permissions.is_empty());
+        assert!(key.has_access(), "it still holds the read scopes");
     }
 
     #[test]

@@ -77,6 +77,45 @@ impl Permissions {
         })
     }
 
+    /// What these permissions allow within `ceiling`: the intersection of the two sets of
+    /// patterns. A permission the ceiling covers stays as it is; one the ceiling only narrows
+    /// (`billing:*` under a ceiling of `billing:read`) gives way to the narrower entries. An
+    /// entry that another kept entry covers is dropped, so the result is the smallest list
+    /// that says the same.
+    pub fn within(&self, ceiling: &Permissions) -> Permissions {
+        if ceiling.is_everything() {
+            return self.clone();
+        }
+        if self.is_everything() {
+            return ceiling.clone();
+        }
+        let mut kept: Vec<&str> = Vec::new();
+        for held in self.iter() {
+            if ceiling.covers(held) {
+                kept.push(held);
+            } else if let Some(prefix) = held.strip_suffix('*') {
+                kept.extend(ceiling.iter().filter(|allowed| allowed.starts_with(prefix)));
+            }
+        }
+        let covers = |outer: &str, inner: &str| match outer.strip_suffix('*') {
+            Some(prefix) => inner.starts_with(prefix),
+            None => outer == inner,
+        };
+        kept.iter()
+            .filter(|entry| {
+                !kept
+                    .iter()
+                    .any(|other| other != *entry && covers(other, entry))
+            })
+            .map(|entry| (*entry).to_owned())
+            .collect()
+    }
+
+    /// Whether this is `*`, which covers every permission.
+    pub fn is_everything(&self) -> bool {
+        self.iter().any(|held| held == "*")
+    }
+
     /// The first of `granted` that these permissions do not cover.
     pub fn first_uncovered<'a>(&self, granted: &'a Permissions) -> Option<&'a str> {
         granted.iter().find(|wanted| !self.covers(wanted))
@@ -176,6 +215,33 @@ mod tests {
         assert!(Permissions::all().covers("*"));
         assert!(Permissions::all().covers("anything/at:all"));
         assert!(!Permissions::default().covers("x"));
+    }
+
+    #[test]
+    fn within_a_ceiling_is_the_intersection_of_both_sets() {
+        let key = set(&["billing:*", "reports:read", "ops"]);
+        assert_eq!(key.within(&Permissions::all()), key);
+        assert_eq!(key.within(&Permissions::default()), Permissions::default());
+        assert_eq!(
+            key.within(&set(&["billing:read", "reports:*"])),
+            set(&["billing:read", "reports:read"]),
+            "a wider key pattern gives way to the ceiling's narrower entries"
+        );
+        assert_eq!(
+            key.within(&set(&["billing:*"])),
+            set(&["billing:*"]),
+            "an entry the ceiling covers stays"
+        );
+        assert_eq!(
+            Permissions::all().within(&set(&["a:*", "b"])),
+            set(&["a:*", "b"])
+        );
+        assert_eq!(
+            set(&["a:*", "a:b:*"]).within(&set(&["a:b:c", "a:*"])),
+            set(&["a:*"]),
+            "entries another kept entry covers are dropped"
+        );
+        assert_eq!(set(&["x"]).within(&set(&["x:*"])), Permissions::default());
     }
 
     #[test]

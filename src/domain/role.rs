@@ -3,11 +3,13 @@
 //! Policy: a role is a ceiling, not a grant. A key's effective scopes are its own scopes within
 //! its owner's role, so demoting an owner takes write access from their keys on the next
 //! request, and promoting a reader gives their keys nothing they were not already granted.
+//! The same holds downstream: a member's `permissions` ceiling caps their keys' permissions,
+//! and an owner's ceiling is every permission (`*`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Invalid, Scope, Scopes};
+use super::{Invalid, Permissions, Scope, Scopes};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -32,6 +34,15 @@ impl Role {
         match self {
             Role::Owner => Scopes::all(),
             Role::Reader => Scope::READ.into_iter().collect(),
+        }
+    }
+
+    /// The permission ceiling a member with this role starts with: every permission for an
+    /// owner, none for a reader (an owner grants a reader theirs, see `services::users`).
+    pub fn default_permissions(self) -> Permissions {
+        match self {
+            Role::Owner => Permissions::all(),
+            Role::Reader => Permissions::default(),
         }
     }
 

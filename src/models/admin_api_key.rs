@@ -501,6 +501,25 @@ pub fn ids_of_owner(conn: &mut DbConnection, owner_id: &str) -> QueryResult<Vec<
         .load(conn)
 }
 
+/// The permissions of every key of `owner_id` that works at `now` (enabled and unexpired).
+pub fn live_permissions_of_owner(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    now: i64,
+) -> QueryResult<Vec<Permissions>> {
+    admin_api_keys::table
+        .filter(admin_api_keys::owner_id.eq(owner_id))
+        .filter(admin_api_keys::enabled.eq(true))
+        .filter(
+            admin_api_keys::expires_at
+                .is_null()
+                .or(admin_api_keys::expires_at.gt(now)),
+        )
+        .filter(admin_api_keys::permissions.ne(""))
+        .select(admin_api_keys::permissions)
+        .load(conn)
+}
+
 /// Deletes every key `owner_id` owns; returns their ids, in id order.
 pub fn delete_of_owner(conn: &mut DbConnection, owner_id: &str) -> QueryResult<Vec<String>> {
     let ids = ids_of_owner(conn, owner_id)?;

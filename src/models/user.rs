@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::domain::Role;
+use crate::domain::{Permissions, Role};
 use crate::models::admin_api_key::RowLock;
 use crate::schema::users;
 
@@ -20,6 +20,9 @@ pub struct User {
     pub role: String,
     pub created_at: i64,
     pub enabled: bool,
+    /// The ceiling of the user's keys' permissions downstream (see `domain::permissions`):
+    /// `*` for owners, what an owner granted for readers.
+    pub permissions: Permissions,
 }
 
 impl User {
@@ -35,6 +38,7 @@ pub struct UserChanges {
     pub name: Option<String>,
     pub role: Option<String>,
     pub enabled: Option<bool>,
+    pub permissions: Option<Permissions>,
 }
 
 /// Inserts one user.
@@ -119,7 +123,11 @@ pub fn list_page(
 /// Applies `changes` to a user; returns whether it exists.
 pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<bool> {
     let target = users::table.filter(users::id.eq(id));
-    if changes.name.is_none() && changes.role.is_none() && changes.enabled.is_none() {
+    if changes.name.is_none()
+        && changes.role.is_none()
+        && changes.enabled.is_none()
+        && changes.permissions.is_none()
+    {
         return diesel::select(diesel::dsl::exists(target)).get_result(conn);
     }
     diesel::update(target)

@@ -13,6 +13,9 @@
 //! - Required permissions come from the proxy's configuration: `?permission=` (repeatable) and
 //!   the `X-Required-Permission` header (comma-separated, repeatable). The key must cover every
 //!   one. Extra ones a client manages to add can only make the check stricter.
+//! - A key's permissions count within its owner's ceiling (see `services::users`), and a key
+//!   left with no effective scope and no effective permission is refused whatever is
+//!   required (403 `no_effective_access`).
 //! - 200 with an empty body and the `X-Api-Key-*` headers for the upstream; 401 (with
 //!   `WWW-Authenticate: Bearer`) and the codes of this service's own authentication; 403
 //!   `missing_permission`, which names no permission (the list may come from the client).
@@ -73,11 +76,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
              ("X-Api-Key-Id" = String, description = "The key's id."),
              ("X-Api-Key-Owner-Id" = String, description = "The id of the user who owns the key."),
              ("X-Api-Key-Scopes" = String, description = "The key's effective scopes (within its owner's role), space-separated."),
-             ("X-Api-Key-Permissions" = String, description = "The key's permissions, space-separated; empty when it has none."),
+             ("X-Api-Key-Permissions" = String, description = "The key's effective permissions (its own, within its owner's ceiling), space-separated; empty when it has none."),
          )),
         (status = 400, description = "A required permission (from the proxy's configuration) is not a valid permission, or the query has a parameter other than `permission`.", body = crate::error::ErrorResponse),
         (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired or whose owner is disabled, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
-        (status = 403, description = "The key lacks a required permission (`missing_permission`).", body = crate::error::ErrorResponse),
+        (status = 403, description = "The key lacks a required permission (`missing_permission`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`).", body = crate::error::ErrorResponse),
         (status = 429, response = crate::error::responses::RateLimited),
         (status = 500, response = crate::error::responses::ServerError),
         (status = 503, response = crate::error::responses::Unavailable),
@@ -200,8 +203,17 @@ fn invalid_required_permission() -> ApiError {
     }
 }
 
-/// 200 with the key's headers if it covers every one of `required`, else 403.
+/// 200 with the key's headers if it can do something and covers every one of `required`,
+/// else 403.
 fn let_through(key: &AdminKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
+    if !key.has_access() {
+        return Err(ApiError::Forbidden {
+            message: "This key can do nothing: within its owner's role and permissions it \
+                      holds no scope and no permission."
+                .to_owned(),
+            code: "no_effective_access".to_owned(),
+        });
+    }
     if key.permissions.first_uncovered(required).is_some() {
         return Err(ApiError::Forbidden {
             message: "This key lacks a permission that this resource requires.".to_owned(),

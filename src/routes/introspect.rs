@@ -74,7 +74,7 @@ pub struct Introspection {
     /// The key's effective scopes (its own, within its owner's role), space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The key's permissions.
+    /// The key's effective permissions: its own, within its owner's ceiling.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]
     pub permissions: Option<Permissions>,
@@ -109,8 +109,9 @@ impl Introspection {
 /// Introspect an admin key
 ///
 /// Says whether `token` is an admin key that works now and, if so, whose it is and what it
-/// may do (RFC 7662). Anything else (malformed, unknown, deleted, expired, disabled, or a
-/// disabled owner) is `{"active": false}`, without a reason. Needs `keys.introspect`.
+/// may do (RFC 7662). Anything else (malformed, unknown, deleted, expired, disabled, a
+/// disabled owner, or a key left with no effective scope and no effective permission) is
+/// `{"active": false}`, without a reason. Needs `keys.introspect`.
 #[utoipa::path(
     post,
     path = "/introspect",
@@ -143,7 +144,10 @@ pub async fn introspect(
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
     let answer = match auth::authenticate(&state, &req, &token).await {
-        Ok(key) => describe(&state, &key).await?,
+        // A key that can do nothing (its owner's role and ceiling leave it no scope and no
+        // permission) is as good as no key to a resource server.
+        Ok(key) if key.has_access() => describe(&state, &key).await?,
+        Ok(_) => Introspection::inactive(),
         Err(ApiError::Unauthorized { .. }) => Introspection::inactive(),
         Err(other) => return Err(other),
     };

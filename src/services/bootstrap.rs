@@ -36,6 +36,7 @@ pub fn create_owner_with_key(
         role: Role::Owner.as_str().to_owned(),
         created_at: now,
         enabled: true,
+        permissions: Role::Owner.default_permissions(),
     };
     let issued = write_transaction(conn, |conn| {
         // The same lock as invites and their acceptance take: one member per email address.

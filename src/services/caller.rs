@@ -3,7 +3,8 @@
 //! Policy: the auth middleware checks a key when the request's headers arrive, but the body
 //! (and with it the write) may come much later. So every write re-reads its caller in its
 //! transaction (the key exists, is enabled, is unexpired at `now`, its owner is enabled, and
-//! its effective scopes, its own within its owner's role, hold the scope the operation needs)
+//! its effective scopes, its own within its owner's role, hold the scope the operation needs;
+//! its effective permissions, what it may hand out, are its own within its owner's ceiling)
 //! and, on PostgreSQL, locks the rows involved until the commit: a concurrent disable or
 //! delete of the caller (or of its owner) is ordered either before the write (which then
 //! answers 401) or after it, never in between. Grants and audit actors use this fresh view,
@@ -27,6 +28,7 @@ pub struct Caller {
     pub key_id: String,
     /// Effective: the key's own scopes within its owner's role.
     pub scopes: Scopes,
+    /// Effective: the key's own permissions within its owner's ceiling.
     pub permissions: Permissions,
     pub owner: User,
 }
@@ -46,17 +48,25 @@ impl Caller {
         auth::may_grant(self.scopes, granted)
     }
 
-    /// 403 unless the caller's permissions cover every one of `granted` (no escalation).
+    /// 403 unless the caller's effective permissions cover every one of `granted` (no
+    /// escalation).
     pub fn may_grant_permissions(&self, granted: &Permissions) -> Result<(), ApiError> {
         match self.permissions.first_uncovered(granted) {
             None => Ok(()),
             // The permission is the caller's own request: named only by shape, never echoed.
-            Some(_) => Err(ApiError::Forbidden {
-                message: "A key cannot grant a permission its own permissions do not cover;                           this key's `permissions` do not cover one of those requested."
-                    .to_owned(),
-                code: "missing_permission".to_owned(),
-            }),
+            Some(_) => Err(missing_permission()),
         }
+    }
+}
+
+/// The 403 for a caller whose effective permissions do not cover what it would hand out.
+pub fn missing_permission() -> ApiError {
+    ApiError::Forbidden {
+        message: "A key cannot hand out a permission that its own effective permissions (its \
+                  permissions within its owner's ceiling) do not cover, and this one does not \
+                  cover all of those this change would grant."
+            .to_owned(),
+        code: "missing_permission".to_owned(),
     }
 }
 
@@ -123,7 +133,7 @@ pub fn authorize(
     Ok(Caller {
         key_id: record.id,
         scopes,
-        permissions: record.permissions,
+        permissions: record.permissions.within(&owner.permissions),
         owner,
     })
 }

@@ -103,6 +103,9 @@ pub fn create(
             code: format!("missing_scope.{scope}"),
         });
     }
+    // A member's permission ceiling is theirs from the start (every permission for an
+    // owner): making an owner needs a caller who covers it, as promoting one does.
+    caller.may_grant_permissions(&new.role.default_permissions())?;
     let email = new.email.as_str();
     if user::email_taken(conn, email)? {
         return Err(email_taken());
@@ -218,6 +221,7 @@ pub fn accept(
         role: role.as_str().to_owned(),
         created_at: now,
         enabled: true,
+        permissions: role.default_permissions(),
     };
     user::insert(conn, &member)?;
     if !invite::mark_accepted(conn, &found.id, &member.id, now)? {

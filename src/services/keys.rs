@@ -95,6 +95,7 @@ pub fn create(
     };
     let permissions = new.permissions.unwrap_or_default();
     caller.may_grant_permissions(&permissions)?;
+    within_ceiling(&permissions, &owner)?;
     let issued = issue(
         conn,
         &caller.actor(),
@@ -136,6 +137,20 @@ pub fn within_role(scopes: Scopes, owner: &User) -> Result<(), ApiError> {
     }
 }
 
+/// 403 unless `permissions` fit within the permission ceiling of `owner` (a key cannot be
+/// given what its owner may not have downstream).
+pub fn within_ceiling(permissions: &Permissions, owner: &User) -> Result<(), ApiError> {
+    match owner.permissions.first_uncovered(permissions) {
+        None => Ok(()),
+        Some(_) => Err(ApiError::Forbidden {
+            message: "The key's owner may not hold one of these permissions: a key's \
+                      permissions must fit within its owner's `permissions`."
+                .to_owned(),
+            code: "permission_exceeds_owner".to_owned(),
+        }),
+    }
+}
+
 /// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
 /// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
 /// gives the successor the lifetime the old key was given. A key is replaced once: rotating
@@ -161,7 +176,7 @@ pub fn rotate(
         )?;
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
-        caller.may_grant_permissions(&old.permissions)?;
+        caller.may_grant_permissions(&old.permissions.within(&owner.permissions))?;
         // The successor's secret goes to the caller: a key of another user is theirs to
         // rotate only with `users.write`, as making one for them would be.
         if owner.id != caller.owner.id {
@@ -244,10 +259,11 @@ pub fn update(
         }
         if let Some(permissions) = &changes.permissions {
             caller.may_grant_permissions(permissions)?;
+            within_ceiling(permissions, &owner)?;
         }
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
-            caller.may_grant_permissions(&target.permissions)?;
+            caller.may_grant_permissions(&target.permissions.within(&owner.permissions))?;
         }
         if !admin_api_key::update(conn, key_id, &changes)? {
             return Err(no_such_key(key_id));

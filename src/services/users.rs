@@ -6,12 +6,17 @@
 //! invalidations it implies: a change to a user drops the cached auth records of all their keys
 //! (on every replica, through the `users` triggers on PostgreSQL), so disabling or demoting a
 //! user takes effect on their keys' next request.
+//!
+//! A member's `permissions` are the ceiling of their keys' permissions downstream (forward
+//! auth, introspection), as their role is the ceiling of their keys' scopes: a key's effective
+//! permissions are its own within its owner's. Owners hold every permission; a reader holds
+//! what an owner (or another member covering it) set.
 
 use crate::audit::{self, AuditEvent, UserChangesRequested};
 use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
-use crate::domain::{KeyName, Role, Scope};
+use crate::domain::{KeyName, Permissions, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::user::{self, User, UserChanges};
@@ -26,6 +31,8 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     pub name: Option<KeyName>,
     pub enabled: Option<bool>,
+    /// A reader's new permission ceiling (an owner's is always every permission).
+    pub permissions: Option<Permissions>,
 }
 
 /// The 404 for a user id that does not exist.
@@ -45,10 +52,19 @@ pub fn no_such_user_in(param: &'static str, user_id: &str) -> ApiError {
     }
 }
 
-/// Changes the role, name or enabled state of the user `user_id`; returns them as changed.
-/// Promoting to `owner` or re-enabling needs the caller to hold every scope of the user's
-/// (new) role (403). Demoting or disabling is refused (409 `last_owner`) if no one could run
-/// the organisation afterwards.
+/// Changes the role, name, permission ceiling or enabled state of the user `user_id`; returns
+/// them as changed.
+///
+/// - Promoting to `owner` or re-enabling needs the caller to hold every scope of the user's
+///   (new) role (403).
+/// - The ceiling follows the role: an owner's is every permission; demoting an owner leaves
+///   the ceiling sent with the change, or none. Setting `permissions` on an owner is a 400.
+/// - Whatever the change gives (a wider ceiling, or permissions their keys regain downstream
+///   through re-enabling, promotion or a wider ceiling) must be covered by the caller's own
+///   effective permissions (403 `missing_permission`): no escalation through someone else's
+///   keys.
+/// - Demoting or disabling is refused (409 `last_owner`) if no one could run the organisation
+///   afterwards.
 pub fn update(
     conn: &mut DbConnection,
     key: &AdminKey,
@@ -59,22 +75,49 @@ pub fn update(
     if !ids::plausible(user_id) {
         return Err(no_such_user(user_id));
     }
-    let changes = UserChanges {
-        name: update.name.map(KeyName::into_string),
-        role: update.role.map(|role| role.as_str().to_owned()),
-        enabled: update.enabled,
-    };
     let changed = keep_an_admin(conn, now, Guarded::User("change"), |conn| {
         let caller = authorize(conn, key, Scope::UsersWrite, Target::User(user_id), now)?;
         let target = user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))?;
-        // Promoting or re-enabling hands the user's keys back what their role allows: the
-        // caller must hold all of it (no escalation through someone else's keys).
         let role = update.role.unwrap_or(target.role());
+        let ceiling = new_ceiling(&target, role, update.permissions.clone())?;
         let promoted = role == Role::Owner && target.role() != Role::Owner;
-        let enabled = update.enabled == Some(true) && !target.enabled;
-        if promoted || enabled {
+        let enabled = update.enabled.unwrap_or(target.enabled);
+        if promoted || (enabled && !target.enabled) {
             caller.may_grant(role.ceiling())?;
         }
+        // The ceiling itself, where it widens...
+        let widened: Permissions = ceiling
+            .iter()
+            .filter(|p| !target.permissions.covers(p))
+            .map(str::to_owned)
+            .collect();
+        caller.may_grant_permissions(&widened)?;
+        // ...and what the user's keys regain downstream.
+        for held in admin_api_key::live_permissions_of_owner(conn, user_id, now)? {
+            let before = if target.enabled {
+                held.within(&target.permissions)
+            } else {
+                Permissions::default()
+            };
+            let after = if enabled {
+                held.within(&ceiling)
+            } else {
+                Permissions::default()
+            };
+            let regained: Permissions = after
+                .iter()
+                .filter(|p| !before.covers(p))
+                .map(str::to_owned)
+                .collect();
+            caller.may_grant_permissions(&regained)?;
+        }
+        let permissions = (ceiling != target.permissions).then_some(ceiling);
+        let changes = UserChanges {
+            name: update.name.as_ref().map(|name| name.as_str().to_owned()),
+            role: update.role.map(|role| role.as_str().to_owned()),
+            enabled: update.enabled,
+            permissions: permissions.clone(),
+        };
         user::update(conn, user_id, &changes)?;
         let event = AuditEvent::UserUpdated {
             user_id: user_id.to_owned(),
@@ -82,12 +125,32 @@ pub fn update(
                 role: update.role,
                 name: changes.name.clone(),
                 enabled: changes.enabled,
+                permissions,
             },
         };
         audit::record(conn, now, &caller.actor(), &event)?;
         user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))
     })?;
     Ok(Change::new(changed).invalidate(Invalidation::User(user_id.to_owned())))
+}
+
+/// The permission ceiling of `target` once its role is `role` and `asked` (if sent) applies.
+fn new_ceiling(
+    target: &User,
+    role: Role,
+    asked: Option<Permissions>,
+) -> Result<Permissions, ApiError> {
+    match (role, asked) {
+        (Role::Owner, Some(asked)) if !asked.is_everything() => Err(ApiError::invalid_param(
+            "permissions",
+            "An owner holds every permission; `permissions` sets the ceiling of a `reader`.",
+        )),
+        (Role::Owner, _) => Ok(Permissions::all()),
+        (Role::Reader, Some(asked)) => Ok(asked),
+        // Demoted: an owner's ceiling (everything) does not carry over to a reader.
+        (Role::Reader, None) if target.role() == Role::Owner => Ok(Permissions::default()),
+        (Role::Reader, None) => Ok(target.permissions.clone()),
+    }
 }
 
 /// Deletes the user `user_id` and, in the same transaction, every key they own (each with its

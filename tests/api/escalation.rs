@@ -60,7 +60,15 @@ async fn set_user(app: &TestApp, key: &str, user_id: &str, change: Value) -> req
 
 async fn an_invite_dies_with_its_maker_and_sleeps_while_they_cannot_invite(app: TestApp) {
     let leaver = app.add_member("owner").await;
-    let (_, leaver_key) = app.key_for(&leaver, Some(&ALL)).await;
+    // Inviting an owner needs every scope and every permission.
+    let leaver_key = app
+        .create_key(
+            json!({ "name": "inviter", "owner_id": leaver, "scopes": ALL, "permissions": ["*"] }),
+        )
+        .await["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (kept_id, kept) = invite_by(&app, &leaver_key, "kept@example.com").await;
     let (gone_id, gone) = invite_by(&app, &leaver_key, "gone@example.com").await;
 

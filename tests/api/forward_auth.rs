@@ -379,7 +379,8 @@ async fn changes_through_the_api_apply_to_the_next_check(app: TestApp) {
     let reports = format!("{FORWARD}?permission=reports:read");
     assert_eq!(check(&app, &value, &reports).await.status(), StatusCode::OK);
 
-    // Demote the owner: the effective scopes shrink in the very next answer.
+    // Demote the owner: the effective scopes shrink in the very next answer, and so do the
+    // permissions, to the reader's ceiling.
     let response = check(&app, &value, &reports).await;
     assert_eq!(
         header(&response, "x-api-key-scopes"),
@@ -393,14 +394,24 @@ async fn changes_through_the_api_apply_to_the_next_check(app: TestApp) {
         .await;
     assert_eq!(demote.status(), StatusCode::OK);
     let response = check(&app, &value, &reports).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "no ceiling: none");
+    let ceiling = app
+        .post_json(
+            &format!("/v1/organization/users/{member}"),
+            &json!({ "permissions": ["reports:*", "billing:read"] }),
+        )
+        .await;
+    assert_eq!(ceiling.status(), StatusCode::OK);
+    let response = check(&app, &value, &reports).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(&response, "x-api-key-scopes"), "admin_api_keys.read");
+    assert_eq!(header(&response, "x-api-key-permissions"), "reports:read");
 
-    // Grant it back: passes again.
+    // Grant it back, within the reader's ceiling: passes again.
     let update = app
         .post_json(
             &format!("{KEYS}/{id}"),
-            &json!({ "permissions": ["billing:*"] }),
+            &json!({ "permissions": ["billing:read"] }),
         )
         .await;
     assert_eq!(update.status(), StatusCode::OK);

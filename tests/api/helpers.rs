@@ -373,6 +373,7 @@ impl TestApp {
             role: new.role.to_owned(),
             created_at: new.created_at,
             enabled: true,
+            permissions: admin_api_keys::domain::Role::from_db(new.role).default_permissions(),
         };
         let id = user.id.clone();
         self.with_db(move |conn| admin_api_keys::models::user::insert(conn, &user))

@@ -52,6 +52,7 @@ mod auth;
 mod authorize;
 mod body_deadline;
 mod cache;
+mod ceilings;
 mod compat;
 mod contract;
 mod create;
@@ -76,6 +77,7 @@ mod roles;
 mod rotate;
 mod search;
 mod slow_clients;
+mod upgrade;
 mod usage;
 mod users;
 

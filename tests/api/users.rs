@@ -66,6 +66,7 @@ async fn a_user_is_shown_in_the_upstream_shape_with_and_without_v1(app: TestApp)
         "role": "owner",
         "added_at": START,
         "enabled": true,
+        "permissions": ["*"],
     });
     for prefix in ["/v1", ""] {
         let path = format!("{prefix}/organization/users/{}", app.owner_id);
@@ -329,6 +330,7 @@ async fn a_change_sets_only_the_fields_sent_and_is_audited(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::OK, "{promoted}");
     expected["role"] = json!("owner");
+    expected["permissions"] = json!(["*"]);
     assert_eq!(
         promoted, expected,
         "unprefixed path; role changed, name kept"
@@ -345,7 +347,7 @@ async fn a_change_sets_only_the_fields_sent_and_is_audited(app: TestApp) {
     assert_eq!(entries[0]["actor"], actor);
     assert_eq!(
         entries[0]["user.updated"],
-        json!({ "id": id, "changes_requested": { "role": "owner", "enabled": true } })
+        json!({ "id": id, "changes_requested": { "role": "owner", "enabled": true, "permissions": ["*"] } })
     );
     assert_eq!(entries[1]["effective_at"], START + 1);
     assert_eq!(

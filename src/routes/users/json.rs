@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{MAX_NAME_CHARS, Role};
+use crate::domain::permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS};
+use crate::domain::{MAX_NAME_CHARS, Permissions, Role};
 use crate::extract::RequestBody;
 use crate::models::user::User;
 
@@ -44,6 +45,12 @@ pub struct UserJson {
     /// Whether the user's keys work (an extension). A disabled user's keys answer 401
     /// `user_disabled` until the user is enabled again.
     pub enabled: bool,
+    /// The ceiling of what the user's keys may do in your own services (an extension): a key's
+    /// effective permissions, as forward auth and introspection see them, are its own within
+    /// these. `["*"]` (every permission) for an owner; for a reader, what an owner set (none
+    /// by default).
+    #[schema(value_type = Vec<String>, example = json!(["billing:read"]))]
+    pub permissions: Permissions,
 }
 
 impl From<User> for UserJson {
@@ -56,6 +63,7 @@ impl From<User> for UserJson {
             email: user.email,
             added_at: user.created_at,
             enabled: user.enabled,
+            permissions: user.permissions,
         }
     }
 }
@@ -97,6 +105,13 @@ pub struct ModifyUserRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub enabled: Option<bool>,
+    /// A reader's new permission ceiling (an extension): up to 64 permissions as on keys. The
+    /// user's keys count downstream only within it, from their next request. Widening it, or
+    /// anything the user's keys regain by a change, must be covered by the caller's own
+    /// permissions. Demoting an owner without it leaves the reader none.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false)]
+    pub permissions: Option<Vec<String>>,
 }
 
 impl RequestBody for ModifyUserRequest {
@@ -107,6 +122,7 @@ impl RequestBody for ModifyUserRequest {
         "developer_persona",
         "name",
         "enabled",
+        "permissions",
     ];
 
     fn expects(field: &str) -> String {
@@ -114,6 +130,10 @@ impl RequestBody for ModifyUserRequest {
             "role" => "`owner` or `reader`".to_owned(),
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
             "enabled" => "`true` or `false`".to_owned(),
+            "permissions" => format!(
+                "an array of at most {MAX_PERMISSIONS} permissions of 1 to \
+                 {MAX_PERMISSION_CHARS} characters"
+            ),
             _ => "null".to_owned(),
         }
     }

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use self::json::{ModifyUserRequest, UserDeleted, UserDeletedObject, UserJson, UserListQuery};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
-use crate::domain::{Email, Invalid, KeyName, Scope};
+use crate::domain::{Email, Invalid, KeyName, Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -149,10 +149,12 @@ pub async fn retrieve(
 
 /// Modify a user
 ///
-/// Changes a member's `role` and, as extensions, `name` and `enabled`. A role is a ceiling on
-/// the user's keys: demoting an owner to `reader` takes write access from their keys on the
-/// next request (on every replica); disabling a user makes all their keys answer 401
-/// `user_disabled` until they are enabled again. A change that would leave no enabled owner
+/// Changes a member's `role` and, as extensions, `name`, `enabled` and `permissions`. A role
+/// is a ceiling on the user's keys' scopes, and `permissions` on their permissions downstream:
+/// demoting an owner to `reader` takes write access and every permission outside the new
+/// ceiling from their keys on the next request (on every replica); disabling a user makes all
+/// their keys answer 401 `user_disabled` until they are enabled again. Re-enabling,
+/// promoting or widening a ceiling needs the caller to cover what the user's keys regain. A change that would leave no enabled owner
 /// with an enabled key holding `admin_api_keys.write` and `users.write` is refused with 409.
 #[utoipa::path(
     post,
@@ -210,10 +212,18 @@ fn parse_update(body: ModifyUserRequest) -> Result<users::UserUpdate, ApiError> 
             .map(|name| KeyName::parse("name", &name))
             .transpose()?,
         enabled: body.enabled,
+        permissions: body
+            .permissions
+            .map(|raw| Permissions::parse("permissions", &raw))
+            .transpose()?,
     };
-    if update.role.is_none() && update.name.is_none() && update.enabled.is_none() {
+    if update.role.is_none()
+        && update.name.is_none()
+        && update.enabled.is_none()
+        && update.permissions.is_none()
+    {
         return Err(ApiError::invalid_request(
-            "Send at least one of `role`, `name` and `enabled`.",
+            "Send at least one of `role`, `name`, `enabled` and `permissions`.",
         ));
     }
     Ok(update)
