@@ -22,6 +22,7 @@ backend_tests!(
     a_readers_ceiling_narrows_a_wider_key_pattern,
     inviting_an_owner_needs_a_caller_holding_every_permission,
     ceiling_changes_are_validated_and_audited,
+    through_nginx_a_demoted_owners_key_stops_reaching_the_upstream,
 );
 
 const USERS: &str = "/v1/organization/users";
@@ -404,6 +405,30 @@ async fn ceiling_changes_are_validated_and_audited(app: TestApp) {
     let changes = &log["data"][0]["user.updated"]["changes_requested"];
     assert_eq!(changes["permissions"], json!(["reports:*"]), "{log}");
     assert_eq!(changes["role"], "reader");
+}
+
+async fn through_nginx_a_demoted_owners_key_stops_reaching_the_upstream(app: TestApp) {
+    let port = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let Some(nginx) = crate::nginx::Nginx::start(port) else {
+        return;
+    };
+    let owner = app.add_member("owner").await;
+    let (_, key) = key_with(&app, &owner, &["admin_api_keys.read"], &["billing:*"]).await;
+    // The shipped config's /billing/ location requires billing:read.
+    let through = async || {
+        reqwest::Client::new()
+            .get(nginx.url("/billing/invoices"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(through().await, StatusCode::OK);
+    set(&app, &owner, json!({ "role": "reader" })).await;
+    assert_eq!(through().await, StatusCode::FORBIDDEN, "demoted");
+    set(&app, &owner, json!({ "permissions": ["billing:read"] })).await;
+    assert_eq!(through().await, StatusCode::OK, "a ceiling covering it");
 }
 
 /// Retries `check` for up to a second.
