@@ -42,6 +42,8 @@ diesel::table! {
         accepted_at -> Nullable<BigInt>,
         user_id -> Nullable<Text>,
         invited_by -> Nullable<Text>,
+        invited_by_key -> Nullable<Text>,
+        email_skeleton -> Nullable<Text>,
     }
 }
 
@@ -53,6 +55,7 @@ diesel::table! {
         role -> Text,
         created_at -> BigInt,
         enabled -> Bool,
+        email_skeleton -> Nullable<Text>,
     }
 }
 
