@@ -42,6 +42,8 @@ diesel::table! {
         accepted_at -> Nullable<BigInt>,
         user_id -> Nullable<Text>,
         invited_by -> Nullable<Text>,
+        invited_by_key -> Nullable<Text>,
+        email_skeleton -> Nullable<Text>,
     }
 }
 
@@ -54,6 +56,7 @@ diesel::table! {
         created_at -> BigInt,
         enabled -> Bool,
         permissions -> Text,
+        email_skeleton -> Nullable<Text>,
     }
 }
 

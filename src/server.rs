@@ -17,6 +17,15 @@
 //! - **Stalled writes.** A connection whose client reads nothing of a response for
 //!   `keep_alive + head_timeout` is dropped (a client that pipelines requests and never reads
 //!   the responses would otherwise hold it for ever).
+//! - **Unparsable heads.** actix-http answers a request head it cannot parse (a malformed
+//!   request line or header: 400; a head over its size limit: 431) itself, before any
+//!   middleware runs, with an empty body and no `X-Request-Id`. The stream recognises that
+//!   answer (a response written while a head is still awaited can only be actix-http's) and
+//!   writes in its place the same status in the error envelope (`invalid_request_error`,
+//!   code `malformed_request` or `request_header_fields_too_large`) with a request id of our
+//!   own, so that every response carries one. The exception: such an error in a request
+//!   pipelined behind another on the same connection, whose answer actix-http may write
+//!   together with the previous response, keeps actix-http's plain answer.
 //! - **Body.** The body's deadline (`Settings::request_body_timeout`) is applied where the body
 //!   is read, not here.
 //! - **Connections.** Each worker holds at most `max_connections_per_worker` connections; more
@@ -230,6 +239,9 @@ pub struct Guarded<T> {
     write_stall: Option<Pin<Box<Sleep>>>,
     /// The last write could not complete: a 408 now would land inside a response.
     write_blocked: bool,
+    /// Our answer in place of actix-http's to a head it could not parse, and how much of it
+    /// is written; while set, what actix-http writes is discarded.
+    replacement: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> Guarded<T> {
@@ -243,6 +255,7 @@ impl<T> Guarded<T> {
             idle_timeout: limits.keep_alive + limits.head_timeout,
             write_stall: None,
             write_blocked: false,
+            replacement: None,
         }
     }
 
@@ -274,6 +287,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Guarded<T> {
         }
         let _ = Pin::new(&mut self.io).poll_shutdown(cx);
         self.set_deadline(Phase::TimedOut, LINGER);
+    }
+
+    /// Writes what is left of the replacement answer; ready once it is all written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((response, written)) = &mut self.replacement else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < response.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &response[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Discards what the client still sends until it closes or `LINGER` passes.
@@ -340,6 +369,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if phase == Phase::TimedOut {
             return Poll::Ready(Ok(buf.len()));
         }
+        // No head has been parsed, so this is actix-http answering one it could not parse.
+        if phase == Phase::Head
+            && this.replacement.is_none()
+            && let Some(response) = parser_error_replacement(buf)
+        {
+            this.replacement = Some((response, 0));
+        }
+        if this.replacement.is_some() {
+            return match this.poll_replacement(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.len())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
         if result.is_pending() {
             if !this.write_blocked {
@@ -375,6 +418,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if this.phase.get() == Phase::TimedOut {
             return Poll::Ready(Ok(()));
         }
+        if this.poll_replacement(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
@@ -383,27 +429,58 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         if this.phase.get() == Phase::TimedOut {
             return this.poll_linger(cx);
         }
+        if this.poll_replacement(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
 /// The whole 408 response, in the error envelope, with a request id of its own.
 fn timeout_response(head_timeout: Duration, id: &RequestId) -> Vec<u8> {
+    let message = format!(
+        "The request head (request line and headers) was not received within {} seconds.",
+        head_timeout.as_secs_f64()
+    );
+    closing_response("408 Request Timeout", message, "request_timeout", id)
+}
+
+/// Our answer in place of the one actix-http writes when it cannot parse a request head
+/// (`written`, the start of what it writes), or `None` if `written` is not such an answer.
+fn parser_error_replacement(written: &[u8]) -> Option<Vec<u8>> {
+    let status = written.strip_prefix(b"HTTP/1.")?.get(2..6)?;
+    let (status, message, code) = match status {
+        b"400 " => (
+            "400 Bad Request",
+            "The request line or a header could not be parsed as HTTP/1.1.",
+            "malformed_request",
+        ),
+        b"431 " => (
+            "431 Request Header Fields Too Large",
+            "The request head (request line and headers) is larger than this server accepts.",
+            "request_header_fields_too_large",
+        ),
+        _ => return None,
+    };
+    let id = RequestId::generate();
+    tracing::debug!(request_id = %id, status = %status, "request head could not be parsed");
+    Some(closing_response(status, message.to_owned(), code, &id))
+}
+
+/// A whole response that closes the connection: `status` (code and reason), the error
+/// envelope with `message` and `code`, and the request id `id`.
+fn closing_response(status: &str, message: String, code: &str, id: &RequestId) -> Vec<u8> {
     let envelope = ErrorResponse {
         error: ErrorBody {
-            message: format!(
-                "The request head (request line and headers) was not received within {} \
-                 seconds.",
-                head_timeout.as_secs_f64()
-            ),
+            message,
             kind: "invalid_request_error",
             param: None,
-            code: Some("request_timeout".to_owned()),
+            code: Some(code.to_owned()),
         },
     };
     let body = serde_json::to_vec(&envelope).expect("the envelope serialises");
     let mut response = format!(
-        "HTTP/1.1 408 Request Timeout\r\n\
+        "HTTP/1.1 {status}\r\n\
          content-type: application/json\r\n\
          content-length: {}\r\n\
          cache-control: no-store\r\n\
@@ -437,6 +514,27 @@ mod tests {
             "limit below the reserve"
         );
         assert_eq!(connections_per_worker(u64::MAX, 1, 10), 25_600, "no limit");
+    }
+
+    #[test]
+    fn only_actix_http_answers_to_unparsable_heads_are_replaced() {
+        let replaced =
+            parser_error_replacement(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .expect("a replacement");
+        let text = String::from_utf8(replaced).unwrap();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("x-request-id: req_"), "{text}");
+        assert!(text.ends_with("\"code\":\"malformed_request\"}}"), "{text}");
+        let large = parser_error_replacement(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+            .expect("a replacement");
+        assert!(large.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        for other in [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"HTTP/1.1 40",
+            b"{\"HTTP/1.1 400 ",
+        ] {
+            assert!(parser_error_replacement(other).is_none());
+        }
     }
 
     #[test]

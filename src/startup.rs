@@ -213,5 +213,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
 fn probe(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(routes::method_not_allowed))
+        .default_service(routes::method_not_allowed("GET"))
 }

@@ -11,6 +11,12 @@
 //! [`ACCESS_LOG`], so `RUST_LOG=info,admin_api_keys::access=off` silences them while events
 //! from inside a request keep going to the log (without the span context, then).
 //!
+//! What a client sends is capped per field: the method at [`MAX_LOGGED_METHOD`] characters and
+//! the target at [`MAX_LOGGED_TARGET`] (after redaction, so a cut never shows part of a
+//! secret), the rest replaced by `…` and the number of characters left out, so a 30 KB path
+//! costs the log half a kilobyte. The request id is at most 64 characters (`request_id`),
+//! the route template and the error code are ours.
+//!
 //! Never logged: a header value of any kind (`Authorization`, `Cookie`, `User-Agent`, `Host`,
 //! forwarding headers: a client can paste a key into any of them) but a safe `X-Request-Id`,
 //! a query value, a request or response body, and the message of a 4xx (it may echo what the
@@ -52,6 +58,13 @@ use crate::request_id::RequestId;
 /// The `tracing` target of the request span and of the per-request INFO line.
 pub const ACCESS_LOG: &str = "admin_api_keys::access";
 
+/// The most characters of a request's method a log line carries.
+pub const MAX_LOGGED_METHOD: usize = 32;
+/// The most characters of a request's target (path and query names) a log line carries.
+pub const MAX_LOGGED_TARGET: usize = 512;
+/// The most characters of an unexpected error's cause chain a log line carries.
+const MAX_LOGGED_CAUSE: usize = 2048;
+
 /// What `http.route` says when no route matched.
 const NO_ROUTE: &str = "-";
 
@@ -70,9 +83,9 @@ impl RootSpanBuilder for RequestSpan {
             target: ACCESS_LOG,
             "HTTP request",
             // A method is any token, so it may be a secret too.
-            http.method = %redact_secrets(request.method().as_str()),
+            http.method = %capped(redact_secrets(request.method().as_str()), MAX_LOGGED_METHOD),
             http.route = %request.match_pattern().as_deref().unwrap_or(NO_ROUTE),
-            http.target = %loggable_target(request.uri()),
+            http.target = %capped(loggable_target(request.uri()), MAX_LOGGED_TARGET),
             request_id = request_id.map(tracing::field::display),
             key_id = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
@@ -113,7 +126,7 @@ impl RootSpanBuilder for RequestSpan {
         {
             tracing::error!(
                 status = status.as_u16(),
-                cause = %redact_secrets(&error.to_string()),
+                cause = %capped(redact_secrets(&error.to_string()), MAX_LOGGED_CAUSE),
                 "request failed"
             );
         }
@@ -151,6 +164,17 @@ pub fn loggable_target(uri: &Uri) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `text` cut after `max` characters, the cut marked with `…` and how many were left out.
+pub fn capped(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((end, _)) => {
+            let left_out = text[end..].chars().count();
+            Cow::Owned(format!("{}…(+{left_out} characters)", &text[..end]))
+        }
+    }
 }
 
 /// `text` decoded as far as secrets go, then redacted.
@@ -304,6 +328,20 @@ mod tests {
             loggable_target(&uri),
             Cow::Borrowed("/v1/organization/admin_api_keys/key_abc")
         ));
+    }
+
+    #[test]
+    fn long_client_text_is_cut_on_a_character_boundary_saying_how_much_was_left_out() {
+        assert!(matches!(
+            capped(Cow::Borrowed("GET"), 3),
+            Cow::Borrowed("GET")
+        ));
+        assert_eq!(capped(Cow::Borrowed("abcdef"), 4), "abcd…(+2 characters)");
+        assert_eq!(capped(Cow::Borrowed("ééééé"), 2), "éé…(+3 characters)");
+        let long = format!("/{}", "a".repeat(30_000));
+        let uri: Uri = long.parse().unwrap();
+        let logged = capped(loggable_target(&uri), MAX_LOGGED_TARGET);
+        assert!(logged.len() < MAX_LOGGED_TARGET + 40, "{}", logged.len());
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod role;
 pub mod scopes;
 pub mod secret;
 
-pub use email::{Email, MAX_EMAIL_CHARS};
+pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};

@@ -12,7 +12,8 @@ use crate::db::DbConnection;
 use crate::domain::Role;
 use crate::schema::invites;
 
-/// A stored invite, without its token hash. `email` is stored normalised (`domain::Email`).
+/// A stored invite, without its token hash. `email` is stored normalised (`domain::Email`),
+/// beside its confusable skeleton (`email_skeleton`, which the row type does not read).
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = invites)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -24,6 +25,8 @@ pub struct Invite {
     pub expires_at: i64,
     pub accepted_at: Option<i64>,
     pub user_id: Option<String>,
+    /// The key that made it (`None` for invites made before keys were recorded).
+    pub invited_by_key: Option<String>,
 }
 
 /// Where an invite stands at a given moment.
@@ -66,6 +69,8 @@ pub struct NewInvite<'a> {
     pub created_at: i64,
     pub expires_at: i64,
     pub invited_by: Option<&'a str>,
+    pub invited_by_key: Option<&'a str>,
+    pub email_skeleton: &'a str,
 }
 
 /// Inserts one invite and returns it as stored.
@@ -81,6 +86,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewInvite<'_>) -> QueryResult<Invit
         expires_at: new.expires_at,
         accepted_at: None,
         user_id: None,
+        invited_by_key: new.invited_by_key.map(str::to_owned),
     })
 }
 
@@ -105,11 +111,11 @@ pub fn find_by_token_hash(
         .optional()
 }
 
-/// Whether an invite for this (normalised) email is pending at `now`.
-pub fn pending_for(conn: &mut DbConnection, email: &str, now: i64) -> QueryResult<bool> {
+/// Whether an invite for an email with this confusable skeleton is pending at `now`.
+pub fn pending_for(conn: &mut DbConnection, skeleton: &str, now: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         invites::table
-            .filter(invites::email.eq(email))
+            .filter(invites::email_skeleton.eq(skeleton))
             .filter(invites::accepted_at.is_null())
             .filter(invites::expires_at.gt(now)),
     ))
@@ -137,6 +143,55 @@ pub fn delete_unaccepted_by(conn: &mut DbConnection, user_id: &str) -> QueryResu
         .load(conn)?;
     diesel::delete(unaccepted).execute(conn)?;
     Ok(ids)
+}
+
+/// Deletes the invites the key `key_id` made that are pending at `now`; returns their ids.
+pub fn delete_pending_by_key(
+    conn: &mut DbConnection,
+    key_id: &str,
+    now: i64,
+) -> QueryResult<Vec<String>> {
+    let pending = invites::table
+        .filter(invites::invited_by_key.eq(key_id))
+        .filter(invites::accepted_at.is_null())
+        .filter(invites::expires_at.gt(now));
+    let ids = pending.select(invites::id).order(invites::id).load(conn)?;
+    diesel::delete(invites::table.filter(invites::id.eq_any(&ids))).execute(conn)?;
+    Ok(ids)
+}
+
+/// Hands the invites the key `from` made that are pending at `now` over to the key `to`;
+/// returns how many.
+pub fn hand_over_pending(
+    conn: &mut DbConnection,
+    from: &str,
+    to: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        invites::table
+            .filter(invites::invited_by_key.eq(from))
+            .filter(invites::accepted_at.is_null())
+            .filter(invites::expires_at.gt(now)),
+    )
+    .set(invites::invited_by_key.eq(Some(to)))
+    .execute(conn)
+}
+
+/// Invites stored before skeletons were: `(id, email)`.
+pub fn without_skeleton(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    invites::table
+        .filter(invites::email_skeleton.is_null())
+        .select((invites::id, invites::email))
+        .load(conn)
+}
+
+/// Records the skeleton of the invite `id`'s email.
+pub fn set_skeleton(conn: &mut DbConnection, id: &str, skeleton: &str) -> QueryResult<()> {
+    diesel::update(invites::table.filter(invites::id.eq(id)))
+        .set(invites::email_skeleton.eq(Some(skeleton)))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Marks a not yet accepted invite accepted by `user_id`; returns whether it was pending.

@@ -5,11 +5,13 @@
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::domain::skeleton_of;
 use crate::domain::{Permissions, Role};
 use crate::models::admin_api_key::RowLock;
 use crate::schema::users;
 
-/// A stored user. `email` is stored normalised (see `domain::Email`).
+/// A stored user. `email` is stored normalised (see `domain::Email`), beside its confusable
+/// skeleton (`email_skeleton`, written by [`insert`], not read by the row type).
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -41,10 +43,11 @@ pub struct UserChanges {
     pub permissions: Option<Permissions>,
 }
 
-/// Inserts one user.
+/// Inserts one user, with the skeleton of their email.
 pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
+    let skeleton = user.email.as_deref().map(skeleton_of);
     diesel::insert_into(users::table)
-        .values(user)
+        .values((user, users::email_skeleton.eq(skeleton)))
         .execute(conn)
         .map(drop)
 }
@@ -58,12 +61,30 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
         .optional()
 }
 
-/// Whether a member has this (normalised) email.
+/// Whether a member has this (normalised) email or a look-alike of it: one with the same
+/// confusable skeleton.
 pub fn email_taken(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
-        users::table.filter(users::email.eq(email)),
+        users::table.filter(users::email_skeleton.eq(skeleton_of(email))),
     ))
     .get_result(conn)
+}
+
+/// Users with an email stored before skeletons were: `(id, email)`.
+pub fn without_skeleton(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    users::table
+        .filter(users::email_skeleton.is_null())
+        .filter(users::email.is_not_null())
+        .select((users::id, users::email.assume_not_null()))
+        .load(conn)
+}
+
+/// Records the skeleton of the user `id`'s email.
+pub fn set_skeleton(conn: &mut DbConnection, id: &str, skeleton: &str) -> QueryResult<()> {
+    diesel::update(users::table.filter(users::id.eq(id)))
+        .set(users::email_skeleton.eq(Some(skeleton)))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Locks the rows of the users `ids` (those that exist) in id order until the transaction

@@ -31,7 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/introspect")
             .wrap(from_fn(auth::require_admin_key))
             .route(web::post().to(introspect))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     );
 }
 

@@ -10,8 +10,9 @@ pub mod invites;
 pub mod list;
 pub mod users;
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Route, web};
 
 use crate::error::ApiError;
 
@@ -32,9 +33,17 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     .configure(forward_auth::routes);
 }
 
-/// The answer for a known path with an unsupported method.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The default route of a resource: a method it does not take is answered 405 in the error
+/// envelope, with `Allow` listing the methods it does (`allow`, e.g. `"GET, POST"`), as
+/// RFC 9110 section 15.5.6 requires.
+pub fn method_not_allowed(allow: &'static str) -> Route {
+    web::to(move || async move {
+        let mut response = HttpResponse::from_error(ApiError::MethodNotAllowed);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
+    })
 }
 
 /// The answer for a path no route matches.

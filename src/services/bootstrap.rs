@@ -41,6 +41,7 @@ pub fn create_owner_with_key(
     let issued = write_transaction(conn, |conn| {
         // The same lock as invites and their acceptance take: one member per email address.
         admin_api_key::lock_key_guard(conn)?;
+        crate::services::emails::fill_missing(conn)?;
         if let Some(email) = owner_email
             && user::email_taken(conn, email.as_str())?
         {

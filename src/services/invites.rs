@@ -8,6 +8,10 @@
 //! withdrawn, expired, already used) gets the same refusal, so the answer tells a guesser
 //! nothing. Inviting needs `users.write` and every scope the invitee's first key will hold
 //! (the role's ceiling): an invite cannot be used to mint a key stronger than its maker.
+//! An invite carries the authority of the key that made it too: deleting or disabling that
+//! key withdraws its pending invites (each audited `invite.deleted`, see `services::keys`),
+//! rotating it hands them to the successor, and an invite whose key has expired cannot be
+//! accepted. Invites made before keys were recorded are bound to their maker only.
 
 use diesel::QueryResult;
 
@@ -22,9 +26,9 @@ use crate::ids;
 use crate::models::admin_api_key::{self, RowLock};
 use crate::models::invite::{self, Invite, NewInvite};
 use crate::models::user::{self, User};
-use crate::services::Change;
 use crate::services::caller::{Target, authorize};
 use crate::services::keys::{self, Issued, Spec};
+use crate::services::{Change, emails};
 
 /// The name of the key an accepted invite issues.
 pub const FIRST_KEY_NAME: &str = "First key (from invite)";
@@ -106,11 +110,13 @@ pub fn create(
     // A member's permission ceiling is theirs from the start (every permission for an
     // owner): making an owner needs a caller who covers it, as promoting one does.
     caller.may_grant_permissions(&new.role.default_permissions())?;
+    emails::fill_missing(conn)?;
     let email = new.email.as_str();
+    let skeleton = new.email.skeleton();
     if user::email_taken(conn, email)? {
         return Err(email_taken());
     }
-    if invite::pending_for(conn, email, now)? {
+    if invite::pending_for(conn, &skeleton, now)? {
         return Err(ApiError::Conflict {
             message: "A pending invite for this email address exists already: delete it first \
                       to send a new one."
@@ -129,6 +135,8 @@ pub fn create(
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
             invited_by: Some(&caller.owner.id),
+            invited_by_key: Some(&caller.key_id),
+            email_skeleton: &skeleton,
         },
     )?;
     let event = AuditEvent::InviteSent {
@@ -210,6 +218,16 @@ pub fn accept(
     if !inviter.is_some_and(|inviter| inviter.enabled && inviter.role() == Role::Owner) {
         return Err(invalid_invite_token());
     }
+    // And its key's: deleting or disabling the key withdraws the invite (`services::keys`),
+    // and one that expired (not by rotation: that hands its invites on) voids it.
+    if let Some(key_id) = &found.invited_by_key {
+        let live = admin_api_key::find(conn, key_id)?
+            .is_some_and(|(key, _)| key.enabled && key.expires_at.is_none_or(|end| now < end));
+        if !live {
+            return Err(invalid_invite_token());
+        }
+    }
+    emails::fill_missing(conn)?;
     if user::email_taken(conn, &found.email)? {
         return Err(email_taken());
     }

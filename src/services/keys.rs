@@ -13,6 +13,7 @@ use crate::domain::{KeyLifetime, KeyName, Overlap, Permissions, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
+use crate::models::invite;
 use crate::models::user;
 use crate::models::user::User;
 use crate::services::Change;
@@ -208,6 +209,9 @@ pub fn rotate(
         )?;
         let old_expires_at = overlap.old_key_expires_at(now, old.expires_at);
         let moved = admin_api_key::retire(conn, key_id, old_expires_at, &issued.key.0.id)?;
+        // The old key ends after the overlap; the invites it made live on with the key that
+        // replaces it (and are withdrawn if that one is deleted or disabled).
+        invite::hand_over_pending(conn, key_id, &issued.key.0.id, now)?;
         let event = AuditEvent::KeyUpdated {
             key_id: key_id.to_owned(),
             changes: KeyChangesRequested {
@@ -226,7 +230,8 @@ pub fn rotate(
 
 /// Renames, enables or disables, or changes the scopes of the key `key_id`; returns it as
 /// changed. Granting scopes, and re-enabling a key (which restores its scopes to use), need
-/// the caller to hold them.
+/// the caller to hold them. Disabling it withdraws the invites it made that are still
+/// pending (re-enabling does not bring them back).
 pub fn update(
     conn: &mut DbConnection,
     key: &AdminKey,
@@ -268,6 +273,11 @@ pub fn update(
         if !admin_api_key::update(conn, key_id, &changes)? {
             return Err(no_such_key(key_id));
         }
+        let withdrawn = if changes.enabled == Some(false) {
+            invite::delete_pending_by_key(conn, key_id, now)?
+        } else {
+            Vec::new()
+        };
         let event = AuditEvent::KeyUpdated {
             key_id: key_id.to_owned(),
             changes: KeyChangesRequested {
@@ -278,14 +288,15 @@ pub fn update(
                 ..Default::default()
             },
         };
-        audit::record(conn, now, &caller.actor(), &event)?;
-        Ok(())
+        let actor = caller.actor();
+        audit::record(conn, now, &actor, &event)?;
+        withdraw_invites(conn, &actor, withdrawn, now)
     })?;
     let changed = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
     Ok(Change::new(changed).invalidate(Invalidation::Key(key_id.to_owned())))
 }
 
-/// Deletes the key `key_id` for good.
+/// Deletes the key `key_id` for good, withdrawing the invites it made that are still pending.
 pub fn delete(
     conn: &mut DbConnection,
     key: &AdminKey,
@@ -303,15 +314,32 @@ pub fn delete(
             Target::Key(key_id),
             now,
         )?;
+        let withdrawn = invite::delete_pending_by_key(conn, key_id, now)?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
         let event = AuditEvent::KeyDeleted {
             key_id: key_id.to_owned(),
         };
-        Ok(audit::record(conn, now, &caller.actor(), &event)?)
+        let actor = caller.actor();
+        audit::record(conn, now, &actor, &event)?;
+        withdraw_invites(conn, &actor, withdrawn, now)
     })?;
     Ok(Change::new(()).invalidate(Invalidation::Key(key_id.to_owned())))
+}
+
+/// Records `invite.deleted` by `actor` for each invite withdrawn with the key that made it
+/// (deleted or disabled: an invite carries its key's authority, see `services::invites`).
+fn withdraw_invites(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    withdrawn: Vec<String>,
+    now: i64,
+) -> Result<(), ApiError> {
+    for invite_id in withdrawn {
+        audit::record(conn, now, actor, &AuditEvent::InviteDeleted { invite_id })?;
+    }
+    Ok(())
 }
 
 /// A key to issue.

@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod caller;
+pub mod emails;
 pub mod guard;
 pub mod invites;
 pub mod keys;

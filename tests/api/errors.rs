@@ -6,6 +6,8 @@ use crate::helpers::{Backend, TestApp, assert_error, read};
 backend_tests!(
     unknown_routes_get_404_in_the_envelope,
     wrong_methods_get_405_in_the_envelope,
+    every_405_lists_in_allow_exactly_the_methods_the_resource_takes,
+    heads_the_http_parser_refuses_get_the_envelope_and_a_request_id,
     malformed_and_mistyped_bodies_get_4xx_in_the_envelope,
     health_and_readiness_answer_json_without_auth,
 );
@@ -46,6 +48,127 @@ async fn wrong_methods_get_405_in_the_envelope(app: TestApp) {
         .await;
         assert_eq!(error["code"], "method_not_allowed");
     }
+}
+
+async fn every_405_lists_in_allow_exactly_the_methods_the_resource_takes(app: TestApp) {
+    // Sending each allowed method must not touch the key the requests are made with.
+    let throwaway = app.create_named("throwaway").await;
+    let key = format!("{PATH}/{}", throwaway["id"].as_str().unwrap());
+    let cases = [
+        (PATH.to_owned(), "GET, POST"),
+        (key.clone(), "GET, POST, DELETE"),
+        (format!("{key}/rotate"), "POST"),
+        ("/organization/admin_api_keys".to_owned(), "GET, POST"),
+        ("/v1/organization/users".to_owned(), "GET"),
+        (
+            format!("/v1/organization/users/{}", app.owner_id),
+            "GET, POST, DELETE",
+        ),
+        ("/v1/organization/invites".to_owned(), "GET, POST"),
+        (
+            "/v1/organization/invites/invite-x".to_owned(),
+            "GET, DELETE",
+        ),
+        ("/v1/organization/invites/accept".to_owned(), "POST"),
+        ("/v1/organization/audit_logs".to_owned(), "GET"),
+        ("/v1/introspect".to_owned(), "POST"),
+        ("/healthz".to_owned(), "GET"),
+        ("/readyz".to_owned(), "GET"),
+        ("/openapi.json".to_owned(), "GET"),
+    ];
+    for (path, allow) in cases {
+        // Arrange: one method the resource does not take.
+        let send = |method: Method| app.request(method, &path).send();
+
+        // Act
+        let response = send(Method::PATCH).await.unwrap();
+
+        // Assert: 405 naming what it takes, and each of those is not a 405.
+        let allowed = response.headers().get("allow").cloned();
+        assert_error(response, StatusCode::METHOD_NOT_ALLOWED, &path).await;
+        assert_eq!(
+            allowed.as_ref().and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "PATCH {path}"
+        );
+        for method in allow.split(", ") {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let status = send(method.clone()).await.unwrap().status();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+}
+
+/// Sends `head` on a new connection and reads the whole answer (the server closes it).
+async fn raw_answer(app: &TestApp, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes")
+    .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn heads_the_http_parser_refuses_get_the_envelope_and_a_request_id(app: TestApp) {
+    // (A head over actix-http's size limit gets the same treatment as a 431; it is not sent
+    // here, because the server closes the connection with the rest of it unread, and the
+    // reset that follows can take the answer with it before the test reads it.)
+    let cases: [(&[u8], &str, &str); 4] = [
+        (
+            b"GET /x HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+            "400 Bad Request",
+            "malformed_request",
+        ),
+        (
+            b"GET /x HTTP/9.9\r\nHost: x\r\n\r\n",
+            "400 Bad Request",
+            "malformed_request",
+        ),
+        (
+            b"GET /x\x01 HTTP/1.1\r\n\r\n",
+            "400 Bad Request",
+            "malformed_request",
+        ),
+        (
+            b"GET /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+            "400 Bad Request",
+            "malformed_request",
+        ),
+    ];
+    for (head, status, code) in cases {
+        let shown = String::from_utf8_lossy(&head[..head.len().min(40)]).into_owned();
+
+        let answer = raw_answer(&app, head).await;
+
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{shown:?}: {answer}"
+        );
+        let id = head
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("{shown:?}: no X-Request-Id in {head}"));
+        assert!(id.starts_with("req_") && id.len() == 28, "{shown:?}: {id}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "{shown:?}: {head}"
+        );
+        let error: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{shown:?}");
+        assert_eq!(error["error"]["code"], code, "{shown:?}");
+    }
+    // A well-formed request on a kept-alive connection after a good one is unaffected.
+    let good = app.get(PATH).await;
+    assert_eq!(good.status(), StatusCode::OK);
+    assert!(good.headers().contains_key("x-request-id"));
 }
 
 async fn malformed_and_mistyped_bodies_get_4xx_in_the_envelope(app: TestApp) {

@@ -67,6 +67,12 @@ macro_rules! log_tests {
 
             #[actix_web::test]
             $(#[$attr])?
+            async fn a_30_kb_path_or_a_long_method_is_cut_short_in_the_log() {
+                super::long_client_text(backend()).await;
+            }
+
+            #[actix_web::test]
+            $(#[$attr])?
             async fn startup_lines_name_the_backend_database_migrations_and_address() {
                 super::startup_lines(backend()).await;
             }
@@ -209,6 +215,54 @@ async fn scan(backend: Backend, format: Format) {
             .any(|end| log.contains(&format!("{expected}{end}")));
         assert!(found, "{backend:?}: the log lacks {expected:?}:\n{log}");
     }
+}
+
+/// What a client sends reaches the log capped: a 30 KB path and a 2,000-character method
+/// leave lines of at most a few hundred characters of it, each saying how much was left out.
+async fn long_client_text(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let boot = bootstrap(
+        &database.url(),
+        &dir.path().join("bootstrap.log"),
+        Format::Text,
+    );
+    let mut server =
+        Server::start(&database.url(), &dir.path().join("serve.log"), Format::Text).await;
+
+    let long_path = server.request(
+        &boot,
+        Method::GET,
+        &format!("{KEYS}/{}", "p".repeat(30 * 1024)),
+    );
+    let status = server.send(long_path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let method = Method::from_bytes("M".repeat(2000).as_bytes()).unwrap();
+    let long_method = server.request(&boot, method, KEYS);
+    let status = server.send(long_method).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let sent = server.sent;
+    let log = server.stop().await;
+
+    let longest = log.lines().map(str::len).max().unwrap_or_default();
+    assert!(
+        longest < 2048,
+        "{backend:?}: a log line of {longest} bytes:\n{log}"
+    );
+    let cut: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("…(+"))
+        .filter(|line| Format::Text.is_access_line(line))
+        .collect();
+    assert_eq!(
+        cut.len(),
+        sent,
+        "{backend:?}: each request's line says it was cut:\n{log}"
+    );
+    assert!(cut[0].contains(&format!("{KEYS}/ppp")), "{}", cut[0]);
+    assert!(cut[1].contains("http.method=MMMM"), "{}", cut[1]);
 }
 
 /// In JSON every line is an object; an access line has the request's fields under `span`.

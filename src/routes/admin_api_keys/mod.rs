@@ -21,19 +21,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/admin_api_keys")
             .route(web::get().to(list::list))
             .route(web::post().to(create::create))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/admin_api_keys/{key_id}")
             .route(web::get().to(retrieve::retrieve))
             .route(web::post().to(update::update))
             .route(web::delete().to(delete::delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST, DELETE")),
     )
     .service(
         web::resource("/admin_api_keys/{key_id}/rotate")
             .route(web::post().to(rotate::rotate))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     );
 }
 

@@ -33,13 +33,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/invites")
             .route(web::get().to(list))
             .route(web::post().to(create))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/invites/{invite_id}")
             .route(web::get().to(retrieve))
             .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, DELETE")),
     );
 }
 
@@ -48,7 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn accept_resource() -> actix_web::Resource {
     web::resource("/organization/invites/accept")
         .route(web::post().to(accept))
-        .default_service(web::to(method_not_allowed))
+        .default_service(method_not_allowed("POST"))
 }
 
 /// List invites

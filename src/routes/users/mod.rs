@@ -28,14 +28,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/users")
             .route(web::get().to(list))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/users/{user_id}")
             .route(web::get().to(retrieve))
             .route(web::post().to(modify))
             .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST, DELETE")),
     );
 }
 
