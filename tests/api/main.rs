@@ -59,6 +59,7 @@ mod errors;
 mod escalation;
 mod forward_auth;
 mod helpers;
+mod idempotency;
 mod introspect;
 mod invites;
 mod lifecycle;
