@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cache::CacheOptions;
 use crate::client_addr::TrustedProxies;
 use crate::db::PoolOptions;
+use crate::domain::idempotency::ResponseSealer;
 use crate::lookup_limit::{
     DEFAULT_UNKNOWN_KEY_LOOKUP_BURST, DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE, LookupLimit,
 };
@@ -48,6 +49,9 @@ pub struct Settings {
     /// The header forward auth reads a key from when the request has no bearer token;
     /// `None` reads only `Authorization`.
     pub forward_auth_key_header: Option<HeaderName>,
+    /// Seals the answers kept for `Idempotency-Key` replays; `None` keeps no answer (a
+    /// replay is a 409 naming the key made). See `services::idempotency`.
+    pub idempotency_sealer: Option<ResponseSealer>,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -88,6 +92,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             lookup_limit: LookupLimit::default(),
             forward_auth_key_header: Some(HeaderName::from_static(DEFAULT_FORWARD_AUTH_KEY_HEADER)),
+            idempotency_sealer: None,
         }
     }
 }
@@ -240,6 +245,50 @@ pub struct ServeArgs {
     #[arg(long, env = "FORWARD_AUTH_KEY_HEADER", default_value = "X-Api-Key",
           value_parser = parse_key_header)]
     pub forward_auth_key_header: KeyHeader,
+    /// 64 hex digits (32 random bytes, e.g. `openssl rand -hex 32`; the same on every
+    /// replica) that seal the answers kept for `Idempotency-Key` retries, so a create retried
+    /// within 24 hours gets its key's secret again. Without it the answer is not kept and
+    /// such a retry gets a 409 naming the key made.
+    #[arg(long, env = "IDEMPOTENCY_KEY_SECRET", hide_env_values = true,
+          value_parser = IdempotencySecretParser, conflicts_with = "idempotency_key_secret_file")]
+    pub idempotency_key_secret: Option<ResponseSealer>,
+    /// A file holding the `--idempotency-key-secret` (64 hex digits).
+    #[arg(long, env = "IDEMPOTENCY_KEY_SECRET_FILE", value_parser = read_idempotency_secret)]
+    pub idempotency_key_secret_file: Option<ResponseSealer>,
+}
+
+/// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
+/// parser function quote the value, which here is (nearly) the secret.
+#[derive(Clone, Copy, Debug)]
+struct IdempotencySecretParser;
+
+impl clap::builder::TypedValueParser for IdempotencySecretParser {
+    type Value = ResponseSealer;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ResponseSealer, clap::Error> {
+        let parsed = value.to_str().ok_or_else(String::new);
+        parsed.and_then(ResponseSealer::from_hex).map_err(|_| {
+            let name = arg.map_or_else(|| "the secret".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "the value of {name} (not shown) must be 64 hex digits (32 random bytes), \
+                     e.g. from `openssl rand -hex 32`\n"
+                ),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
+fn read_idempotency_secret(path: &str) -> Result<ResponseSealer, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    ResponseSealer::from_hex(&text).map_err(|e| format!("the file's content {e}"))
 }
 
 /// The `--forward-auth-key-header` setting: a header name, or none.
@@ -309,6 +358,43 @@ impl From<ServeArgs> for Settings {
                 burst: args.unknown_key_lookup_burst,
             },
             forward_auth_key_header: args.forward_auth_key_header.0,
+            idempotency_sealer: args
+                .idempotency_key_secret
+                .or(args.idempotency_key_secret_file),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_idempotency_secret_is_refused_without_being_repeated() {
+        let secret = "5b1f0c9a7e3d2b4c6a8e0f1d3b5c7a9e1f3d5b7c9a0e2f4d6b8c0a1e3f5d7b9";
+
+        let error = Cli::try_parse_from(["admin-api-keys", "--idempotency-key-secret", secret])
+            .expect_err("63 hex digits are refused");
+
+        let message = error.to_string();
+        assert!(message.contains("64 hex digits"), "{message}");
+        assert!(
+            !message.contains(secret),
+            "the value is not shown: {message}"
+        );
+    }
+
+    #[test]
+    fn an_idempotency_secret_turns_kept_answers_on() {
+        let secret = format!("{}7", "0a".repeat(31)) + "f";
+
+        let cli = Cli::try_parse_from(["admin-api-keys", "--idempotency-key-secret", &secret])
+            .expect("64 hex digits are a secret");
+
+        assert!(Settings::from(cli.serve).idempotency_sealer.is_some());
+        let default = Cli::try_parse_from(["admin-api-keys"]).unwrap();
+        assert!(Settings::from(default.serve).idempotency_sealer.is_none());
     }
 }

@@ -32,6 +32,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_records (caller_key_id, idempotency_key_hash) {
+        caller_key_id -> Text,
+        idempotency_key_hash -> Text,
+        request_fingerprint -> Text,
+        status -> Integer,
+        key_id -> Text,
+        response -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     invites (id) {
         id -> Text,
         email -> Text,
@@ -62,4 +74,10 @@ diesel::table! {
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
 
-diesel::allow_tables_to_appear_in_same_query!(admin_api_keys, audit_logs, invites, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    admin_api_keys,
+    audit_logs,
+    idempotency_records,
+    invites,
+    users,
+);

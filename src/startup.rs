@@ -97,6 +97,10 @@ impl Application {
             trusted_proxies = %settings.trusted_proxies,
             "unknown-key lookup limit"
         );
+        tracing::info!(
+            answers_kept = settings.idempotency_sealer.is_some(),
+            "Idempotency-Key replays (answers are kept, sealed, only with IDEMPOTENCY_KEY_SECRET)"
+        );
         let state = web::Data::new(AppState {
             pool,
             writer,
@@ -108,6 +112,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             lookup_limit,
             forward_auth_key_header: settings.forward_auth_key_header.clone(),
+            idempotency_sealer: settings.idempotency_sealer.clone(),
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,

@@ -9,6 +9,7 @@ use crate::cache::usage::UsageTracker;
 use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::{DbPool, QueryCounter, Writer};
+use crate::domain::idempotency::ResponseSealer;
 use crate::lookup_limit::LookupLimiter;
 
 /// The shared state of one server.
@@ -32,4 +33,6 @@ pub struct AppState {
     pub lookup_limit: LookupLimiter,
     /// The header `/forward-auth` reads a key from when there is no bearer token.
     pub forward_auth_key_header: Option<HeaderName>,
+    /// Seals the answers kept for `Idempotency-Key` replays; `None`: none are kept.
+    pub idempotency_sealer: Option<ResponseSealer>,
 }

@@ -5,6 +5,7 @@
 //! never repeat the value itself (it may be a secret pasted into the wrong field).
 
 mod email;
+pub mod idempotency;
 mod lifetime;
 mod name;
 pub mod permissions;

@@ -3,5 +3,6 @@
 
 pub mod admin_api_key;
 pub mod audit_log;
+pub mod idempotency;
 pub mod invite;
 pub mod user;

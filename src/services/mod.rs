@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod emails;
 pub mod guard;
+pub mod idempotency;
 pub mod invites;
 pub mod keys;
 pub mod usage;
@@ -42,6 +43,22 @@ impl<T> Change<T> {
     pub fn invalidate(mut self, invalidation: Invalidation) -> Self {
         self.invalidations.push(invalidation);
         self
+    }
+
+    /// The same change, its result turned into another.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Change<U> {
+        Change {
+            value: f(self.value),
+            invalidations: self.invalidations,
+        }
+    }
+
+    /// Like [`Change::map`], with a step that can fail.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Change<U>, E> {
+        Ok(Change {
+            value: f(self.value)?,
+            invalidations: self.invalidations,
+        })
     }
 }
 

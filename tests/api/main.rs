@@ -60,6 +60,7 @@ mod errors;
 mod escalation;
 mod forward_auth;
 mod helpers;
+mod idempotency;
 mod introspect;
 mod invite_keys;
 mod invites;

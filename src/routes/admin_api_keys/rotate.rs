@@ -1,14 +1,16 @@
 //! `POST /organization/admin_api_keys/{key_id}/rotate`: replace a key's secret with overlap.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::create::{IdempotencyKeyHeader, made, respond};
 use super::json::{AdminApiKeyCreateResponse, AdminApiKeyRotateResponse, RotateAdminApiKeyRequest};
 use crate::auth::AdminKey;
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::{KeyLifetime, Overlap, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery};
-use crate::services::{self, keys};
+use crate::services::{self, idempotency, keys};
 use crate::state::AppState;
 
 /// Rotate an admin API key
@@ -18,18 +20,20 @@ use crate::state::AppState;
 /// given, counted from now. A key is rotated once: rotating it again answers 409 naming the
 /// key that replaced it. The old key keeps working for `previous_key_expires_in_seconds` (default 0:
 /// it stops now); its `expires_at` shows the end of the overlap and its `last_used_at` shows
-/// whether callers still use it. The caller must hold every scope of the rotated key.
+/// whether callers still use it. The caller must hold every scope of the rotated key. Send an
+/// `Idempotency-Key` to make retrying safe, as on create.
 #[utoipa::path(
     post,
     path = "/organization/admin_api_keys/{key_id}/rotate",
     operation_id = "admin-api-keys-rotate",
     tag = "Admin API keys",
-    params(("key_id" = String, Path, description = "Id of the key to replace.")),
+    params(("key_id" = String, Path, description = "Id of the key to replace."), IdempotencyKeyHeader),
     request_body(content = Option<RotateAdminApiKeyRequest>, description = "Optional: an empty body rotates with the defaults."),
     responses(
-        (status = 200, description = "The new key, with its secret value.", body = AdminApiKeyRotateResponse),
+        (status = 200, description = "The new key, with its secret value; or, for a retry under the same `Idempotency-Key`, the first answer again (with `Idempotent-Replayed: true`).", body = AdminApiKeyRotateResponse,
+         headers(("Idempotent-Replayed" = String, description = "`true` when this is the answer to an earlier request with the same `Idempotency-Key`, sent again."))),
         (status = 404, description = "No key has this id.", body = ErrorResponse),
-        (status = 409, description = "The key was already rotated (`code` `already_rotated`, the message names its successor), or the rotation would lock the organisation out (`last_admin_key`).", body = ErrorResponse),
+        (status = 409, description = "The key was already rotated (`code` `already_rotated`, the message names its successor), or the rotation would lock the organisation out (`last_admin_key`), or the `Idempotency-Key` was used for another request (`idempotency_key_reused`), is in use by a request still running (`idempotency_key_in_use`), or already made a key whose answer this server does not keep (`idempotency_key_already_used`, the message names the key).", body = ErrorResponse),
         BodyErrors,
         SharedErrors,
     ),
@@ -39,11 +43,25 @@ pub async fn rotate(
     caller: AdminKey,
     state: web::Data<AppState>,
     key_id: web::Path<String>,
+    req: HttpRequest,
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
+    let idempotency_key = IdempotencyKey::from_headers(req.headers())?;
     let body: RotateAdminApiKeyRequest = body.parse_or_default().await?;
+    let once = idempotency_key.map(|key| {
+        // `expires_in_seconds` absent and `null` ask different things; both are kept apart.
+        let mut fields = serde_json::Map::new();
+        if let Some(expires_in) = body.expires_in_seconds {
+            fields.insert("expires_in_seconds".into(), expires_in.into());
+        }
+        if let Some(overlap) = body.previous_key_expires_in_seconds {
+            fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
+        }
+        let route = format!("POST /organization/admin_api_keys/{key_id}/rotate");
+        idempotency::Request::new(&key, &caller.key_id, &route, &fields.into())
+    });
     let lifetime = KeyLifetime::parse_present(body.expires_in_seconds)?;
     let overlap = Overlap::parse(body.previous_key_expires_in_seconds)?;
     let (key_id, now, by) = (
@@ -52,13 +70,20 @@ pub async fn rotate(
         caller.key_id.clone(),
     );
     let old_id = key_id.clone();
-    let issued = services::write(&state, move |conn| {
-        keys::rotate(conn, &caller, &old_id, lifetime, overlap, now)
+    let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
+    let answer = services::write(&state, move |conn| {
+        idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
+            keys::rotate(conn, &caller, &old_id, lifetime, overlap, now)?.try_map(|issued| {
+                let new_id = issued.key.0.id.clone();
+                let answer = AdminApiKeyRotateResponse {
+                    created: AdminApiKeyCreateResponse::issued(issued, &usage),
+                    rotated_from: old_id.clone(),
+                };
+                made(new_id, &answer)
+            })
+        })
     })
     .await?;
-    tracing::info!(key_id = %issued.key.0.id, rotated_from = %key_id, by = %by, "admin key rotated");
-    Ok(HttpResponse::Ok().json(AdminApiKeyRotateResponse {
-        created: AdminApiKeyCreateResponse::issued(issued, &state.usage),
-        rotated_from: key_id,
-    }))
+    tracing::info!(key_id = %answer.key_id, rotated_from = %key_id, by = %by, replayed = answer.replayed, "admin key rotated");
+    Ok(respond(answer))
 }
