@@ -44,6 +44,18 @@ impl Nginx {
             eprintln!("note: {NGINX} is missing, so the nginx tests check nothing here");
             return None;
         }
+        // A free port may be taken by another test between our probe and nginx's bind; nginx
+        // then exits at once, and we try again with other ports (rather than talk to whoever
+        // holds the port).
+        for _ in 0..5 {
+            if let Some(nginx) = Self::try_start(service_port) {
+                return Some(nginx);
+            }
+        }
+        panic!("nginx did not start on free ports in five attempts");
+    }
+
+    fn try_start(service_port: u16) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
         let (proxy_port, upstream_port) = (free_port(), free_port());
         let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx");
@@ -99,21 +111,33 @@ impl Nginx {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("nginx starts");
-        let nginx = Nginx {
+        let mut nginx = Nginx {
             child,
             base: format!("http://127.0.0.1:{proxy_port}"),
             _dir: dir,
         };
-        nginx.wait_until_listening(proxy_port);
-        Some(nginx)
+        if !nginx.wait_until_listening(proxy_port) {
+            return None;
+        }
+        // Still running a moment after the port answers: the listener is nginx's own.
+        std::thread::sleep(Duration::from_millis(100));
+        match nginx.child.try_wait() {
+            Ok(None) => Some(nginx),
+            _ => None,
+        }
     }
 
-    fn wait_until_listening(&self, port: u16) {
+    /// Waits until something listens on `port`; false if nginx exited first.
+    fn wait_until_listening(&mut self, port: u16) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
             assert!(Instant::now() < deadline, "nginx did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     pub fn url(&self, path: &str) -> String {
