@@ -67,6 +67,7 @@ mod logs;
 mod nginx;
 mod openapi;
 mod organisation;
+mod outage;
 mod permissions;
 mod rate_limit;
 mod raw;
