@@ -293,9 +293,9 @@ impl QueryCounter {
 }
 
 /// `url` (a `postgres://` URL) with `connect_timeout` set to [`CONNECT_TIMEOUT_SECS`] unless
-/// it sets one itself.
+/// it sets one itself or `PGCONNECT_TIMEOUT` does.
 pub fn with_connect_timeout(url: &str) -> Cow<'_, str> {
-    if url.contains("connect_timeout=") {
+    if url.contains("connect_timeout=") || std::env::var_os("PGCONNECT_TIMEOUT").is_some() {
         return Cow::Borrowed(url);
     }
     let separator = if url.contains('?') { '&' } else { '?' };
@@ -884,6 +884,27 @@ mod tests {
             .count()
             .get_result(&mut conn)
             .unwrap()
+    }
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout_unless_they_set_one() {
+        if std::env::var_os("PGCONNECT_TIMEOUT").is_some() {
+            return;
+        }
+        let cases = [
+            ("postgres://u@h/db", "postgres://u@h/db?connect_timeout=2"),
+            (
+                "postgres://u@h/db?sslmode=require",
+                "postgres://u@h/db?sslmode=require&connect_timeout=2",
+            ),
+            (
+                "postgres://u@h/db?connect_timeout=9",
+                "postgres://u@h/db?connect_timeout=9",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(with_connect_timeout(url), expected, "{url}");
+        }
     }
 
     #[actix_web::test]

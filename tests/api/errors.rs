@@ -161,7 +161,7 @@ mod writer_readiness {
         a_busy_writer_that_keeps_finishing_writes_stays_ready,
     );
 
-    const STALL: Duration = Duration::from_millis(400);
+    const STALL: Duration = Duration::from_secs(1);
 
     fn short_stall(settings: &mut Settings) {
         settings.pool.writer_stall = STALL;
@@ -195,7 +195,7 @@ mod writer_readiness {
     async fn readiness_fails_while_the_writer_is_stuck_and_recovers_when_it_moves(app: TestApp) {
         let (release, held) = std::sync::mpsc::channel();
         let stuck = held_write(&app, held);
-        actix_web::rt::time::sleep(STALL / 2).await;
+        actix_web::rt::time::sleep(STALL / 5).await;
         assert_eq!(
             readyz(&app).await.status(),
             StatusCode::OK,
@@ -219,7 +219,7 @@ mod writer_readiness {
     }
 
     async fn a_busy_writer_that_keeps_finishing_writes_stays_ready(app: TestApp) {
-        let busy = STALL * 4;
+        let busy = STALL * 3;
         let started = Instant::now();
         let writes: Vec<_> = (0..3)
             .map(|_| {
