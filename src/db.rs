@@ -174,7 +174,7 @@ impl DbPool {
             if !suspect || !matches!(*conn, DbConnection::Pg(_)) {
                 return Ok(conn);
             }
-            if conn.ping().is_ok() {
+            if answers(&mut conn) {
                 return Ok(conn);
             }
             tracing::warn!("discarded a pooled database connection that no longer answers");
@@ -280,8 +280,22 @@ impl DatabaseTarget {
     }
 }
 
+thread_local! {
+    /// Set while this thread checks a pooled connection, so the check is not counted.
+    static CHECKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `conn` answers a ping (not counted by [`QueryCounter`]).
+fn answers(conn: &mut DbConnection) -> bool {
+    CHECKING.set(true);
+    let answered = conn.ping().is_ok();
+    CHECKING.set(false);
+    answered
+}
+
 /// Counts the statements every pooled connection runs, so tests (and operators) can see how
-/// many database round trips a request costs.
+/// many database round trips a request costs. The pool's own checks of its connections
+/// ([`DbPool::get`]) are not counted: they are not the request's statements.
 #[derive(Clone, Debug, Default)]
 pub struct QueryCounter(Arc<AtomicU64>);
 
@@ -327,7 +341,9 @@ impl r2d2::ManageConnection for ConnectionManager {
         let mut conn = self.target.connect()?;
         let queries = Arc::clone(&self.queries.0);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { .. } = event {
+            if let InstrumentationEvent::StartQuery { .. } = event
+                && !CHECKING.get()
+            {
                 queries.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -527,7 +543,7 @@ where
         // After a failure that may be the connection's, check it, and drop it if it is dead;
         // the others were opened before it and may be dead too.
         if let Err(ApiError::Unavailable(_) | ApiError::Internal(_)) = &result
-            && (R2D2Connection::is_broken(&mut *conn) || conn.ping().is_err())
+            && (R2D2Connection::is_broken(&mut *conn) || !answers(&mut conn))
         {
             pool.discard(&mut conn);
         }

@@ -322,6 +322,61 @@ async fn after_a_network_outage_that_swallows_connections_the_service_heals_with
     heals_after(Mode::Blackholing).await;
 }
 
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
+async fn after_a_quiet_outage_the_first_requests_succeed() {
+    let Ok(server_url) = std::env::var("TEST_DATABASE_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(upstream(&server_url));
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |settings| {
+        settings.database_url = proxy.url(&settings.database_url);
+        settings.pool = PoolOptions::default();
+    })
+    .await
+    else {
+        return;
+    };
+    let (renamed_id, _) = full_key(&app, "renamed after the outage").await;
+    // Several connections in the pool, all of which the outage will kill.
+    let first_page = format!("{PATH}?limit=1");
+    let reads = (0..6).map(|_| app.get(&first_page));
+    for response in futures_util::future::join_all(reads).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    // The database goes away and comes back while nobody asks anything.
+    proxy.cut(Mode::Refusing);
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    proxy.open();
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+
+    // Whatever the pool kept from before is never handed to a request.
+    for round in 0..3 {
+        let (status, body) = read(app.get(&format!("{PATH}?limit=1")).await).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "read {round} after the outage: {body}"
+        );
+        let renamed = app
+            .post_json(
+                &format!("{PATH}/{renamed_id}"),
+                &json!({ "name": format!("after the outage {round}") }),
+            )
+            .await;
+        let (status, body) = read(renamed).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "write {round} after the outage: {body}"
+        );
+    }
+}
+
 /// Takes the database away for [`OUTAGE`] under light load, with new connections treated as
 /// `mode` says, and checks every answer during it and the recovery after it.
 async fn heals_after(mode: Mode) {
