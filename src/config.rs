@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cache::CacheOptions;
 use crate::client_addr::TrustedProxies;
-use crate::db::PoolOptions;
+use crate::db::{DEFAULT_WRITER_STALL_SECS, PoolOptions};
 use crate::domain::idempotency::ResponseSealer;
 use crate::lookup_limit::{
     DEFAULT_UNKNOWN_KEY_LOOKUP_BURST, DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE, LookupLimit,
@@ -167,6 +167,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_TIMEOUT_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub database_timeout_secs: u64,
+    /// Seconds writes may wait without any write finishing before `/readyz` reports the
+    /// writer stuck (503).
+    #[arg(long, env = "WRITER_STALL_SECS", default_value_t = DEFAULT_WRITER_STALL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub writer_stall_secs: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -327,6 +332,7 @@ impl DatabaseArgs {
         PoolOptions {
             max_size: self.pool_size,
             acquire_timeout: Duration::from_secs(self.database_timeout_secs),
+            writer_stall: Duration::from_secs(self.writer_stall_secs),
         }
     }
 }

@@ -13,11 +13,27 @@
 //! savepoint so each caller still gets its own result or error). SQLite runs with
 //! `synchronous = FULL`, so a write that was answered survives a power cut. On PostgreSQL
 //! writes run on the pool, each in its own transaction.
+//!
+//! Outages (PostgreSQL): while the database is away every request is a 503, within
+//! [`UNREACHABLE_WAIT`] once the pool has no connection left and cannot open one. The pool
+//! retries its connections every [`RECONNECT_INTERVAL`] without growing the interval, a
+//! connection attempt gives up after [`CONNECT_TIMEOUT_SECS`] (unless the URL sets
+//! `connect_timeout`), a connection whose query failed is dropped if it does not answer a
+//! ping, and a pooled connection is pinged before use when it has been idle for
+//! [`CHECK_IDLE_AFTER`] or a connection has failed since it was last used, so dead
+//! connections left from before the outage are discarded instead of failing requests. The
+//! service answers again within a fraction of a second of the database accepting connections
+//! (`tests/api/outage.rs`).
+//!
+//! The writer reports whether it is making progress ([`Writer::stalled`]): readiness fails
+//! when writes have waited longer than `writer_stall` without any write finishing.
 
+use std::borrow::Cow;
+use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use r2d2::ManageConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -44,8 +60,143 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-/// The shared connection pool.
-pub type DbPool = r2d2::Pool<ConnectionManager>;
+/// A connection checked out of the pool.
+pub type PooledDb = r2d2::PooledConnection<ConnectionManager>;
+
+/// How often the pool retries a connection while the database is away. r2d2 retries with a
+/// growing delay capped at half its `connection_timeout`, which it also uses as the wait for
+/// a free connection; the pool is built with twice this as that timeout (so the retries never
+/// back off further than this), and [`DbPool::get`] waits the configured acquire timeout.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(250);
+/// How long libpq may take to open a connection, when the URL does not say
+/// (`connect_timeout`): a database that accepts TCP but never answers must not hold the
+/// pool's connecting threads (or the listener) for the kernel's minutes.
+pub const CONNECT_TIMEOUT_SECS: u32 = 2;
+/// A pooled PostgreSQL connection idle this long is pinged before use.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// How long a request waits for a connection while the database is unreachable.
+pub const UNREACHABLE_WAIT: Duration = Duration::from_millis(500);
+
+/// The shared connection pool: an r2d2 pool (its methods are reachable through `Deref`)
+/// whose [`DbPool::get`] waits the configured acquire timeout and never hands out a
+/// connection that is known or likely to be dead.
+#[derive(Clone, Debug)]
+pub struct DbPool {
+    inner: r2d2::Pool<ConnectionManager>,
+    acquire_timeout: Duration,
+    writer_stall: Duration,
+    /// Bumped whenever a connection is found broken: every connection in use before is then
+    /// pinged before its next use.
+    failures: Arc<AtomicU64>,
+    reach: Arc<Reachability>,
+}
+
+/// Whether the database was reachable at last news: the last connection the pool opened
+/// against the last time one failed to open or was found dead.
+#[derive(Debug)]
+struct Reachability {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`, plus one (zero: never).
+    opened: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl Reachability {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            opened: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        })
+    }
+
+    fn stamp(&self, at: &AtomicU64) {
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        at.fetch_max(nanos + 1, Ordering::AcqRel);
+    }
+
+    fn unreachable(&self) -> bool {
+        self.lost.load(Ordering::Acquire) > self.opened.load(Ordering::Acquire)
+    }
+}
+
+/// Tells [`Reachability`] of each connection the pool opens.
+#[derive(Debug)]
+struct Opened(Arc<Reachability>);
+
+impl r2d2::HandleEvent for Opened {
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        self.0.stamp(&self.0.opened);
+    }
+}
+
+/// What the pool remembers about a connection between checkouts (an r2d2 extension).
+#[derive(Clone, Copy)]
+struct Checked {
+    at: Instant,
+    failures: u64,
+}
+
+impl Deref for DbPool {
+    type Target = r2d2::Pool<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DbPool {
+    /// A connection, waiting up to the acquire timeout for one (then `Err`, a 503). A
+    /// PostgreSQL connection that has been idle for [`CHECK_IDLE_AFTER`], or was last used
+    /// before another connection failed, is pinged first and discarded if it does not answer.
+    ///
+    /// While the database is unreachable (the pool has no connection left and the last
+    /// attempt to open one failed) the wait is at most [`UNREACHABLE_WAIT`]: enough for the
+    /// pool's next attempt, so a request that arrives as the database returns still gets
+    /// through, but an outage answers 503 at once instead of holding every request (and
+    /// every blocking thread) for the whole acquire timeout.
+    pub fn get(&self) -> Result<PooledDb, r2d2::Error> {
+        let started = Instant::now();
+        let mut deadline = started + self.acquire_timeout;
+        if self.reach.unreachable() && self.inner.state().connections == 0 {
+            deadline = deadline.min(started + UNREACHABLE_WAIT);
+        }
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut conn = self.inner.get_timeout(wait)?;
+            let failures = self.failures.load(Ordering::Acquire);
+            let now = Instant::now();
+            let last = r2d2::PooledConnection::extensions_mut(&mut conn)
+                .insert(Checked { at: now, failures });
+            let suspect = last.is_some_and(|last| {
+                last.failures != failures || now.duration_since(last.at) >= CHECK_IDLE_AFTER
+            });
+            if !suspect || !matches!(*conn, DbConnection::Pg(_)) {
+                return Ok(conn);
+            }
+            if answers(&mut conn) {
+                return Ok(conn);
+            }
+            tracing::warn!("discarded a pooled database connection that no longer answers");
+            self.discard(&mut conn);
+        }
+    }
+
+    /// Marks `conn` broken so the pool drops it when it is returned, and has every other
+    /// connection checked before its next use.
+    pub fn discard(&self, conn: &mut DbConnection) {
+        use diesel::connection::TransactionManager;
+        <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .set_in_error();
+        self.failures.fetch_add(1, Ordering::AcqRel);
+        self.reach.stamp(&self.reach.lost);
+    }
+
+    /// How long writes may wait without any finishing before readiness fails.
+    pub fn writer_stall(&self) -> Duration {
+        self.writer_stall
+    }
+}
 
 /// Which database a `DATABASE_URL` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +248,7 @@ impl DatabaseTarget {
         match self {
             Self::Postgres(url) => {
                 init_libpq_tls();
-                let mut conn = PgConnection::establish(url)?;
+                let mut conn = PgConnection::establish(&with_connect_timeout(url))?;
                 // Every statement here is a short indexed lookup whose best plan does not
                 // depend on its parameters. Left to choose, PostgreSQL re-plans the keyset
                 // page query on every execution once a table is large, because the generic
@@ -129,8 +280,22 @@ impl DatabaseTarget {
     }
 }
 
+thread_local! {
+    /// Set while this thread checks a pooled connection, so the check is not counted.
+    static CHECKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `conn` answers a ping (not counted by [`QueryCounter`]).
+fn answers(conn: &mut DbConnection) -> bool {
+    CHECKING.set(true);
+    let answered = conn.ping().is_ok();
+    CHECKING.set(false);
+    answered
+}
+
 /// Counts the statements every pooled connection runs, so tests (and operators) can see how
-/// many database round trips a request costs.
+/// many database round trips a request costs. The pool's own checks of its connections
+/// ([`DbPool::get`]) are not counted: they are not the request's statements.
 #[derive(Clone, Debug, Default)]
 pub struct QueryCounter(Arc<AtomicU64>);
 
@@ -139,6 +304,18 @@ impl QueryCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// `url` (a `postgres://` URL) with `connect_timeout` set to [`CONNECT_TIMEOUT_SECS`] unless
+/// it sets one itself or `PGCONNECT_TIMEOUT` does.
+pub fn with_connect_timeout(url: &str) -> Cow<'_, str> {
+    if url.contains("connect_timeout=") || std::env::var_os("PGCONNECT_TIMEOUT").is_some() {
+        return Cow::Borrowed(url);
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Cow::Owned(format!(
+        "{url}{separator}connect_timeout={CONNECT_TIMEOUT_SECS}"
+    ))
 }
 
 /// Initialises OpenSSL (which libpq uses for TLS) without its exit-time cleanup. Otherwise
@@ -164,7 +341,9 @@ impl r2d2::ManageConnection for ConnectionManager {
         let mut conn = self.target.connect()?;
         let queries = Arc::clone(&self.queries.0);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { .. } = event {
+            if let InstrumentationEvent::StartQuery { .. } = event
+                && !CHECKING.get()
+            {
                 queries.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -187,13 +366,21 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a request waits for a free connection before it gets a 503.
     pub acquire_timeout: Duration,
+    /// How long writes may wait without any write finishing before `/readyz` reports the
+    /// writer stuck.
+    pub writer_stall: Duration,
 }
+
+/// The default of [`PoolOptions::writer_stall`], in seconds: longer than a write waits for
+/// a connection or (SQLite) for the file lock, so only a writer that is truly stuck trips it.
+pub const DEFAULT_WRITER_STALL_SECS: u64 = 15;
 
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 10,
             acquire_timeout: Duration::from_secs(5),
+            writer_stall: Duration::from_secs(DEFAULT_WRITER_STALL_SECS),
         }
     }
 }
@@ -202,9 +389,10 @@ impl Default for PoolOptions {
 /// applies pending migrations on that connection, then builds the pool, whose statements
 /// `queries` counts.
 ///
-/// Connections are not pinged on checkout: that would double the round trips of every
-/// request. A connection that died is found by the query that uses it (a 503, see
-/// `ApiError`) and then discarded by `has_broken`.
+/// Connections are not pinged on every checkout: that would double the round trips of every
+/// request. Only a connection idle for a while, or one in use before another failed, is
+/// pinged (see [`DbPool::get`]); a connection that died in use is found by the query that
+/// uses it (a 503, see `ApiError`) and then discarded by `has_broken`.
 pub fn connect_and_migrate(
     url: &str,
     options: &PoolOptions,
@@ -227,13 +415,60 @@ fn build_pool(
     options: &PoolOptions,
     queries: QueryCounter,
 ) -> Result<DbPool, DbSetupError> {
-    r2d2::Pool::builder()
+    // `build_unchecked`: the database was just reached, and `build` would wait for the first
+    // connection only as long as the short timeout below.
+    let reach = Reachability::new();
+    let inner = r2d2::Pool::builder()
         .max_size(options.max_size)
         .min_idle(Some(1))
         .test_on_check_out(false)
-        .connection_timeout(options.acquire_timeout)
-        .build(ConnectionManager { target, queries })
-        .map_err(DbSetupError::Pool)
+        .connection_timeout(RECONNECT_INTERVAL * 2)
+        .error_handler(Box::new(ConnectErrors {
+            reach: Arc::clone(&reach),
+            last: std::sync::Mutex::default(),
+        }))
+        .event_handler(Box::new(Opened(Arc::clone(&reach))))
+        .build_unchecked(ConnectionManager { target, queries });
+    Ok(DbPool {
+        inner,
+        acquire_timeout: options.acquire_timeout,
+        writer_stall: options.writer_stall,
+        failures: Arc::default(),
+        reach,
+    })
+}
+
+/// Notes the pool's failures to open a connection (see [`Reachability`]) and logs them: the
+/// first, then at most one every [`CONNECT_ERROR_LOG_INTERVAL`] (with the number since), not
+/// every retry of every slot.
+#[derive(Debug)]
+struct ConnectErrors {
+    reach: Arc<Reachability>,
+    last: std::sync::Mutex<Option<(Instant, u64)>>,
+}
+
+/// How often the pool logs that it cannot connect.
+const CONNECT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl r2d2::HandleError<ConnectionError> for ConnectErrors {
+    fn handle_error(&self, error: ConnectionError) {
+        self.reach.stamp(&self.reach.lost);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failures = match *last {
+            Some((at, failures)) if at.elapsed() < CONNECT_ERROR_LOG_INTERVAL => {
+                *last = Some((at, failures + 1));
+                return;
+            }
+            Some((_, failures)) => failures + 1,
+            None => 1,
+        };
+        *last = Some((Instant::now(), 0));
+        drop(last);
+        tracing::error!(error = %crate::error::error_chain(&error), failures, "cannot open a database connection; retrying");
+    }
 }
 
 /// Applies the pending migrations of the connection's backend; returns the names of those it
@@ -302,18 +537,102 @@ where
     actix_web::web::block(move || {
         let _entered = span.enter();
         let mut conn = pool.get()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        // A connection whose server went away fails every later query ("no connection to
+        // the server") without Diesel calling it broken, so r2d2 would keep handing it out.
+        // After a failure that may be the connection's, check it, and drop it if it is dead;
+        // the others were opened before it and may be dead too.
+        if let Err(ApiError::Unavailable(_) | ApiError::Internal(_)) = &result
+            && (R2D2Connection::is_broken(&mut *conn) || !answers(&mut conn))
+        {
+            pool.discard(&mut conn);
+        }
+        result
     })
     .await?
 }
 
 /// Where writes go; see the module docs.
 #[derive(Clone, Debug)]
-pub enum Writer {
+pub struct Writer {
+    route: Route,
+    progress: Arc<Progress>,
+}
+
+#[derive(Clone, Debug)]
+enum Route {
     /// PostgreSQL: any pooled connection, one transaction per write.
     Pool(DbPool),
     /// SQLite: the queue of the one write connection.
     Queue(mpsc::Sender<Queued>),
+}
+
+/// Whether the writer is getting anywhere: how many writes are waiting or running, and when
+/// one last finished (or, if none was waiting, when the first of those arrived). A writer
+/// that is busy but healthy keeps finishing writes, so only one that has finished nothing
+/// for the whole bound while writes wait is stalled.
+#[derive(Debug)]
+struct Progress {
+    epoch: Instant,
+    pending: AtomicUsize,
+    /// Nanoseconds after `epoch`.
+    last: AtomicU64,
+    stall_after: Duration,
+}
+
+impl Progress {
+    fn new(stall_after: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            pending: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            stall_after,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A write finished (or a batch moved on).
+    fn advanced(&self) {
+        self.last.store(self.now(), Ordering::Release);
+    }
+
+    /// A write arrives; it counts as pending until the guard is dropped.
+    fn enter(self: &Arc<Self>) -> InFlight {
+        if self.pending.fetch_add(1, Ordering::AcqRel) == 0 {
+            // An idle writer is not late: the clock starts when work arrives.
+            self.advanced();
+        }
+        InFlight(Arc::clone(self))
+    }
+
+    fn stalled(&self) -> Option<(Duration, usize)> {
+        let pending = self.pending.load(Ordering::Acquire);
+        let idle =
+            Duration::from_nanos(self.now().saturating_sub(self.last.load(Ordering::Acquire)));
+        (pending > 0 && idle > self.stall_after).then_some((idle, pending))
+    }
+}
+
+/// One write waiting or running; finished when dropped (whatever happened to it).
+struct InFlight(Arc<Progress>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.advanced();
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why `/readyz` considers the writer not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterStalled {
+    #[error("the database writer has stopped")]
+    Stopped,
+    #[error("no database write has finished for {idle:?} while {pending} waited")]
+    Stuck { idle: Duration, pending: usize },
 }
 
 /// How a write is committed.
@@ -347,18 +666,35 @@ impl Writer {
     /// (counted by `queries`) on a thread of its own, which ends when the last `Writer` clone
     /// is dropped.
     pub fn start(url: &str, pool: &DbPool, queries: QueryCounter) -> Result<Self, DbSetupError> {
-        match DatabaseTarget::parse(url)? {
-            DatabaseTarget::Postgres(_) => Ok(Self::Pool(pool.clone())),
+        let progress = Progress::new(pool.writer_stall());
+        let route = match DatabaseTarget::parse(url)? {
+            DatabaseTarget::Postgres(_) => Route::Pool(pool.clone()),
             target @ DatabaseTarget::Sqlite(_) => {
                 let manager = ConnectionManager { target, queries };
                 let conn = manager.connect().map_err(DbSetupError::Connect)?;
                 let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+                let advancing = Arc::clone(&progress);
                 std::thread::Builder::new()
                     .name("sqlite-writer".into())
-                    .spawn(move || write_loop(manager, conn, receiver))
+                    .spawn(move || write_loop(manager, conn, receiver, &advancing))
                     .map_err(|e| DbSetupError::Migrate(format!("cannot start the writer: {e}")))?;
-                Ok(Self::Queue(sender))
+                Route::Queue(sender)
             }
+        };
+        Ok(Self { route, progress })
+    }
+
+    /// `Err` when the writer cannot take writes (its thread is gone), or writes have been
+    /// waiting for longer than the pool's `writer_stall` without a single write finishing.
+    pub fn stalled(&self) -> Result<(), WriterStalled> {
+        if let Route::Queue(queue) = &self.route
+            && queue.is_closed()
+        {
+            return Err(WriterStalled::Stopped);
+        }
+        match self.progress.stalled() {
+            Some((idle, pending)) => Err(WriterStalled::Stuck { idle, pending }),
+            None => Ok(()),
         }
     }
 
@@ -378,9 +714,11 @@ impl Writer {
         A: FnOnce(&T) + Send + 'static,
     {
         let alone = kind == WriteKind::Statement;
-        match self {
-            Self::Pool(pool) => {
+        let in_flight = self.progress.enter();
+        match &self.route {
+            Route::Pool(pool) => {
                 run_blocking(pool, move |conn| {
+                    let _in_flight = in_flight;
                     let value = if alone {
                         change(conn)?
                     } else {
@@ -391,7 +729,7 @@ impl Writer {
                 })
                 .await
             }
-            Self::Queue(queue) => {
+            Route::Queue(queue) => {
                 let (answer, answered) = oneshot::channel();
                 let job: Job = Box::new(move |conn| {
                     // A panic is an error too, so it cannot leave a savepoint open or stop the
@@ -408,6 +746,7 @@ impl Writer {
                         conn.transaction(guarded)
                     };
                     Box::new(move |committed: Result<(), &ApiError>| {
+                        let _in_flight = in_flight;
                         let result = match (result, committed) {
                             (Ok(value), Ok(())) => {
                                 after_commit(&value);
@@ -454,6 +793,7 @@ fn write_loop(
     manager: ConnectionManager,
     mut conn: DbConnection,
     mut queue: mpsc::Receiver<Queued>,
+    progress: &Progress,
 ) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
@@ -468,6 +808,7 @@ fn write_loop(
         let mut broken = false;
         for queued in alone {
             done.push((queued.job)(&mut conn));
+            progress.advanced();
             if transaction_depth(&mut conn) != Some(0) {
                 broken = true;
                 break;
@@ -481,6 +822,7 @@ fn write_loop(
                 let expected = transaction_depth(conn);
                 for queued in together.by_ref() {
                     done.push((queued.job)(conn));
+                    progress.advanced();
                     if transaction_depth(conn) != expected {
                         broken = true;
                         return Err(ApiError::Internal(
@@ -533,7 +875,7 @@ fn reopen(manager: &ConnectionManager, mut old: DbConnection) -> DbConnection {
             Err(e) => {
                 tracing::error!(error = %e, "cannot reopen the SQLite write connection; retrying");
                 std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -558,6 +900,27 @@ mod tests {
             .count()
             .get_result(&mut conn)
             .unwrap()
+    }
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout_unless_they_set_one() {
+        if std::env::var_os("PGCONNECT_TIMEOUT").is_some() {
+            return;
+        }
+        let cases = [
+            ("postgres://u@h/db", "postgres://u@h/db?connect_timeout=2"),
+            (
+                "postgres://u@h/db?sslmode=require",
+                "postgres://u@h/db?sslmode=require&connect_timeout=2",
+            ),
+            (
+                "postgres://u@h/db?connect_timeout=9",
+                "postgres://u@h/db?connect_timeout=9",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(with_connect_timeout(url), expected, "{url}");
+        }
     }
 
     #[actix_web::test]

@@ -206,17 +206,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
         .app_data(web::Data::new(body))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
-        .service(probe("/healthz", web::get().to(routes::health::healthz)))
-        .service(probe("/readyz", web::get().to(routes::health::readyz)))
-        .service(probe("/openapi.json", web::get().to(crate::openapi::serve)))
+        .service(probe(
+            "/healthz",
+            routes::health::get_or_head().to(routes::health::healthz),
+            "GET, HEAD",
+        ))
+        .service(probe(
+            "/readyz",
+            routes::health::get_or_head().to(routes::health::readyz),
+            "GET, HEAD",
+        ))
+        .service(probe(
+            "/openapi.json",
+            web::get().to(crate::openapi::serve),
+            "GET",
+        ))
         .service(web::scope("/v1").configure(routes::api))
         .configure(routes::api)
         .default_service(web::to(routes::unknown_route));
 }
 
-/// An unauthenticated GET-only resource; other methods answer 405.
-fn probe(path: &str, route: actix_web::Route) -> actix_web::Resource {
+/// An unauthenticated resource with one route; other methods answer 405 with `allow`.
+fn probe(path: &str, route: actix_web::Route, allow: &'static str) -> actix_web::Resource {
     web::resource(path)
         .route(route)
-        .default_service(routes::method_not_allowed("GET"))
+        .default_service(routes::method_not_allowed(allow))
 }

@@ -16,7 +16,9 @@
 //! [`LEASE`] after the ping started: whatever committed before that instant has been applied.
 //! A connection that died quietly (or a thread stuck on it) stops renewing, and the cache is
 //! bypassed once the lease runs out, so a change is honoured within about a second even then.
-//! A connection that fails empties the cache and bypasses it until the listener is back.
+//! A connection that fails empties the cache and bypasses it until the listener is back; the
+//! listener tries to reconnect every [`RECONNECT_INTERVAL`], however long the database has
+//! been away, so the caches are in use again within a fraction of a second of its return.
 //! A burst of more than [`BULK`] notifications in one poll (an operator's mass `UPDATE`)
 //! empties the cache instead of dropping entries one by one. The thread ends when the cache it
 //! serves is dropped.
@@ -44,7 +46,12 @@ pub const PING_INTERVAL: Duration = Duration::from_millis(250);
 pub const LEASE: Duration = Duration::from_secs(1);
 /// More notifications than this in one poll empty the cache instead.
 pub const BULK: usize = 64;
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a lost listener tries to reconnect. Constant, not a growing backoff: while it is
+/// away the caches are bypassed (every request costs a lookup), and a backoff grown during a
+/// long outage would keep them bypassed for seconds after the database is back. An attempt
+/// against a database that is down is one refused connection, or at most libpq's
+/// `connect_timeout` (`db::CONNECT_TIMEOUT_SECS`).
+pub const RECONNECT_INTERVAL: Duration = crate::db::RECONNECT_INTERVAL;
 
 /// What a notification payload asks of the cache: `created:<id>`, `changed:<id>`,
 /// `user:<id>` or `reset:`.
@@ -61,7 +68,7 @@ pub fn parse(payload: &str) -> Invalidation {
 /// Opens a connection and subscribes it to [`CHANNEL`].
 pub fn listen(url: &str) -> Result<PgConnection, ConnectionError> {
     crate::db::init_libpq_tls();
-    let mut conn = PgConnection::establish(url)?;
+    let mut conn = PgConnection::establish(&crate::db::with_connect_timeout(url))?;
     conn.batch_execute(&format!(
         "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
     ))
@@ -79,7 +86,6 @@ pub fn spawn(url: String, conn: PgConnection, cache: &Arc<Cache>) -> std::io::Re
 }
 
 fn run(url: &str, mut conn: PgConnection, cache: &Weak<Cache>) {
-    let mut backoff = Duration::from_millis(100);
     loop {
         match pump(&mut conn, cache) {
             Ok(()) => return,
@@ -89,20 +95,22 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<Cache>) {
                 tracing::warn!(error = %error_chain(&e), "lost the invalidation listener; bypassing the caches until it is back");
             }
         }
+        let mut attempts = 0u32;
         conn = loop {
-            thread::sleep(backoff);
+            thread::sleep(RECONNECT_INTERVAL);
             if cache.strong_count() == 0 {
                 return;
             }
             match listen(url) {
                 Ok(conn) => break conn,
-                Err(e) => {
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    tracing::warn!(error = %error_chain(&e), "cannot reconnect the invalidation listener");
+                // One line when it starts failing and then one every ~10 s, not 4 a second.
+                Err(e) if attempts.is_multiple_of(40) => {
+                    tracing::warn!(error = %error_chain(&e), attempts, "cannot reconnect the invalidation listener; retrying");
                 }
+                Err(_) => {}
             }
+            attempts = attempts.wrapping_add(1);
         };
-        backoff = Duration::from_millis(100);
         let Some(cache) = cache.upgrade() else { return };
         cache.reset();
         cache.renew_lease(Instant::now() + LEASE);

@@ -1,6 +1,12 @@
-//! Liveness and readiness probes: unauthenticated, JSON, outside the versioned API.
+//! Liveness and readiness probes: unauthenticated, JSON, outside the versioned API. Both
+//! answer `HEAD` as they answer `GET`, without the body.
+//!
+//! Readiness: ready when the database answers a query on a pooled connection and the writer
+//! is making progress (no write has waited longer than `WRITER_STALL_SECS` without any write
+//! finishing); otherwise 503 in the error envelope, with `Retry-After`. A writer that is busy
+//! but finishing writes stays ready; the cause of a failure goes to the log, not the client.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Route, guard, web};
 use diesel::RunQueryDsl;
 use serde_json::json;
 
@@ -8,13 +14,24 @@ use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A route for `GET` and `HEAD` (actix-web sends the headers of a `HEAD` response, and its
+/// `Content-Length`, without the body).
+pub fn get_or_head() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// `GET /healthz`: the process is up. Touches nothing else.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers a query; 503 in the error envelope when it does not.
+/// `GET /readyz`: the writer is making progress and the database answers a query; 503 in
+/// the error envelope when either is not so.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .writer
+        .stalled()
+        .map_err(|stalled| ApiError::Unavailable(Box::new(stalled)))?;
     run_blocking(&state.pool, |conn| {
         diesel::sql_query("SELECT 1").execute(conn)?;
         Ok(())

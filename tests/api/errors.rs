@@ -10,6 +10,7 @@ backend_tests!(
     heads_the_http_parser_refuses_get_the_envelope_and_a_request_id,
     malformed_and_mistyped_bodies_get_4xx_in_the_envelope,
     health_and_readiness_answer_json_without_auth,
+    health_and_readiness_answer_head_like_get_without_a_body,
 );
 
 const PATH: &str = "/v1/organization/admin_api_keys";
@@ -72,8 +73,8 @@ async fn every_405_lists_in_allow_exactly_the_methods_the_resource_takes(app: Te
         ("/v1/organization/invites/accept".to_owned(), "POST"),
         ("/v1/organization/audit_logs".to_owned(), "GET"),
         ("/v1/introspect".to_owned(), "POST"),
-        ("/healthz".to_owned(), "GET"),
-        ("/readyz".to_owned(), "GET"),
+        ("/healthz".to_owned(), "GET, HEAD"),
+        ("/readyz".to_owned(), "GET, HEAD"),
         ("/openapi.json".to_owned(), "GET"),
     ];
     for (path, allow) in cases {
@@ -237,6 +238,146 @@ async fn health_and_readiness_answer_json_without_auth(app: TestApp) {
         (status, ready),
         (StatusCode::OK, json!({ "status": "ready" }))
     );
+}
+
+async fn health_and_readiness_answer_head_like_get_without_a_body(app: TestApp) {
+    for path in ["/healthz", "/readyz"] {
+        let get = app.client.get(app.url(path)).send().await.unwrap();
+        let get_type = get.headers().get("content-type").cloned();
+        let get_body = get.bytes().await.unwrap();
+
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+
+        assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type").cloned(),
+            get_type,
+            "HEAD {path}: the same Content-Type as GET"
+        );
+        assert_eq!(
+            head.headers()
+                .get("content-length")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            Some(get_body.len().to_string()),
+            "HEAD {path}: the Content-Length of GET's body"
+        );
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path}: no body"
+        );
+    }
+}
+
+/// Readiness watches the writer: stuck for longer than `writer_stall` is a 503, busy is not.
+mod writer_readiness {
+    use std::time::{Duration, Instant};
+
+    use admin_api_keys::config::Settings;
+    use admin_api_keys::db::WriteKind;
+    use reqwest::StatusCode;
+
+    use crate::helpers::{TestApp, assert_error, read};
+
+    backend_tests!(
+        settings = short_stall;
+        readiness_fails_while_the_writer_is_stuck_and_recovers_when_it_moves,
+        a_busy_writer_that_keeps_finishing_writes_stays_ready,
+    );
+
+    const STALL: Duration = Duration::from_secs(1);
+
+    fn short_stall(settings: &mut Settings) {
+        settings.pool.writer_stall = STALL;
+    }
+
+    /// Queues a write that holds the writer until `release` is dropped (at most 30 s).
+    fn held_write(
+        app: &TestApp,
+        release: std::sync::mpsc::Receiver<()>,
+    ) -> actix_web::rt::task::JoinHandle<()> {
+        let writer = app.state.writer.clone();
+        actix_web::rt::spawn(async move {
+            writer
+                .run(
+                    WriteKind::Statement,
+                    move |_conn| {
+                        let _ = release.recv_timeout(Duration::from_secs(30));
+                        Ok(())
+                    },
+                    |_| {},
+                )
+                .await
+                .expect("the held write succeeds");
+        })
+    }
+
+    async fn readyz(app: &TestApp) -> reqwest::Response {
+        app.client.get(app.url("/readyz")).send().await.unwrap()
+    }
+
+    async fn readiness_fails_while_the_writer_is_stuck_and_recovers_when_it_moves(app: TestApp) {
+        let (release, held) = std::sync::mpsc::channel();
+        let stuck = held_write(&app, held);
+        actix_web::rt::time::sleep(STALL / 5).await;
+        assert_eq!(
+            readyz(&app).await.status(),
+            StatusCode::OK,
+            "a write in progress for less than the bound is not a stall"
+        );
+
+        actix_web::rt::time::sleep(STALL * 2).await;
+        let response = readyz(&app).await;
+        assert_eq!(response.headers()["retry-after"], "1");
+        let error = assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "stuck writer").await;
+        assert_eq!(error["code"], "service_unavailable");
+
+        drop(release);
+        stuck.await.unwrap();
+        let (status, body) = read(readyz(&app).await).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "ready again once the write is done: {body}"
+        );
+    }
+
+    async fn a_busy_writer_that_keeps_finishing_writes_stays_ready(app: TestApp) {
+        let busy = STALL * 3;
+        let started = Instant::now();
+        let writes: Vec<_> = (0..3)
+            .map(|_| {
+                let writer = app.state.writer.clone();
+                actix_web::rt::spawn(async move {
+                    while started.elapsed() < busy {
+                        writer
+                            .run(
+                                WriteKind::Statement,
+                                |_conn| {
+                                    std::thread::sleep(STALL / 4);
+                                    Ok(())
+                                },
+                                |_| {},
+                            )
+                            .await
+                            .expect("a write succeeds");
+                    }
+                })
+            })
+            .collect();
+        while started.elapsed() < busy {
+            let (status, body) = read(readyz(&app).await).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "busy for {:?}, with writes always waiting: {body}",
+                started.elapsed()
+            );
+            actix_web::rt::time::sleep(STALL / 4).await;
+        }
+        for write in writes {
+            write.await.unwrap();
+        }
+    }
 }
 
 /// Drops the database under a running server: readiness and the API must answer 503 in the

@@ -53,6 +53,7 @@ async fn start_server(
         pool: PoolOptions {
             max_size: 4,
             acquire_timeout: Duration::from_secs(2),
+            ..PoolOptions::default()
         },
         bind_addr: "127.0.0.1:0".to_owned(),
         // Tests flush explicitly.

@@ -71,6 +71,7 @@ mod look_alikes;
 mod nginx;
 mod openapi;
 mod organisation;
+mod outage;
 mod permissions;
 mod rate_limit;
 mod raw;
