@@ -107,7 +107,8 @@ pub fn create(
         },
         now,
     )?;
-    Ok(Change::new(issued).invalidate(Invalidation::KeyCreated))
+    let created = Invalidation::created(&issued.secret);
+    Ok(Change::new(issued).invalidate(created))
 }
 
 /// The user `owner_id` as the owner of a key the caller makes for them: the caller needs
@@ -204,8 +205,9 @@ pub fn rotate(
         audit::record(conn, now, &actor, &event)?;
         Ok(issued)
     })?;
+    let created = Invalidation::created(&issued.secret);
     Ok(Change::new(issued)
-        .invalidate(Invalidation::KeyCreated)
+        .invalidate(created)
         .invalidate(Invalidation::Key(key_id.to_owned())))
 }
 
@@ -279,7 +281,7 @@ pub fn delete(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
+    let hashes = keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
         let caller = authorize(
             conn,
             key,
@@ -287,15 +289,20 @@ pub fn delete(
             Target::Key(key_id),
             now,
         )?;
+        let hashes = admin_api_key::hashes_of(conn, &[key_id.to_owned()])?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
         let event = AuditEvent::KeyDeleted {
             key_id: key_id.to_owned(),
         };
-        Ok(audit::record(conn, now, &caller.actor(), &event)?)
+        audit::record(conn, now, &caller.actor(), &event)?;
+        Ok(hashes)
     })?;
-    Ok(Change::new(()).invalidate(Invalidation::Key(key_id.to_owned())))
+    let change = Change::new(()).invalidate(Invalidation::Key(key_id.to_owned()));
+    Ok(hashes.iter().fold(change, |change, hash| {
+        change.invalidate(Invalidation::deleted(hash))
+    }))
 }
 
 /// A key to issue.

@@ -61,6 +61,7 @@ mod forward_auth;
 mod helpers;
 mod introspect;
 mod invites;
+mod key_set;
 mod lifecycle;
 mod list;
 mod logs;
