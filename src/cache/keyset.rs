@@ -46,17 +46,22 @@ pub fn prefix_of_hex(key_hash: &str) -> Option<HashPrefix> {
     u64::from_str_radix(first, 16).ok()
 }
 
-/// Reads every stored key's hash, page by page on the `key_hash` index. Not one snapshot: a
-/// key made or deleted during the load is reconciled by its invalidation, applied after.
+/// Reads every stored key's hash, page by page on the `key_hash` index, into a set sized for
+/// the table (so the load allocates the set once, and a page of hashes at a time besides). Not
+/// one snapshot: a key made or deleted during the load is reconciled by its invalidation,
+/// applied after.
 pub fn load(conn: &mut DbConnection) -> QueryResult<KeySet> {
-    let mut prefixes = Vec::new();
+    let stored = admin_api_key::count(conn)?;
+    let mut set = KeySet::with_capacity(usize::try_from(stored).unwrap_or(0));
     let mut after: Option<String> = None;
     loop {
         let page = admin_api_key::hashes_page(conn, after.as_deref(), LOAD_PAGE)?;
         // A hash that is not hex was not written by this service, and no key can match it.
-        prefixes.extend(page.iter().filter_map(|hash| prefix_of_hex(hash)));
+        for prefix in page.iter().filter_map(|hash| prefix_of_hex(hash)) {
+            set.insert(prefix);
+        }
         if page.len() < LOAD_PAGE as usize {
-            return Ok(KeySet::from_prefixes(&prefixes));
+            return Ok(set);
         }
         after = page.last().cloned();
     }
