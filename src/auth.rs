@@ -2,7 +2,8 @@
 //!
 //! Policy: the key is checked before anything else about the request (body, query, path), so
 //! a caller without a valid key learns nothing but 401. The `Authorization` header is never
-//! logged. Steady state costs no database round trip (see `cache`).
+//! logged. Steady state costs no database round trip (see `cache`), and neither does a
+//! well-formed key that was never issued: its hash is not in the set of live hashes.
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -14,7 +15,10 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tracing_actix_web::RootSpan;
 
-use crate::cache::{CachedKey, Lookup};
+use crate::cache::invalidation::LEASE;
+use crate::cache::keyset::prefix_of;
+use crate::cache::{Cache, CachedKey, HashPrefix, Lookup, Presence};
+use crate::client_addr::ClientAddr;
 use crate::db::run_blocking;
 use crate::domain::secret::{digest_key, hex, is_well_formed};
 use crate::domain::{Scope, Scopes};
@@ -150,16 +154,35 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 }
 
 /// Checks a presented key: format first (garbage never reaches the cache or the database),
-/// then the auth cache, the database only on a miss, then enabled and expiry against the clock.
-/// Records the use for `last_used_at`, at most once per key per second.
+/// then the auth cache, then the set of live hashes (a hash not in it is refused without a
+/// lookup), the database only for a hash in the set, then enabled and expiry against the
+/// clock. Records the use for `last_used_at`, at most once per key per second.
 ///
-/// `req` says who the client is (`client_addr`), consulted only on a cache miss: a client that
-/// has lately presented too many keys the database does not know gets 429 instead of a lookup
-/// (`lookup_limit`).
+/// `req` says who the client is (`client_addr`), consulted only when the set cannot vouch that
+/// a hash is absent (see `lookup_limit`): the lookup then takes a unit of that client's budget,
+/// and a client with none left gets 429 instead of a lookup.
 pub async fn authenticate(
     state: &AppState,
     req: &HttpRequest,
     token: &str,
+) -> Result<AdminKey, ApiError> {
+    authenticate_charging(state, token, || Some(state.trusted_proxies.client_of(req))).await
+}
+
+/// [`authenticate`] for a token a resource server introspects: the token is its user's, so a
+/// lookup is charged to nobody's budget (the resource server is itself an authenticated
+/// caller; see `lookup_limit`).
+pub async fn authenticate_introspected(
+    state: &AppState,
+    token: &str,
+) -> Result<AdminKey, ApiError> {
+    authenticate_charging(state, token, || None).await
+}
+
+async fn authenticate_charging(
+    state: &AppState,
+    token: &str,
+    payer: impl FnOnce() -> Option<ClientAddr>,
 ) -> Result<AdminKey, ApiError> {
     if !is_well_formed(token) {
         return Err(invalid_key());
@@ -170,20 +193,28 @@ pub async fn authenticate(
         Lookup::Known(key) => key,
         Lookup::Unknown => return Err(invalid_key()),
         Lookup::Miss(ticket) => {
-            let client = state.trusted_proxies.client_of(req);
-            state.lookup_limit.check(client).map_err(rate_limited)?;
+            let unit = match presence(&state.cache, prefix_of(&digest)).await {
+                Presence::Live => None,
+                Presence::Absent => return Err(invalid_key()),
+                Presence::Unsure => match payer() {
+                    Some(client) => Some(state.lookup_limit.take(client).map_err(rate_limited)?),
+                    None => None,
+                },
+            };
             let hash = hex(&digest);
             let record = run_blocking(&state.pool, move |conn| {
                 Ok(admin_api_key::find_auth_record(conn, &hash)?)
             })
             .await?;
-            match state.cache.fill(digest, ticket, record, now) {
-                Some(key) => key,
-                None => {
-                    state.lookup_limit.charge(client);
-                    return Err(invalid_key());
-                }
+            if record.is_some()
+                && let Some(unit) = unit
+            {
+                state.lookup_limit.refund(unit);
             }
+            state
+                .cache
+                .fill(digest, ticket, record, now)
+                .ok_or_else(invalid_key)?
         }
     };
     check_usable(key.enabled, key.expires_at, now)?;
@@ -192,6 +223,24 @@ pub async fn authenticate(
         state.usage.record(&key.key_id, now);
     }
     Ok(AdminKey(key))
+}
+
+/// What the set of live hashes says of `prefix`. With a listener, a hash not in the set may
+/// belong to a key another replica made just before this request: wait until the listener has
+/// applied everything committed before the request arrived (one ping), then ask again. A
+/// listener that does not catch up within its lease leaves the answer unsure.
+async fn presence(cache: &Cache, prefix: HashPrefix) -> Presence {
+    let arrived = cache.instant();
+    match cache.presence(prefix) {
+        Presence::Absent if cache.listening() => {
+            if cache.wait_for_sync_after(arrived, LEASE).await {
+                cache.presence(prefix)
+            } else {
+                Presence::Unsure
+            }
+        }
+        answer => answer,
+    }
 }
 
 /// 401 for a key whose owner is disabled (until they are enabled again).

@@ -1,12 +1,17 @@
 //! Who a request comes from: the address per-client limits are kept under.
 //!
 //! Policy: the client is the TCP peer, unless the peer is one of the operator's
-//! `TRUSTED_PROXIES`; then it is the last hop of `X-Forwarded-For` that is not a trusted proxy,
-//! walking from the right (the hops on the left are whatever the client chose to send, so only
-//! those appended by proxies we trust can be believed). A header that is malformed anywhere
-//! (a hop that is not an IP address, an empty hop, bytes that are not text) is not believed at
-//! all: the client is then the peer, so clients behind that proxy share one budget rather than
-//! choose their own. Without `TRUSTED_PROXIES` the header is never read.
+//! `TRUSTED_PROXIES`; then `X-Forwarded-For` is walked from the right (the hops on the left are
+//! whatever the client chose to send, so only those appended by proxies we trust can be
+//! believed), past the hops that are trusted proxies, and the first hop that is not one is the
+//! client. When every hop is a trusted proxy, the leftmost is the client. A hop that is not an
+//! IP address (`unknown`, `192.0.2.1:4711`, an empty hop, garbage, bytes that are not text)
+//! met on that walk stands where the client should be: the request counts as the one shared
+//! [`ClientAddr::UNKNOWN`] client, never as the proxy (whose address would give a client who
+//! sends garbage a budget of its own, and let them spend the budget of every caller behind that
+//! proxy). Malformed hops left of the client are never read. A trusted proxy that sends no
+//! header at all is itself the client (its own health checks, say). Without `TRUSTED_PROXIES`
+//! the header is never read.
 //!
 //! IPv6 clients are counted by their /64: one host is usually given a whole /64, and could
 //! otherwise rotate through 2^64 addresses to get a fresh budget each time. IPv4-mapped IPv6
@@ -23,32 +28,34 @@ use actix_web::http::header::HeaderMap;
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// The address a client's limits are kept under: an IPv4 address, or an IPv6 /64 (its host
-/// bits zeroed).
+/// bits zeroed); or [`ClientAddr::UNKNOWN`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientAddr(IpAddr);
+pub struct ClientAddr(Option<IpAddr>);
 
 impl ClientAddr {
     /// The client `ip` counts as.
     pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
-            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V4(v4) => Self(Some(IpAddr::V4(v4))),
             IpAddr::V6(v6) => {
                 let prefix = u128::from(v6) & !(u128::MAX >> 64);
-                Self(IpAddr::V6(Ipv6Addr::from(prefix)))
+                Self(Some(IpAddr::V6(Ipv6Addr::from(prefix))))
             }
         }
     }
 
-    /// Stands for requests whose peer address is unknown (not a TCP connection: only in tests
-    /// that call the App directly); they share one budget.
-    pub const UNKNOWN: Self = Self(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    /// Stands for every request whose client cannot be told: a malformed `X-Forwarded-For`
+    /// hop where the client should be, or no peer address (not a TCP connection: only in
+    /// tests that call the App directly). They share one budget, apart from every address.
+    pub const UNKNOWN: Self = Self(None);
 }
 
 impl fmt::Display for ClientAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            IpAddr::V4(v4) => v4.fmt(f),
-            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+            None => f.write_str("unknown"),
+            Some(IpAddr::V4(v4)) => v4.fmt(f),
+            Some(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
         }
     }
 }
@@ -149,29 +156,31 @@ impl TrustedProxies {
 
     /// The client of a request that arrived from `peer` with `headers`.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
-        if !self.trusts(peer) {
+        if !self.trusts(peer) || !headers.contains_key(X_FORWARDED_FOR) {
             return ClientAddr::of(peer);
         }
-        ClientAddr::of(self.forwarded_client(headers).unwrap_or(peer))
+        self.forwarded_client(headers)
+            .map_or(ClientAddr::UNKNOWN, ClientAddr::of)
     }
 
-    /// The last untrusted hop of `X-Forwarded-For` (the leftmost hop when all are trusted);
-    /// `None` when the header is absent or malformed.
+    /// The first hop of `X-Forwarded-For`, from the right, that is not a trusted proxy (the
+    /// leftmost hop when all are); `None` when a hop met on the way is malformed.
     fn forwarded_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
         let mut hops = Vec::new();
         // Several headers are one list, in order (RFC 9110, section 5.3).
         for value in headers.get_all(X_FORWARDED_FOR) {
-            for hop in value.to_str().ok()?.split(',') {
-                hops.push(IpAddr::from_str(hop.trim()).ok()?);
+            // Bytes that are not text: which hop is which cannot be told.
+            hops.extend(value.to_str().ok()?.split(','));
+        }
+        let mut client = None;
+        for hop in hops.into_iter().rev() {
+            let ip = IpAddr::from_str(hop.trim()).ok()?;
+            client = Some(ip);
+            if !self.trusts(ip) {
+                break;
             }
         }
-        let leftmost = *hops.first()?;
-        Some(
-            hops.into_iter()
-                .rev()
-                .find(|hop| !self.trusts(*hop))
-                .unwrap_or(leftmost),
-        )
+        client
     }
 
     /// The client of `req` (see the module policy).
@@ -308,11 +317,10 @@ mod tests {
     }
 
     #[test]
-    fn the_client_is_the_last_untrusted_hop_behind_a_trusted_proxy() {
+    fn the_client_is_the_first_untrusted_hop_from_the_right_behind_a_trusted_proxy() {
         let trusted = proxies("127.0.0.1,10.0.0.0/8");
         let peer = ip("127.0.0.1");
-        let cases: [(&[&str], &str, &str); 10] = [
-            (&[], "127.0.0.1", "no header: the proxy itself"),
+        let cases: [(&[&str], &str, &str); 9] = [
             (&["203.0.113.5"], "203.0.113.5", "one hop"),
             (
                 &["198.51.100.1, 203.0.113.5"],
@@ -335,13 +343,21 @@ mod tests {
                 "all trusted: the leftmost",
             ),
             (
-                &["203.0.113.5, junk"],
-                "127.0.0.1",
-                "a hop that is no address",
+                &["unknown, 203.0.113.5"],
+                "203.0.113.5",
+                "garbage left of the client is never read",
             ),
-            (&["203.0.113.5,,"], "127.0.0.1", "an empty hop"),
-            (&[""], "127.0.0.1", "an empty header"),
-            (&["203.0.113.5:4711"], "127.0.0.1", "an address with a port"),
+            (
+                &["junk:1:2, 198.51.100.1, 203.0.113.5, 10.1.1.1"],
+                "203.0.113.5",
+                "nor is anything left of the client",
+            ),
+            (&["2001:db8::1, 10.1.1.1"], "2001:db8::1", "an IPv6 client"),
+            (
+                &[" 203.0.113.5 ,10.1.1.1 "],
+                "203.0.113.5",
+                "spaces around hops",
+            ),
         ];
         for (values, client, why) in cases {
             assert_eq!(
@@ -350,6 +366,59 @@ mod tests {
                 "{why}"
             );
         }
+        assert_eq!(
+            trusted.client(peer, &HeaderMap::new()),
+            ClientAddr::of(peer),
+            "no header: the proxy's own request"
+        );
+    }
+
+    #[test]
+    fn a_malformed_hop_where_the_client_should_be_is_the_unknown_client_not_the_proxy() {
+        let trusted = proxies("127.0.0.1,10.0.0.0/8");
+        let peer = ip("127.0.0.1");
+        let cases: [(&[&str], &str); 10] = [
+            (&["unknown"], "nginx's `unknown`"),
+            (&["203.0.113.5:4711"], "an address with a port"),
+            (
+                &["[2001:db8::1]:443"],
+                "a bracketed IPv6 address with a port",
+            ),
+            (&["203.0.113.5, junk"], "garbage as the last hop"),
+            (
+                &["203.0.113.5, unknown, 10.1.1.1"],
+                "garbage behind a trusted hop",
+            ),
+            (&["203.0.113.5,,"], "an empty hop"),
+            (&[""], "an empty header"),
+            (
+                &["203.0.113.5", "junk"],
+                "garbage in the last of several headers",
+            ),
+            (&["10.1.1.1, 10.0.0.1/8"], "a range, not an address"),
+            (&["203.0.113.5, 10.1.1.1 10.2.2.2"], "hops without a comma"),
+        ];
+        for (values, why) in cases {
+            let client = trusted.client(peer, &forwarded(values));
+            assert_eq!(client, ClientAddr::UNKNOWN, "{why}");
+            assert_ne!(client, ClientAddr::of(peer), "{why}");
+        }
+        let mut not_text = HeaderMap::new();
+        not_text.insert(
+            HeaderName::from_static(X_FORWARDED_FOR),
+            HeaderValue::from_bytes(b"203.0.113.5, \xff").unwrap(),
+        );
+        assert_eq!(
+            trusted.client(peer, &not_text),
+            ClientAddr::UNKNOWN,
+            "bytes that are not text"
+        );
+        assert_eq!(ClientAddr::UNKNOWN.to_string(), "unknown");
+        assert_ne!(
+            ClientAddr::UNKNOWN,
+            ClientAddr::of(ip("0.0.0.0")),
+            "no address stands for the unknown client"
+        );
     }
 
     #[test]

@@ -362,7 +362,9 @@ pub mod responses {
 
     /// Too many unknown keys were presented from this client address lately, so this key was
     /// not looked up (`type` `requests`, `code` `rate_limit_exceeded`); retry after
-    /// `Retry-After` seconds. Keys the service has recently seen are never refused this way.
+    /// `Retry-After` seconds. Only while this replica cannot vouch that a key does not exist
+    /// (its PostgreSQL listener is down or reconnecting); keys the service has recently seen
+    /// are never refused this way.
     #[derive(ToResponse)]
     #[response(headers(
         ("Retry-After" = u64, description = "Seconds until this client may present an unknown key again (at least 1).")

@@ -1,41 +1,37 @@
-//! A per-client budget for the authentication lookups that reach the database and find nothing.
+//! A per-client budget for the credential lookups that may find nothing: admin keys while the
+//! set of live hashes cannot vouch that a hash is absent, and invite tokens.
 //!
-//! Why: the key format's checksum is public, so anyone can mint well-formed keys, and each new
-//! one costs a database lookup before the negative cache knows its hash. A flood of distinct
-//! invented keys would otherwise be a flood of queries.
+//! Why: the key format's checksum is public, so anyone can mint well-formed keys. A key whose
+//! hash is not in this process's set of live hashes (`cache::keyset`) is refused without a
+//! lookup, and one whose hash is in it is looked up without charge: the set is authoritative.
+//! What is left to protect is the database while the set is not: on PostgreSQL while the
+//! invalidation listener is down, stuck or reconnecting (the set may miss keys made meanwhile,
+//! so hashes not in it are looked up), and while the set is being reloaded. On one replica with
+//! a healthy listener, and on SQLite, no admin-key lookup is ever charged. A key made on another
+//! replica a moment ago is not a reason to look up either: the request waits for the listener to
+//! catch up instead (see `cache`). Invite tokens have no such set, so every acceptance of a token
+//! that is not pending is charged.
 //!
 //! Policy:
-//! - Only lookups that reached the database and found no key are charged. A request answered
-//!   from the caches (a known key, a hash recently found unknown) and a malformed key (refused
-//!   before any lookup) never touch the limiter; neither does a lookup that finds a key, so a
-//!   client whose keys fall out of the cache (TTL, an invalidation, a cache bypassed while the
-//!   listener reconnects) is never limited for using them.
-//! - Before a lookup, a client whose budget is spent is answered 429 with `Retry-After`, and no
-//!   lookup is made. This check cannot know whether the key would have been found, so a key not
-//!   yet in this process's cache, presented from an address that is over its budget, waits too.
-//! - The budget is a GCRA (`governor`) per [`ClientAddr`]: `burst` lookups at once, refilled at
-//!   `per_minute`. governor cannot test a budget without spending it, so the verdict "spent
-//!   until T" of each charge is kept in a small bounded cache that the check before a lookup
-//!   reads. It is exact when a charge is refused and errs on the strict side by less than one
-//!   refill interval when a charge takes the last unit. Requests already past the check when
-//!   the budget runs out still make their lookups (at most as many as run concurrently).
-//! - Memory: governor keeps one entry per address charged; [`LookupLimiter::sweep`] (every
-//!   [`SWEEP_INTERVAL`]) drops those whose budget is full again, so the entries are the
-//!   addresses with a charged lookup in the last `burst` refill intervals plus one sweep
-//!   interval, each of which cost a database query. The cache of verdicts holds at most
-//!   `capacity` addresses; an evicted one is refused again after one more lookup.
+//! - A unit is taken *before* the lookup, under one lock, and given back when the lookup found
+//!   what it looked for: in any window a client makes at most its budget of lookups that find
+//!   nothing, however many run at once. A client with no unit left is answered 429 with
+//!   `Retry-After`, and no lookup is made.
+//! - Only lookups are charged: a request answered from the caches or the set, and a malformed
+//!   credential (refused before any lookup), never touch the limiter.
+//! - Tokens a resource server introspects are charged to nobody: the tokens are its users', not
+//!   its own, and it is an authenticated caller (see `routes::introspect`).
+//! - The budget is a GCRA per [`ClientAddr`]: `burst` lookups at once, refilled at
+//!   `per_minute`. Each client is one theoretical arrival time.
+//! - Memory: one entry per client with a unit in use; [`LookupLimiter::sweep`] (every
+//!   [`SWEEP_INTERVAL`]) drops those whose budget is full again.
 //! - Each process keeps its own budgets: N replicas let N times the rate reach the database.
 //! - Time comes from the application's [`Clock`] (monotonic in production), so tests refill a
 //!   budget by moving their clock.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
-use quick_cache::sync::Cache as Bounded;
 
 use crate::client_addr::ClientAddr;
 use crate::clock::Clock;
@@ -43,7 +39,8 @@ use crate::clock::Clock;
 /// How often [`LookupLimiter::sweep`] runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How many unknown-key lookups a client may make: `burst` at once, refilled at `per_minute`.
+/// How many lookups that find nothing a client may make: `burst` at once, refilled at
+/// `per_minute`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LookupLimit {
     /// Refill rate; zero turns the limit off.
@@ -66,105 +63,94 @@ impl Default for LookupLimit {
     }
 }
 
-/// governor's view of the application clock.
-#[derive(Clone)]
-struct LimiterClock(Arc<dyn Clock>);
-
-impl governor::clock::Clock for LimiterClock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        self.0.monotonic()
-    }
-}
-
-type Keyed = RateLimiter<
-    ClientAddr,
-    DefaultKeyedStateStore<ClientAddr>,
-    LimiterClock,
-    StateInformationMiddleware,
->;
-
 /// The budgets of every client; see the module policy.
 pub struct LookupLimiter(Option<Limiter>);
 
 struct Limiter {
-    budgets: Keyed,
-    /// Until when (monotonic time) each client's budget is known to be spent.
-    spent_until: Bounded<ClientAddr, Duration>,
-    clock: LimiterClock,
+    /// Each client's theoretical arrival time (monotonic): when its budget is full again.
+    budgets: Mutex<HashMap<ClientAddr, Duration>>,
+    clock: Arc<dyn Clock>,
+    /// The refill interval: what one lookup costs.
     interval: Duration,
+    /// How far ahead of now a client's arrival time may run: `burst` intervals.
+    tolerance: Duration,
 }
 
+/// A unit taken from a client's budget for one lookup; hand it back with
+/// [`LookupLimiter::refund`] when the lookup found what it looked for.
+#[derive(Debug)]
+#[must_use = "a unit that is dropped stays spent"]
+pub struct Unit(Option<ClientAddr>);
+
 impl LookupLimiter {
-    /// Budgets of `limit` (none when its rate is zero), with verdicts for at most `capacity`
-    /// clients kept.
-    pub fn new(limit: LookupLimit, clock: Arc<dyn Clock>, capacity: usize) -> Self {
-        let Some(per_minute) = NonZeroU32::new(limit.per_minute) else {
+    /// Budgets of `limit` (none when its rate is zero).
+    pub fn new(limit: LookupLimit, clock: Arc<dyn Clock>) -> Self {
+        if limit.per_minute == 0 {
             return Self(None);
-        };
-        let interval = Duration::from_secs(60) / per_minute.get();
-        let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(interval)
-            .expect("a rate of at most u32::MAX per minute has a non-zero period")
-            .allow_burst(burst);
-        let clock = LimiterClock(clock);
-        let budgets: Keyed =
-            RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock.clone());
+        }
+        let interval = Duration::from_secs(60) / limit.per_minute;
         Self(Some(Limiter {
-            budgets,
-            spent_until: Bounded::new(capacity.max(1)),
+            budgets: Mutex::new(HashMap::new()),
             clock,
             interval,
+            tolerance: interval * limit.burst.max(1),
         }))
     }
 
-    /// Before a lookup: `Err(wait)` when `client` has spent its budget and may look up again
-    /// after `wait`.
-    pub fn check(&self, client: ClientAddr) -> Result<(), Duration> {
+    /// Before a lookup: takes one unit of `client`'s budget, or `Err(wait)` when it has none
+    /// and may look up again after `wait`.
+    pub fn take(&self, client: ClientAddr) -> Result<Unit, Duration> {
         let Some(limiter) = &self.0 else {
-            return Ok(());
+            return Ok(Unit(None));
         };
-        match limiter.spent_until.get(&client) {
-            Some(until) => {
-                let now = limiter.clock.0.monotonic();
-                if until > now {
-                    Err(until - now)
-                } else {
-                    Ok(())
-                }
-            }
-            None => Ok(()),
+        let now = limiter.clock.monotonic();
+        let mut budgets = limiter.lock();
+        let arrival = budgets.get(&client).copied().unwrap_or(now).max(now) + limiter.interval;
+        let ahead = arrival - now;
+        if ahead > limiter.tolerance {
+            return Err(ahead - limiter.tolerance);
         }
+        budgets.insert(client, arrival);
+        Ok(Unit(Some(client)))
     }
 
-    /// After a lookup that found nothing: spends one unit of `client`'s budget.
-    pub fn charge(&self, client: ClientAddr) {
-        let Some(limiter) = &self.0 else {
+    /// After a lookup that found what it looked for: gives `unit` back.
+    pub fn refund(&self, unit: Unit) {
+        let (Some(limiter), Some(client)) = (&self.0, unit.0) else {
             return;
         };
-        let until = match limiter.budgets.check_key(&client) {
-            Ok(state) if state.remaining_burst_capacity() > 0 => return,
-            // The last unit: the next is due within one interval.
-            Ok(_) => limiter.clock.0.monotonic() + limiter.interval,
-            // Already spent (a lookup that passed the check concurrently with the one that
-            // spent the budget): exact.
-            Err(not_until) => not_until.earliest_possible(),
-        };
-        limiter.spent_until.insert(client, until);
+        let now = limiter.clock.monotonic();
+        let mut budgets = limiter.lock();
+        if let Some(arrival) = budgets.get_mut(&client) {
+            *arrival = arrival.saturating_sub(limiter.interval);
+            if *arrival <= now {
+                budgets.remove(&client);
+            }
+        }
     }
 
     /// Forgets the clients whose budget is full again (bounding memory; see the module policy).
     pub fn sweep(&self) {
         if let Some(limiter) = &self.0 {
-            limiter.budgets.retain_recent();
-            limiter.budgets.shrink_to_fit();
+            let now = limiter.clock.monotonic();
+            let mut budgets = limiter.lock();
+            budgets.retain(|_, arrival| *arrival > now);
+            budgets.shrink_to_fit();
         }
     }
 
     /// Clients with a budget in use (for tests and diagnostics).
     pub fn tracked(&self) -> usize {
-        self.0.as_ref().map_or(0, |limiter| limiter.budgets.len())
+        self.0.as_ref().map_or(0, |limiter| limiter.lock().len())
+    }
+}
+
+impl Limiter {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ClientAddr, Duration>> {
+        // Every change under this lock is one insert or remove: a panic cannot tear it.
+        self.budgets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -175,7 +161,7 @@ impl std::fmt::Debug for LookupLimiter {
             Some(limiter) => f
                 .debug_struct("LookupLimiter")
                 .field("interval", &limiter.interval)
-                .field("tracked", &limiter.budgets.len())
+                .field("tracked", &limiter.lock().len())
                 .finish(),
         }
     }
@@ -192,24 +178,16 @@ mod tests {
 
     fn limiter(per_minute: u32, burst: u32) -> (LookupLimiter, ManualClock) {
         let clock = ManualClock::new(1_000);
-        let limiter = LookupLimiter::new(
-            LookupLimit { per_minute, burst },
-            Arc::new(clock.clone()),
-            100,
-        );
+        let limiter =
+            LookupLimiter::new(LookupLimit { per_minute, burst }, Arc::new(clock.clone()));
         (limiter, clock)
     }
 
-    /// Charges `client` for lookups while its budget allows; returns how many it made.
+    /// Takes units of `client` while its budget allows (lookups that find nothing); returns
+    /// how many it took.
     fn spend(limiter: &LookupLimiter, client: ClientAddr) -> usize {
         (0..1_000)
-            .take_while(|_| {
-                let allowed = limiter.check(client).is_ok();
-                if allowed {
-                    limiter.charge(client);
-                }
-                allowed
-            })
+            .take_while(|_| limiter.take(client).is_ok())
             .count()
     }
 
@@ -217,9 +195,9 @@ mod tests {
     fn a_client_gets_its_burst_then_waits_one_interval_per_lookup() {
         let (limiter, clock) = limiter(30, 3);
         assert_eq!(spend(&limiter, client(1)), 3);
-        assert_eq!(limiter.check(client(1)), Err(Duration::from_secs(2)));
+        assert_eq!(limiter.take(client(1)).unwrap_err(), Duration::from_secs(2));
         clock.advance(1);
-        assert_eq!(limiter.check(client(1)), Err(Duration::from_secs(1)));
+        assert_eq!(limiter.take(client(1)).unwrap_err(), Duration::from_secs(1));
         clock.advance(1);
         assert_eq!(spend(&limiter, client(1)), 1, "one interval refills one");
         clock.advance(60);
@@ -231,20 +209,38 @@ mod tests {
         let (limiter, _) = limiter(30, 2);
         assert_eq!(spend(&limiter, client(1)), 2);
         assert_eq!(spend(&limiter, client(2)), 2);
-        assert!(limiter.check(client(1)).is_err());
+        assert!(limiter.take(client(1)).is_err());
     }
 
     #[test]
-    fn lookups_that_passed_the_check_together_are_charged_exactly() {
-        let (limiter, _) = limiter(60, 2);
-        // Five lookups of one client in flight at once: all passed the check first.
-        for _ in 0..5 {
-            assert!(limiter.check(client(1)).is_ok());
+    fn a_lookup_that_found_its_key_gives_its_unit_back() {
+        let (limiter, _) = limiter(30, 2);
+        for _ in 0..10 {
+            let unit = limiter.take(client(1)).unwrap();
+            limiter.refund(unit);
         }
-        for _ in 0..5 {
-            limiter.charge(client(1));
-        }
-        assert_eq!(limiter.check(client(1)), Err(Duration::from_secs(1)));
+        assert_eq!(spend(&limiter, client(1)), 2);
+        assert_eq!(limiter.tracked(), 1);
+    }
+
+    #[test]
+    fn concurrent_lookups_never_take_more_than_the_budget() {
+        let (limiter, _) = limiter(60, 5);
+        let limiter = Arc::new(limiter);
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        // A lookup that found nothing: its unit stays spent.
+                        if let Ok(_spent) = limiter.take(client(1)) {
+                            taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(taken.into_inner(), 5);
     }
 
     #[test]
@@ -258,7 +254,7 @@ mod tests {
     fn sweeping_forgets_clients_whose_budget_is_full_again() {
         let (limiter, clock) = limiter(60, 5);
         for n in 0..50 {
-            limiter.charge(client(n));
+            let _spent = limiter.take(client(n)).unwrap();
         }
         assert_eq!(limiter.tracked(), 50);
         limiter.sweep();

@@ -28,6 +28,8 @@ use crate::state::AppState;
 pub enum StartupError {
     #[error(transparent)]
     Database(#[from] DbSetupError),
+    #[error("cannot load the set of live key hashes")]
+    KeySet(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot start the invalidation listener")]
     Listener(#[source] std::io::Error),
     #[error("cannot listen on {addr}")]
@@ -76,6 +78,17 @@ impl Application {
         })
         .await
         .expect("the blocking pool is running")?;
+        // Loaded after the listener subscribed, so no change is lost in between: one that
+        // commits during the load is applied after it, from its notification.
+        cache.set_key_loader(key_loader(pool.clone()));
+        let loading = Arc::clone(&cache);
+        let started = std::time::Instant::now();
+        web::block(move || loading.reload_keys())
+            .await
+            .expect("the blocking pool is running")
+            .map_err(StartupError::KeySet)?;
+        let (live_hashes, bytes) = cache.key_set_size();
+        tracing::info!(live_hashes, bytes, elapsed = ?started.elapsed(), "set of live key hashes loaded");
         if let Some((conn, url)) = listener {
             cache.renew_lease(std::time::Instant::now() + invalidation::LEASE);
             invalidation::spawn(url, conn, &cache).map_err(StartupError::Listener)?;
@@ -86,11 +99,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&settings.bind_addr).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
-        let lookup_limit = LookupLimiter::new(
-            settings.lookup_limit,
-            clock.clone(),
-            settings.cache.capacity,
-        );
+        let lookup_limit = LookupLimiter::new(settings.lookup_limit, clock.clone());
         tracing::info!(
             unknown_key_lookups_per_minute = settings.lookup_limit.per_minute,
             unknown_key_lookup_burst = settings.lookup_limit.burst,
@@ -192,11 +201,65 @@ impl Application {
                 state.lookup_limit.sweep();
             }
         });
+        let state = self.state.clone();
+        let reconciler = actix_web::rt::spawn(async move {
+            let start = actix_web::rt::time::Instant::now() + KEY_SET_RECONCILE_INTERVAL;
+            let mut ticks = actix_web::rt::time::interval_at(start, KEY_SET_RECONCILE_INTERVAL);
+            loop {
+                ticks.tick().await;
+                let state = state.clone();
+                let _ = web::block(move || reconcile_keys(&state)).await;
+            }
+        });
         let result = self.server.await;
         flusher.abort();
         sweeper.abort();
+        reconciler.abort();
         services::usage::flush_logged(&self.state).await;
         result
+    }
+}
+
+/// How often, without a listener (SQLite), the set of live hashes is checked against the table.
+pub const KEY_SET_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reads every stored hash on a pooled connection.
+fn key_loader(pool: db::DbPool) -> crate::cache::KeyLoader {
+    Box::new(move || {
+        let mut conn = pool.get()?;
+        Ok(crate::cache::keyset::load(&mut conn)?)
+    })
+}
+
+/// Without a listener (SQLite), the backstop for keys written behind the service's back (a
+/// `bootstrap` while the server runs, an operator's `sqlite3`): reloads the set of live hashes
+/// when it is stale or holds another count of hashes than the table holds keys. With a
+/// listener, the triggers announce every change and the listener reloads a stale set.
+fn reconcile_keys(state: &AppState) {
+    if state.cache.listening() {
+        return;
+    }
+    let stored = state
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| {
+            crate::models::admin_api_key::count(&mut conn).map_err(|e| e.to_string())
+        });
+    let Ok(stored) = stored else { return };
+    let held = state.cache.key_set_size().0;
+    if !state.cache.keys_stale() && usize::try_from(stored).is_ok_and(|stored| stored == held) {
+        return;
+    }
+    match state.cache.reload_keys() {
+        Ok(()) => tracing::info!(
+            stored,
+            held,
+            "reloaded the set of live key hashes: it did not match the table"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %crate::error::error_chain(&*e), "cannot reload the set of live key hashes")
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //! Entries are keyed by the SHA-256 of the presented key and hold its auth record (id, owner,
 //! scopes, enabled, expiry). Expiry is judged against the clock on every request, cached or
 //! not, so a key stops working the second it expires. The owner (role, enabled) is part of the
-//! entry: a change to a user drops the entries of all their keys (see `Cache::forget_owner`). Hashes the database does not know are
-//! remembered separately, so a flood of well-formed but invented keys reaches the database
-//! once per hash per TTL; malformed keys never get this far.
+//! entry: a change to a user drops the entries of all their keys (see `Cache::forget_owner`).
+//! A hash that is not in the set of live hashes (`keyset`) never gets here as a lookup; hashes
+//! the database did not know when asked (one in the set but deleted meanwhile, or any while the
+//! set cannot vouch for absences) are remembered separately, so retries reach the database
+//! once per hash per TTL. Malformed keys never get this far.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

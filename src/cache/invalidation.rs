@@ -1,10 +1,12 @@
 //! Cross-replica cache invalidation over PostgreSQL `LISTEN`/`NOTIFY`.
 //!
 //! Policy: the database announces every change that matters to the caches. Triggers on
-//! `admin_api_keys` (migration `notify_auth_changes`) send `NOTIFY admin_api_keys_auth` with
-//! `changed:<key id>` when a key is deleted or any column but `last_used_at` changes,
-//! `created:<key id>` when a key is inserted or its hash rewritten, and `reset:` when the table
-//! is truncated; usage flushes stay silent. Triggers on `users` (migration
+//! `admin_api_keys` (migrations `notify_auth_changes`, `live_hashes`) send
+//! `NOTIFY admin_api_keys_auth` with `changed:<key id>` when a key is deleted or any column but
+//! `last_used_at` changes, `live:<hash prefix>` when a key is inserted or its hash rewritten,
+//! `gone:<hash prefix>` when a key is deleted or its hash rewritten (the prefix is the first 16
+//! hex digits of the stored hash: what the set of live hashes holds, see `keyset`), and
+//! `reset:` when the table is truncated; usage flushes stay silent. Triggers on `users` (migration
 //! `users_roles_invites`) send `user:<user id>` when a user is changed or deleted. The trigger fires
 //! inside the writing transaction, so the notification goes out on commit, whoever committed:
 //! this service, another replica, or an operator's `psql`.
@@ -20,8 +22,12 @@
 //! listener tries to reconnect every [`RECONNECT_INTERVAL`], however long the database has
 //! been away, so the caches are in use again within a fraction of a second of its return.
 //! A burst of more than [`BULK`] notifications in one poll (an operator's mass `UPDATE`)
-//! empties the cache instead of dropping entries one by one. The thread ends when the cache it
-//! serves is dropped.
+//! empties the cache instead of dropping entries one by one (hash payloads are still applied
+//! one by one: the set of live hashes is not a cache that can be emptied). Whatever marked the
+//! set stale (a lost connection, `reset:`, a payload this version does not know) has it
+//! reloaded from the database before the next ping renews the lease. Each applied ping also
+//! tells requests waiting on a hash not in the set that the set is now as new as that ping
+//! (`Cache::synced_through`). The thread ends when the cache it serves is dropped.
 
 use std::sync::{Arc, Weak};
 use std::thread;
@@ -31,6 +37,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::{Connection, ConnectionError, QueryResult};
 
+use super::keyset::prefix_of_hex;
 use super::{Cache, Invalidation};
 use crate::error::error_chain;
 
@@ -53,12 +60,15 @@ pub const BULK: usize = 64;
 /// `connect_timeout` (`db::CONNECT_TIMEOUT_SECS`).
 pub const RECONNECT_INTERVAL: Duration = crate::db::RECONNECT_INTERVAL;
 
-/// What a notification payload asks of the cache: `created:<id>`, `changed:<id>`,
-/// `user:<id>` or `reset:`.
-/// A payload this version does not understand drops everything, to be safe.
+/// What a notification payload asks of the cache: `live:<prefix>`, `gone:<prefix>`,
+/// `changed:<id>`, `user:<id>` or `reset:`.
+/// A payload this version does not understand (among them `created:<id>` of the first
+/// trigger, which names no hash) drops everything and reloads the set, to be safe.
 pub fn parse(payload: &str) -> Invalidation {
+    let prefix = |hex: &str| (hex.len() == 16).then(|| prefix_of_hex(hex)).flatten();
     match payload.split_once(':') {
-        Some(("created", _)) => Invalidation::KeyCreated,
+        Some(("live", hex)) => prefix(hex).map_or(Invalidation::All, Invalidation::KeyCreated),
+        Some(("gone", hex)) => prefix(hex).map_or(Invalidation::All, Invalidation::KeyDeleted),
         Some(("changed", id)) if !id.is_empty() => Invalidation::Key(id.to_owned()),
         Some(("user", id)) if !id.is_empty() => Invalidation::User(id.to_owned()),
         _ => Invalidation::All,
@@ -131,6 +141,7 @@ fn pump(conn: &mut PgConnection, cache: &Weak<Cache>) -> QueryResult<()> {
             conn.batch_execute("SELECT 1")?;
             apply_pending(conn, &cache)?;
             cache.renew_lease(started + LEASE);
+            cache.synced_through(started);
             last_ping = started;
         }
         drop(cache);
@@ -138,20 +149,49 @@ fn pump(conn: &mut PgConnection, cache: &Weak<Cache>) -> QueryResult<()> {
     }
 }
 
-/// Applies the notifications that have arrived.
+/// Applies the notifications that have arrived, then reloads the set of live hashes if
+/// anything marked it stale.
 fn apply_pending(conn: &mut PgConnection, cache: &Cache) -> QueryResult<()> {
     let payloads = conn
         .notifications_iter()
         .map(|notification| notification.map(|n| n.payload))
         .collect::<QueryResult<Vec<_>>>()?;
-    if payloads.len() > BULK {
-        cache.reset();
-    } else {
-        for payload in &payloads {
-            cache.apply(&parse(payload));
+    apply_payloads(cache, &payloads);
+    if cache.keys_stale() {
+        let started = Instant::now();
+        match cache.reload_keys() {
+            Ok(()) => tracing::info!(
+                live_hashes = cache.key_set_size().0,
+                elapsed = ?started.elapsed(),
+                "reloaded the set of live key hashes"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&*e), "cannot reload the set of live key hashes; looking up unknown hashes on the clients' budgets until it is back");
+            }
         }
     }
     Ok(())
+}
+
+/// Applies `payloads`: each hash payload to the set, and the rest one by one unless there are
+/// more than [`BULK`], which empty the bounded caches instead.
+fn apply_payloads(cache: &Cache, payloads: &[String]) {
+    let (hashes, others): (Vec<_>, Vec<_>) = payloads
+        .iter()
+        .map(|p| parse(p))
+        .partition(|i| matches!(i, Invalidation::KeyCreated(_) | Invalidation::KeyDeleted(_)));
+    for invalidation in &hashes {
+        cache.apply(invalidation);
+    }
+    if others.len() <= BULK {
+        for invalidation in &others {
+            cache.apply(invalidation);
+        }
+    } else if others.contains(&Invalidation::All) {
+        cache.reset();
+    } else {
+        cache.reset_bounded();
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +201,16 @@ mod tests {
     #[test]
     fn payloads_parse_into_invalidations() {
         let cases = [
-            ("created:key_1", Invalidation::KeyCreated),
+            (
+                "live:0123456789abcdef",
+                Invalidation::KeyCreated(0x0123_4567_89ab_cdef),
+            ),
+            ("gone:FFFFFFFFFFFFFFFF", Invalidation::KeyDeleted(u64::MAX)),
+            ("live:0123", Invalidation::All),
+            ("live:0123456789abcdef00", Invalidation::All),
+            ("gone:+123456789abcdef", Invalidation::All),
+            ("gone:", Invalidation::All),
+            ("created:key_1", Invalidation::All),
             ("changed:key_1", Invalidation::Key("key_1".into())),
             ("changed:", Invalidation::All),
             ("user:user_1", Invalidation::User("user_1".into())),
@@ -173,5 +222,21 @@ mod tests {
         for (payload, expected) in cases {
             assert_eq!(parse(payload), expected, "{payload:?}");
         }
+    }
+
+    #[test]
+    fn hash_payloads_reach_the_set_even_in_a_burst() {
+        let cache = Cache::new(super::super::CacheOptions::default());
+        cache.load_keys(super::super::KeySet::from_prefixes(&[1, 2]), 0);
+        let mut payloads: Vec<String> = (0..2 * BULK).map(|n| format!("changed:key_{n}")).collect();
+        payloads.push("gone:0000000000000001".into());
+        payloads.push("live:00000000000000ff".into());
+        apply_payloads(&cache, &payloads);
+        assert_eq!(cache.presence(1), super::super::Presence::Absent);
+        assert_eq!(cache.presence(2), super::super::Presence::Live);
+        assert_eq!(cache.presence(0xff), super::super::Presence::Live);
+        assert!(!cache.keys_stale(), "a burst of key changes keeps the set");
+        apply_payloads(&cache, &["reset:".to_owned()]);
+        assert!(cache.keys_stale(), "a truncate reloads it");
     }
 }

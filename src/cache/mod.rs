@@ -5,6 +5,8 @@
 //!   A change to a user drops the records of all their keys.
 //! - [`views`]: retrieved keys by id, with their rendered JSON.
 //! - [`usage`]: `last_used_at` uses not yet written, overlaid on what is shown.
+//! - [`keyset`]: the set of live key hashes (by 64-bit prefix): a hash not in it is refused
+//!   without a lookup. Unlike the others it holds every stored key, not a bounded few.
 //! - [`invalidation`]: the PostgreSQL `LISTEN` thread that applies other replicas' changes.
 //!
 //! Policy:
@@ -24,24 +26,35 @@
 //!   unknown-hash cache has one stamp of its own); a fill is admitted only if the stamps of
 //!   what it fills are older than the lookup that missed. Invalidating one key therefore does
 //!   not void in-flight fills of unrelated keys.
+//! - The set of live hashes is loaded at start and kept true by the same invalidations (a
+//!   created key adds its hash, a deleted one removes it). Whatever may have missed some
+//!   (a reset, a listener that lost its connection, a payload this version does not know)
+//!   marks it stale; the listener (on PostgreSQL) or the periodic sweep (SQLite) reloads it.
+//!   A stale set, or one whose lease ran out, still says which hashes are live, but no longer
+//!   which are not: those are then looked up on the client's budget (`lookup_limit`).
+//! - With a listener, a hash not in the set may be a key another replica made a moment ago.
+//!   The request then waits until the listener has applied everything committed before it
+//!   arrived ([`Cache::wait_for_sync_after`]: one ping, ~0.3 s), and asks the set again.
 
 pub mod auth;
 pub mod invalidation;
+pub mod keyset;
 pub mod usage;
 pub mod views;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache as Bounded;
 
 pub use auth::{CachedKey, Lookup};
+pub use keyset::{HashPrefix, KeySet};
 pub use views::CachedView;
 
-use crate::domain::secret::KeyDigest;
+use crate::domain::secret::{ApiKeySecret, KeyDigest, digest_key};
 
 /// Stamps that key ids hash onto (a power of two).
 pub const STRIPES: usize = 1024;
@@ -49,8 +62,11 @@ pub const STRIPES: usize = 1024;
 /// What a change makes wrong in the caches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invalidation {
-    /// A key was made (or its hash rewritten): its hash may sit in the unknown-hash cache.
-    KeyCreated,
+    /// A key was made (or its hash rewritten) with this hash: it joins the set of live hashes,
+    /// and may sit in the unknown-hash cache.
+    KeyCreated(HashPrefix),
+    /// The key with this hash was deleted (or its hash rewritten): it leaves the set.
+    KeyDeleted(HashPrefix),
     /// A key changed or was deleted: drop its auth record and its view.
     Key(String),
     /// A user changed or was deleted: drop the auth records of all their keys, and the views
@@ -61,6 +77,34 @@ pub enum Invalidation {
     /// Anything may have changed: drop everything.
     All,
 }
+
+impl Invalidation {
+    /// The key `secret` was made.
+    pub fn created(secret: &ApiKeySecret) -> Self {
+        Self::KeyCreated(keyset::prefix_of(&digest_key(secret.expose())))
+    }
+
+    /// The key stored with `key_hash` (hex) was deleted; a hash that is not hex (never
+    /// written by this service) makes the set stale, to be reloaded.
+    pub fn deleted(key_hash: &str) -> Self {
+        keyset::prefix_of_hex(key_hash).map_or(Self::All, Self::KeyDeleted)
+    }
+}
+
+/// What the set of live hashes says of a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// A stored key has this hash (or had, a moment ago): look it up.
+    Live,
+    /// No stored key has this hash, as of the latest change this process has applied.
+    Absent,
+    /// Not in the set, but the set may be missing changes (stale, or its lease ran out).
+    Unsure,
+}
+
+/// Reads every stored hash, for [`Cache::reload_keys`].
+pub type KeyLoader =
+    Box<dyn Fn() -> Result<KeySet, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
 /// Sizes and lifetime of the caches.
 #[derive(Clone, Copy, Debug)]
@@ -100,6 +144,26 @@ pub struct Cache {
     /// Orders fills against invalidations (never taken on a hit), and holds what they share.
     guarded: Mutex<Guarded>,
     hasher: RandomState,
+    /// The set of live hashes; see the module policy.
+    keys: RwLock<Keys>,
+    /// Reads the set afresh (set once at start).
+    loader: OnceLock<KeyLoader>,
+    /// When (nanoseconds after `epoch`) the latest listener ping that has been applied
+    /// started: everything committed before it is in the caches and the set.
+    synced: AtomicU64,
+    /// Wakes the requests waiting for `synced` to move.
+    sync: tokio::sync::Notify,
+    /// Set by [`Cache::doubt_key_set`].
+    doubted: std::sync::atomic::AtomicBool,
+}
+
+/// The set of live hashes, and whether it can be trusted to say which hashes are not live.
+struct Keys {
+    set: KeySet,
+    /// Loaded, and not marked stale since.
+    fresh: bool,
+    /// Moves each time the set is marked stale, so a reload that raced one stays stale.
+    generation: u64,
 }
 
 /// What fills and invalidations change together.
@@ -142,13 +206,28 @@ impl Cache {
                 by_owner_len: 0,
             }),
             hasher: RandomState::new(),
+            keys: RwLock::new(Keys {
+                set: KeySet::default(),
+                fresh: false,
+                generation: 0,
+            }),
+            loader: OnceLock::new(),
+            synced: AtomicU64::new(0),
+            sync: tokio::sync::Notify::new(),
+            doubted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Applies one invalidation.
     pub fn apply(&self, invalidation: &Invalidation) {
         match invalidation {
-            Invalidation::KeyCreated => self.forget_unknown(),
+            Invalidation::KeyCreated(prefix) => {
+                self.write_keys().set.insert(*prefix);
+                self.forget_unknown();
+            }
+            Invalidation::KeyDeleted(prefix) => {
+                self.write_keys().set.remove(*prefix);
+            }
             Invalidation::Key(key_id) => self.forget_key(key_id),
             Invalidation::User(user_id) => self.forget_owner(user_id),
             Invalidation::Views(key_ids) => self.forget_views(key_ids.iter().map(String::as_str)),
@@ -199,8 +278,14 @@ impl Cache {
         self.unknown.clear();
     }
 
-    /// Empties every cache (the lease is unchanged).
+    /// Empties every cache, and marks the set of live hashes stale (the lease is unchanged).
     pub fn reset(&self) {
+        self.mark_keys_stale();
+        self.reset_bounded();
+    }
+
+    /// Empties the bounded caches, leaving the set of live hashes alone.
+    fn reset_bounded(&self) {
         let mut guarded = self.lock();
         guarded.all_stamp = self.next_sequence();
         guarded.digests.clear();
@@ -224,6 +309,123 @@ impl Cache {
             u64::try_from(nanos).unwrap_or(u64::MAX - 1),
             Ordering::Release,
         );
+    }
+
+    /// Notes that the listener has applied everything committed before `started` (a ping's
+    /// start), and wakes the requests waiting for it.
+    pub fn synced_through(&self, started: Instant) {
+        let nanos = u64::try_from(started.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX);
+        self.synced.fetch_max(nanos, Ordering::AcqRel);
+        self.sync.notify_waiters();
+    }
+
+    /// Now, as [`Cache::wait_for_sync_after`] takes it.
+    pub fn instant(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Waits (at most `timeout`) until the listener has applied everything committed before
+    /// `arrived` (an [`Cache::instant`]); false if it did not in time.
+    pub async fn wait_for_sync_after(&self, arrived: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.sync.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a sync between the two is not missed.
+            notified.as_mut().enable();
+            if self.synced.load(Ordering::Acquire) > arrived {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.synced.load(Ordering::Acquire) > arrived;
+            }
+        }
+    }
+
+    /// True when a listener keeps the caches (the lease is not unlimited).
+    pub fn listening(&self) -> bool {
+        self.lease.load(Ordering::Acquire) != u64::MAX
+    }
+
+    /// What the set of live hashes says of `prefix`.
+    pub fn presence(&self, prefix: HashPrefix) -> Presence {
+        let keys = self.read_keys();
+        if keys.set.contains(prefix) {
+            Presence::Live
+        } else if keys.fresh && self.trusted() && !self.doubted.load(Ordering::Relaxed) {
+            Presence::Absent
+        } else {
+            Presence::Unsure
+        }
+    }
+
+    /// While `doubt` holds, the set says which hashes are live but not which are not, as
+    /// while a listener is down: hashes not in it are looked up on the clients' budgets. For
+    /// tests of that budget, which a healthy listener would otherwise never let them reach.
+    pub fn doubt_key_set(&self, doubt: bool) {
+        self.doubted.store(doubt, Ordering::Relaxed);
+    }
+
+    /// Replaces the set of live hashes with `set`, read from the database; it is trusted
+    /// unless it was marked stale since `generation` (from [`Cache::keys_generation`]).
+    pub fn load_keys(&self, set: KeySet, generation: u64) {
+        let mut keys = self.write_keys();
+        keys.set = set;
+        keys.fresh = keys.generation == generation;
+    }
+
+    /// The count of times the set was marked stale, to hand to [`Cache::load_keys`].
+    pub fn keys_generation(&self) -> u64 {
+        self.read_keys().generation
+    }
+
+    /// Registers how the set is read afresh; the first registration holds.
+    pub fn set_key_loader(&self, loader: KeyLoader) {
+        let _ = self.loader.set(loader);
+    }
+
+    /// Reads the set of live hashes afresh, with the registered loader (blocking).
+    pub fn reload_keys(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Some(loader) = self.loader.get() else {
+            return Ok(());
+        };
+        let generation = self.keys_generation();
+        let set = loader()?;
+        self.load_keys(set, generation);
+        Ok(())
+    }
+
+    /// True when the set of live hashes was marked stale (or never loaded).
+    pub fn keys_stale(&self) -> bool {
+        !self.read_keys().fresh
+    }
+
+    /// Marks the set of live hashes stale: it may have missed a change, and will be reloaded.
+    /// Until then, hashes not in it are looked up on the client's budget.
+    pub fn mark_keys_stale(&self) {
+        let mut keys = self.write_keys();
+        keys.fresh = false;
+        keys.generation += 1;
+    }
+
+    /// Hashes in the set of live hashes, and the bytes it holds.
+    pub fn key_set_size(&self) -> (usize, usize) {
+        let keys = self.read_keys();
+        (keys.set.len(), keys.set.heap_bytes())
+    }
+
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        // Every change under this lock leaves the set whole: a panic cannot tear it.
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_keys(&self) -> std::sync::RwLockWriteGuard<'_, Keys> {
+        self.keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// True when nothing is cached.
@@ -281,8 +483,90 @@ impl std::fmt::Debug for Cache {
             .field("known", &self.known.len())
             .field("unknown", &self.unknown.len())
             .field("views", &self.views.len())
+            .field("live_hashes", &self.read_keys().set.len())
             .field("ttl_secs", &self.ttl_secs)
             .field("trusted", &self.trusted())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(prefixes: &[HashPrefix]) -> Cache {
+        let cache = Cache::new(CacheOptions::default());
+        cache.load_keys(KeySet::from_prefixes(prefixes), cache.keys_generation());
+        cache
+    }
+
+    #[test]
+    fn a_loaded_set_vouches_for_absent_hashes_until_marked_stale() {
+        let cache = Cache::new(CacheOptions::default());
+        assert_eq!(cache.presence(7), Presence::Unsure, "never loaded");
+        let cache = loaded(&[7]);
+        assert_eq!(cache.presence(7), Presence::Live);
+        assert_eq!(cache.presence(8), Presence::Absent);
+        cache.apply(&Invalidation::KeyCreated(8));
+        cache.apply(&Invalidation::KeyDeleted(7));
+        assert_eq!(cache.presence(8), Presence::Live);
+        assert_eq!(cache.presence(7), Presence::Absent);
+
+        cache.apply(&Invalidation::All);
+        assert_eq!(
+            cache.presence(8),
+            Presence::Live,
+            "a stale set still knows its hashes"
+        );
+        assert_eq!(cache.presence(7), Presence::Unsure);
+        cache.load_keys(KeySet::from_prefixes(&[8]), cache.keys_generation());
+        assert_eq!(cache.presence(7), Presence::Absent);
+    }
+
+    #[test]
+    fn a_reload_that_raced_a_mark_stays_stale() {
+        let cache = loaded(&[]);
+        let generation = cache.keys_generation();
+        cache.mark_keys_stale();
+        cache.load_keys(KeySet::default(), generation);
+        assert!(cache.keys_stale());
+    }
+
+    #[test]
+    fn without_a_lease_or_in_doubt_absences_are_unsure() {
+        let cache = loaded(&[1]);
+        cache.renew_lease(Instant::now());
+        assert_eq!(cache.presence(2), Presence::Unsure, "lease ran out");
+        cache.renew_lease(Instant::now() + Duration::from_secs(60));
+        assert_eq!(cache.presence(2), Presence::Absent);
+        cache.doubt_key_set(true);
+        assert_eq!(cache.presence(2), Presence::Unsure);
+        assert_eq!(cache.presence(1), Presence::Live);
+    }
+
+    #[actix_web::test]
+    async fn waiting_for_a_sync_ends_at_the_first_ping_that_started_after_the_request() {
+        let cache = std::sync::Arc::new(loaded(&[]));
+        let arrived = cache.instant();
+        cache.synced_through(Instant::now() - Duration::from_secs(1));
+        assert!(
+            !cache
+                .wait_for_sync_after(arrived, Duration::from_millis(50))
+                .await,
+            "a ping that started before the request does not count"
+        );
+        let pinger = std::sync::Arc::clone(&cache);
+        let ping = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            pinger.synced_through(Instant::now());
+        });
+        let started = Instant::now();
+        assert!(
+            cache
+                .wait_for_sync_after(arrived, Duration::from_secs(5))
+                .await
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        ping.join().unwrap();
     }
 }

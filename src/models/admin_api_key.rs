@@ -579,3 +579,34 @@ pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> Quer
         }
     }
 }
+
+/// Up to `limit` stored key hashes after `after` (all from the start with `None`), in hash
+/// order: the set of live hashes is loaded page by page (see `cache::keyset`), on the
+/// `key_hash` unique index.
+pub fn hashes_page(
+    conn: &mut DbConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let query = admin_api_keys::table
+        .select(admin_api_keys::key_hash)
+        .order(admin_api_keys::key_hash)
+        .limit(limit);
+    match after {
+        Some(after) => query.filter(admin_api_keys::key_hash.gt(after)).load(conn),
+        None => query.load(conn),
+    }
+}
+
+/// The hashes of the keys `ids` (those that exist), in no particular order.
+pub fn hashes_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<String>> {
+    admin_api_keys::table
+        .filter(admin_api_keys::id.eq_any(ids))
+        .select(admin_api_keys::key_hash)
+        .load(conn)
+}
+
+/// How many keys are stored.
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
+    admin_api_keys::table.count().get_result(conn)
+}

@@ -10,7 +10,7 @@
 //! counts as a use of it for `last_used_at`.
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -134,7 +134,6 @@ impl Introspection {
 pub async fn introspect(
     caller: AdminKey,
     state: web::Data<AppState>,
-    req: HttpRequest,
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -143,7 +142,7 @@ pub async fn introspect(
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
-    let answer = match auth::authenticate(&state, &req, &token).await {
+    let answer = match auth::authenticate_introspected(&state, &token).await {
         // A key that can do nothing (its owner's role and ceiling leave it no scope and no
         // permission) is as good as no key to a resource server.
         Ok(key) if key.has_access() => describe(&state, &key).await?,

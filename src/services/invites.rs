@@ -267,9 +267,10 @@ pub fn accept(
         expires_at: None,
     };
     let issued = keys::issue(conn, &actor, spec, now)?;
+    let created = Invalidation::created(&issued.secret);
     Ok(Change::new(Accepted {
         user: member,
         issued,
     })
-    .invalidate(Invalidation::KeyCreated))
+    .invalidate(created))
 }

@@ -109,7 +109,8 @@ pub fn create(
         },
         now,
     )?;
-    Ok(Change::new(issued).invalidate(Invalidation::KeyCreated))
+    let created = Invalidation::created(&issued.secret);
+    Ok(Change::new(issued).invalidate(created))
 }
 
 /// The user `owner_id` as the owner of a key the caller makes for them: the caller needs
@@ -223,8 +224,9 @@ pub fn rotate(
         audit::record(conn, now, &actor, &event)?;
         Ok(issued)
     })?;
+    let created = Invalidation::created(&issued.secret);
     Ok(Change::new(issued)
-        .invalidate(Invalidation::KeyCreated)
+        .invalidate(created)
         .invalidate(Invalidation::Key(key_id.to_owned())))
 }
 
@@ -306,7 +308,7 @@ pub fn delete(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
+    let hashes = keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
         let caller = authorize(
             conn,
             key,
@@ -315,6 +317,7 @@ pub fn delete(
             now,
         )?;
         let withdrawn = invite::delete_pending_by_key(conn, key_id, now)?;
+        let hashes = admin_api_key::hashes_of(conn, &[key_id.to_owned()])?;
         if !admin_api_key::delete(conn, key_id)? {
             return Err(no_such_key(key_id));
         }
@@ -323,9 +326,13 @@ pub fn delete(
         };
         let actor = caller.actor();
         audit::record(conn, now, &actor, &event)?;
-        withdraw_invites(conn, &actor, withdrawn, now)
+        withdraw_invites(conn, &actor, withdrawn, now)?;
+        Ok(hashes)
     })?;
-    Ok(Change::new(()).invalidate(Invalidation::Key(key_id.to_owned())))
+    let change = Change::new(()).invalidate(Invalidation::Key(key_id.to_owned()));
+    Ok(hashes.iter().fold(change, |change, hash| {
+        change.invalidate(Invalidation::deleted(hash))
+    }))
 }
 
 /// Records `invite.deleted` by `actor` for each invite withdrawn with the key that made it

@@ -178,6 +178,8 @@ pub fn delete(
             return Err(no_such_user(user_id));
         }
         let actor = caller.actor();
+        let owned = admin_api_key::ids_of_owner(conn, user_id)?;
+        let hashes = admin_api_key::hashes_of(conn, &owned)?;
         let keys = admin_api_key::delete_of_owner(conn, user_id)?;
         for key_id in &keys {
             let event = AuditEvent::KeyDeleted {
@@ -193,9 +195,13 @@ pub fn delete(
             user_id: user_id.to_owned(),
         };
         audit::record(conn, now, &actor, &event)?;
-        Ok(keys)
+        Ok((keys, hashes))
     })?;
+    let (deleted_keys, hashes) = deleted_keys;
     let change = Change::new(()).invalidate(Invalidation::User(user_id.to_owned()));
+    let change = hashes.iter().fold(change, |change, hash| {
+        change.invalidate(Invalidation::deleted(hash))
+    });
     Ok(deleted_keys.into_iter().fold(change, |change, key_id| {
         change.invalidate(Invalidation::Key(key_id))
     }))

@@ -64,6 +64,7 @@ mod idempotency;
 mod introspect;
 mod invite_keys;
 mod invites;
+mod key_set;
 mod lifecycle;
 mod list;
 mod logs;

@@ -411,6 +411,9 @@ mod rate_limited {
         let Some(nginx) = Nginx::start(service_port(&app)) else {
             return;
         };
+        // Only while the set of live hashes cannot vouch for absences (a listener that is
+        // down) do unknown keys reach the budget; otherwise they are a plain 401.
+        app.state.cache.doubt_key_set(true);
         let invented = || {
             admin_api_keys::domain::secret::generate_key()
                 .expose()

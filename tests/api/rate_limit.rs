@@ -1,6 +1,9 @@
-//! The budget of lookups of unknown keys: a client that presents many well-formed keys the
-//! database does not know gets 429 instead of more lookups, while keys the service knows, hashes
-//! it already knows to be unknown and malformed keys are answered as always.
+//! The budget of lookups that may find nothing, for when the set of live hashes cannot vouch
+//! that a hash is absent (a PostgreSQL listener that is down; here `doubt_key_set`): a client
+//! that presents many well-formed keys the database does not know gets 429 instead of more
+//! lookups, while keys the service knows, hashes it already knows to be unknown and malformed
+//! keys are answered as always. Invite tokens spend the same budget. What the set itself does
+//! for unknown keys is in `key_set`.
 
 use admin_api_keys::client_addr::TrustedProxies;
 use admin_api_keys::config::Settings;
@@ -32,6 +35,15 @@ mod unlimited {
     use super::*;
 
     backend_tests!(settings = no_limit; a_zero_rate_never_limits);
+}
+
+mod atomic {
+    use super::*;
+
+    backend_tests!(settings = small_budget;
+        concurrent_lookups_of_unknown_keys_never_exceed_the_budget,
+        a_lookup_that_finds_a_key_costs_no_budget,
+    );
 }
 
 /// Lookups a client may make at once in these tests.
@@ -110,6 +122,7 @@ async fn spend_budget(app: &TestApp, forwarded_for: Option<&str>) -> (usize, u64
 }
 
 async fn unknown_keys_beyond_the_budget_get_429_with_retry_after_and_make_no_query(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     for n in 0..BURST {
         let before = app.queries();
         assert_refused(present(&app, &invented(), None).await, "within the budget").await;
@@ -129,6 +142,7 @@ async fn unknown_keys_beyond_the_budget_get_429_with_retry_after_and_make_no_que
 }
 
 async fn keys_the_service_knows_keep_working_from_an_address_over_its_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     let admin_key = app.admin_key.clone();
     assert_eq!(
         present(&app, &admin_key, None).await.status(),
@@ -147,6 +161,7 @@ async fn keys_the_service_knows_keep_working_from_an_address_over_its_budget(app
 }
 
 async fn a_hash_in_the_negative_cache_keeps_getting_401_after_the_budget_is_spent(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     // A revoked or mistaken key that some client keeps retrying.
     let retried = invented();
     assert_refused(present(&app, &retried, None).await, "first try").await;
@@ -161,6 +176,7 @@ async fn a_hash_in_the_negative_cache_keeps_getting_401_after_the_budget_is_spen
 }
 
 async fn malformed_keys_get_401_not_429_from_an_address_over_its_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     spend_budget(&app, None).await;
     let valid = invented();
     let mut wrong_checksum = valid.clone();
@@ -194,6 +210,7 @@ async fn malformed_keys_get_401_not_429_from_an_address_over_its_budget(app: Tes
 }
 
 async fn the_budget_refills_when_retry_after_says(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     let (_, retry_after) = spend_budget(&app, None).await;
     assert_eq!(retry_after, 2);
 
@@ -215,6 +232,7 @@ async fn the_budget_refills_when_retry_after_says(app: TestApp) {
 }
 
 async fn without_trusted_proxies_x_forwarded_for_is_ignored(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     spend_budget(&app, Some("203.0.113.1")).await;
     for hops in [Some("203.0.113.2"), Some("198.51.100.7, 203.0.113.3"), None] {
         assert_rate_limited(present(&app, &invented(), hops).await, &format!("{hops:?}")).await;
@@ -222,6 +240,7 @@ async fn without_trusted_proxies_x_forwarded_for_is_ignored(app: TestApp) {
 }
 
 async fn each_client_behind_a_trusted_proxy_has_its_own_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     assert_eq!(spend_budget(&app, Some("203.0.113.1")).await.0, BURST);
 
     // The proxy appends the address it saw; what the client sent on the left is not believed.
@@ -240,17 +259,29 @@ async fn each_client_behind_a_trusted_proxy_has_its_own_budget(app: TestApp) {
         0,
         "the same client through a second trusted hop"
     );
-    // Requests of the proxy itself (no header), and those whose header cannot be read, count
-    // as the proxy's.
+    // A malformed hop where the client should be is the one shared unknown client: garbage
+    // buys no fresh budget, whatever it says.
+    assert_eq!(
+        spend_budget(&app, Some("203.0.113.9, not-an-address"))
+            .await
+            .0,
+        BURST,
+        "the unknown client"
+    );
+    for hops in [
+        "unknown",
+        "203.0.113.9:4711",
+        "203.0.113.9,,",
+        "garbage, 127.0.0.1",
+    ] {
+        assert_rate_limited(present(&app, &invented(), Some(hops)).await, hops).await;
+    }
+    // ... and never spends the proxy's own budget: its requests (no header) are its own.
     assert_eq!(spend_budget(&app, None).await.0, BURST, "the proxy");
-    assert_rate_limited(
-        present(&app, &invented(), Some("203.0.113.9, not-an-address")).await,
-        "a malformed header",
-    )
-    .await;
 }
 
 async fn ipv6_clients_share_the_budget_of_their_slash_64(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     assert_eq!(spend_budget(&app, Some("2001:db8:1:2::1")).await.0, BURST);
     assert_rate_limited(
         present(&app, &invented(), Some("2001:db8:1:2:ffff::9")).await,
@@ -265,6 +296,7 @@ async fn ipv6_clients_share_the_budget_of_their_slash_64(app: TestApp) {
 }
 
 async fn a_zero_rate_never_limits(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     for n in 0..4 * BURST {
         assert_refused(
             present(&app, &invented(), None).await,
@@ -285,6 +317,7 @@ async fn accept(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 async fn unknown_invite_tokens_spend_the_same_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
     let invented_invite = || {
         admin_api_keys::domain::secret::generate_invite_token()
             .expose()
@@ -331,4 +364,48 @@ async fn unknown_invite_tokens_spend_the_same_budget(app: TestApp) {
     )
     .await;
     assert_eq!(error["code"], "invalid_invite_token");
+}
+
+async fn concurrent_lookups_of_unknown_keys_never_exceed_the_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
+    let before = app.queries();
+    let requests = (0..48).map(|_| {
+        let app = &app;
+        async move { present(app, &invented(), None).await.status() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let looked_up = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(looked_up + limited, statuses.len(), "{statuses:?}");
+    assert_eq!(looked_up, BURST, "48 at once made {looked_up} lookups");
+    assert!(
+        app.queries() - before <= BURST as u64,
+        "{} statements for {BURST} lookups",
+        app.queries() - before
+    );
+}
+
+async fn a_lookup_that_finds_a_key_costs_no_budget(app: TestApp) {
+    app.state.cache.doubt_key_set(true);
+    let admin_key = app.admin_key.clone();
+    for n in 0..2 * BURST {
+        // Each time dropped from the cache: every request is a lookup, and finds the key.
+        app.state.cache.reset();
+        assert_eq!(
+            present(&app, &admin_key, None).await.status(),
+            StatusCode::OK,
+            "lookup {n}"
+        );
+    }
+    assert_eq!(
+        spend_budget(&app, None).await.0,
+        BURST,
+        "the whole budget is left"
+    );
 }

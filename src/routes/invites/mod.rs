@@ -293,7 +293,8 @@ pub async fn accept(
 /// The token and name of an acceptance, once a read (no write transaction, no lock) has found
 /// the token pending: a flood of invented tokens never queues behind the writes. Like a
 /// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
-/// client's budget (`lookup_limit`), and a client with none left gets 429 without a lookup.
+/// client's budget (`lookup_limit`: a unit taken before, given back when the token is
+/// pending), and a client with none left gets 429 without a lookup.
 async fn usable_token(
     state: &AppState,
     req: &HttpRequest,
@@ -308,17 +309,17 @@ async fn usable_token(
     let name = KeyName::required("name", body.name.as_deref())?;
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
     let client = state.trusted_proxies.client_of(req);
-    state
+    let unit = state
         .lookup_limit
-        .check(client)
+        .take(client)
         .map_err(crate::auth::rate_limited)?;
     let pending = run_blocking(&state.pool, move |conn| {
         Ok(invites::is_pending(conn, &hash, now)?)
     })
     .await?;
     if !pending {
-        state.lookup_limit.charge(client);
         return Err(invites::invalid_invite_token());
     }
+    state.lookup_limit.refund(unit);
     Ok((token, name))
 }
