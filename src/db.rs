@@ -958,3 +958,23 @@ mod tests {
         );
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct DataVersion {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    data_version: i64,
+}
+
+/// SQLite's `PRAGMA data_version` on `conn`: it changes when another connection (another
+/// process, or a connection of ours that is not the writer's) commits, and not for this
+/// connection's own commits. `None` on PostgreSQL. Not counted by [`QueryCounter`]: it is the
+/// watcher's, not a request's.
+pub fn data_version(conn: &mut DbConnection) -> diesel::QueryResult<Option<i64>> {
+    let DbConnection::Sqlite(conn) = conn else {
+        return Ok(None);
+    };
+    CHECKING.set(true);
+    let read = diesel::sql_query("PRAGMA data_version").get_result::<DataVersion>(conn);
+    CHECKING.set(false);
+    read.map(|row| Some(row.data_version))
+}

@@ -46,6 +46,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     usage_flush_interval: Duration,
+    /// SQLite's data version when the set of live hashes was loaded (see `sqlite_watch`).
+    watch_from: Option<i64>,
 }
 
 impl Application {
@@ -81,6 +83,11 @@ impl Application {
         // Loaded after the listener subscribed, so no change is lost in between: one that
         // commits during the load is applied after it, from its notification.
         cache.set_key_loader(key_loader(pool.clone()));
+        // On SQLite, where the watcher starts from: read before the load, so a commit by
+        // another process during the load is noticed.
+        let watch_from = crate::cache::sqlite_watch::data_version(&writer)
+            .await
+            .map_err(|e| StartupError::KeySet(e.to_string().into()))?;
         let loading = Arc::clone(&cache);
         let started = std::time::Instant::now();
         web::block(move || loading.reload_keys())
@@ -167,6 +174,7 @@ impl Application {
             server,
             state,
             usage_flush_interval: settings.usage_flush_interval,
+            watch_from,
         })
     }
 
@@ -201,6 +209,13 @@ impl Application {
                 state.lookup_limit.sweep();
             }
         });
+        let (state, watch_from) = (self.state.clone(), self.watch_from);
+        let watcher = actix_web::rt::spawn(async move {
+            if let Some(baseline) = watch_from {
+                let cache = Arc::clone(&state.cache);
+                crate::cache::sqlite_watch::watch(state.writer.clone(), &cache, baseline).await;
+            }
+        });
         let state = self.state.clone();
         let reconciler = actix_web::rt::spawn(async move {
             let start = actix_web::rt::time::Instant::now() + KEY_SET_RECONCILE_INTERVAL;
@@ -215,6 +230,7 @@ impl Application {
         flusher.abort();
         sweeper.abort();
         reconciler.abort();
+        watcher.abort();
         services::usage::flush_logged(&self.state).await;
         result
     }
@@ -231,12 +247,13 @@ fn key_loader(pool: db::DbPool) -> crate::cache::KeyLoader {
     })
 }
 
-/// Without a listener (SQLite), the backstop for keys written behind the service's back (a
-/// `bootstrap` while the server runs, an operator's `sqlite3`): reloads the set of live hashes
-/// when it is stale or holds another count of hashes than the table holds keys. With a
+/// Without a listener (SQLite), a backstop behind the watcher (`cache::sqlite_watch`) for keys
+/// written behind the service's back (a `bootstrap` while the server runs, an operator's
+/// `sqlite3`): reloads the set of live hashes when it is stale or holds another count of
+/// hashes than the table holds keys. With a
 /// listener, the triggers announce every change and the listener reloads a stale set.
 fn reconcile_keys(state: &AppState) {
-    if state.cache.listening() {
+    if state.cache.lease_limited() {
         return;
     }
     let stored = state

@@ -39,6 +39,7 @@
 pub mod auth;
 pub mod invalidation;
 pub mod keyset;
+pub mod sqlite_watch;
 pub mod usage;
 pub mod views;
 
@@ -155,6 +156,8 @@ pub struct Cache {
     sync: tokio::sync::Notify,
     /// Set by [`Cache::doubt_key_set`].
     doubted: std::sync::atomic::AtomicBool,
+    /// Set by [`Cache::watched`]: without a listener, a watcher syncs the caches instead.
+    watched: std::sync::atomic::AtomicBool,
 }
 
 /// The set of live hashes, and whether it can be trusted to say which hashes are not live.
@@ -215,6 +218,7 @@ impl Cache {
             synced: AtomicU64::new(0),
             sync: tokio::sync::Notify::new(),
             doubted: std::sync::atomic::AtomicBool::new(false),
+            watched: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -343,9 +347,21 @@ impl Cache {
         }
     }
 
-    /// True when a listener keeps the caches (the lease is not unlimited).
+    /// True when something keeps the caches in sync with commits made elsewhere and reports
+    /// it through [`Cache::synced_through`]: the PostgreSQL listener (the lease is not
+    /// unlimited), or the SQLite watcher (see `cache::sqlite_watch`).
     pub fn listening(&self) -> bool {
+        self.lease.load(Ordering::Acquire) != u64::MAX || self.watched.load(Ordering::Acquire)
+    }
+
+    /// True when the PostgreSQL listener keeps the caches (their lease is not unlimited).
+    pub fn lease_limited(&self) -> bool {
         self.lease.load(Ordering::Acquire) != u64::MAX
+    }
+
+    /// Notes that a watcher now syncs the caches (see [`Cache::listening`]).
+    pub fn watched(&self) {
+        self.watched.store(true, Ordering::Release);
     }
 
     /// What the set of live hashes says of `prefix`.

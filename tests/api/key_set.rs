@@ -21,6 +21,7 @@ backend_tests!(settings = small_budget;
     a_key_made_through_the_api_is_in_the_set_at_once,
     a_deleted_key_leaves_the_set_and_is_refused_without_a_lookup,
     the_keys_of_a_deleted_user_leave_the_set,
+    a_key_made_behind_the_services_back_works_on_its_first_request,
 );
 
 /// Lookups a client may make at once in these tests: small, so that any charge shows.
@@ -306,4 +307,37 @@ async fn a_truncated_table_is_reloaded_into_every_set() {
         }
     }
     assert_eq!(a.state.cache.key_set_size().0, 0);
+}
+
+/// `bootstrap` (or the command line) in another process while the server runs: on SQLite the
+/// watcher notices the commit, on PostgreSQL the trigger announces it; either way the new key
+/// works on its very first request, and an invented one is still refused without a lookup.
+async fn a_key_made_behind_the_services_back_works_on_its_first_request(app: TestApp) {
+    use admin_api_keys::domain::{Email, KeyName};
+    let url = app.database_url.clone();
+    let made = actix_web::web::block(move || {
+        // A connection of its own, as another process would have.
+        let pool = admin_api_keys::db::connect_and_migrate(
+            &url,
+            &admin_api_keys::db::PoolOptions::default(),
+            admin_api_keys::db::QueryCounter::default(),
+        )
+        .expect("the database opens");
+        let mut conn = pool.get().expect("a connection");
+        admin_api_keys::services::bootstrap::create_owner_with_key(
+            &mut conn,
+            &KeyName::parse("owner", "Elsewhere").unwrap(),
+            Some(&Email::parse("email", "elsewhere@example.com").unwrap()),
+            &KeyName::parse("name", "made elsewhere").unwrap(),
+            crate::helpers::START,
+        )
+    })
+    .await
+    .unwrap()
+    .expect("bootstrap succeeds");
+    let response = present(&app, made.secret.expose()).await;
+    assert_eq!(response.status(), StatusCode::OK, "the first request");
+    let before = app.queries();
+    assert_refused(present(&app, &invented()).await, "invented").await;
+    assert_eq!(app.queries(), before, "an invented key costs no lookup");
 }

@@ -229,6 +229,8 @@ async fn the_permission_filter_finds_keys_holding_exactly_it(app: TestApp) {
         let response = app.get(&format!("{KEYS}?{bad}")).await;
         let error = assert_error(response, StatusCode::BAD_REQUEST, bad).await;
         assert_eq!(error["param"], "permission");
+        let message = error["message"].as_str().unwrap();
+        assert!(!message.contains("  "), "no runs of spaces: {message:?}");
     }
 }
 

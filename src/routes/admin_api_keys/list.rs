@@ -139,7 +139,8 @@ fn parse_query(query: &str, now: i64) -> Result<(Pagination, ListFilter), ApiErr
     {
         return Err(ApiError::invalid_param(
             "permission",
-            "`permission` must be a permission: 1 to 128 characters of letters, digits and              `_ . : / -`, optionally ending in `*`.",
+            "`permission` must be a permission: 1 to 128 characters of letters, digits and \
+             `_ . : / -`, optionally ending in `*`.",
         ));
     }
     query.finish()?;
