@@ -358,4 +358,29 @@ async fn a_relative_sqlite_path_is_logged_as_absolute_and_a_new_file_is_announce
         "{log}"
     );
     assert!(!log.contains("created a new database"), "{log}");
+
+    // The server says the same at startup.
+    let mut server = std::process::Command::new(BINARY)
+        .env("DATABASE_URL", "sqlite://relative.db")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("WORKERS", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = server.stderr.take().unwrap();
+    let startup: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .take_while(|line| !line.contains("is serving"))
+        .collect();
+    let _ = server.kill();
+    let _ = server.wait();
+    let using = format!("using the database at {}", file.display());
+    assert!(
+        startup.iter().any(|line| line.contains(&using)),
+        "{startup:?}"
+    );
 }
