@@ -5,7 +5,7 @@
 //! success is a `200` status line and nothing else (a 503 from a server that cannot reach its
 //! database is a failure). A wildcard listen address (`0.0.0.0`, `::`) is checked on loopback.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,12 @@ pub fn check(bind_addr: &str, timeout: Duration) -> Result<(), String> {
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!(
+                    "{addr} did not answer within {}s",
+                    timeout.as_secs()
+                ));
+            }
             Err(e) => return Err(format!("no answer from {addr}: {e}")),
         }
     }

@@ -16,7 +16,7 @@ backend_tests!(
     the_cli_lists_disables_and_enables_users_and_guards_the_last_owner,
     bootstrap_gives_the_new_key_the_scopes_permissions_and_lifetime_asked_for,
     bootstrap_refuses_unknown_scopes_and_out_of_range_lifetimes_with_one_line,
-    healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port,
+    healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port_or_a_silent_one,
 );
 
 const BINARY: &str = env!("CARGO_BIN_EXE_admin-api-keys");
@@ -307,7 +307,9 @@ async fn bootstrap_refuses_unknown_scopes_and_out_of_range_lifetimes_with_one_li
     );
 }
 
-async fn healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port(app: TestApp) {
+async fn healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port_or_a_silent_one(
+    app: TestApp,
+) {
     let bind = app.address.trim_start_matches("http://");
     let up = run(&app.database_url, &["healthcheck", "--bind-addr", bind]).await;
     assert!(up.status.success(), "{up:?}");
@@ -329,6 +331,27 @@ async fn healthcheck_exits_zero_on_a_ready_server_and_non_zero_on_a_closed_port(
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A listener that never answers: refused after the timeout, not waited on for ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let output = tokio::process::Command::new(BINARY)
+        .args([
+            "healthcheck",
+            "--timeout-secs",
+            "1",
+            "--bind-addr",
+            &silent_addr,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("did not answer within 1s"), "{stderr}");
+    drop(silent);
 }
 
 #[actix_web::test]
