@@ -146,6 +146,91 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Break-glass key management on DATABASE_URL, with no admin key (see the README).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Break-glass user management on DATABASE_URL, with no admin key (see the README).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Exit 0 if the server at BIND_ADDR answers 200 on /readyz, 1 otherwise (for container
+    /// health checks without curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `admin-api-keys keys …`: act on the database directly, as an operator with full
+/// authority; changes are recorded in the audit log as a `session` of `--as-user`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List every admin key (oldest first).
+    List(ReadArgs),
+    /// Show one key.
+    Show(ShowArgs),
+    /// Disable a key (refused for the last admin key unless --force).
+    Disable(WriteArgs),
+    /// Enable a key.
+    Enable(WriteArgs),
+    /// Delete a key for good (refused for the last admin key unless --force).
+    Delete(WriteArgs),
+}
+
+/// `admin-api-keys users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List every user (oldest first).
+    List(ReadArgs),
+    /// Disable a user, and with them all their keys (refused for the last owner unless
+    /// --force).
+    Disable(WriteArgs),
+    /// Enable a user.
+    Enable(WriteArgs),
+}
+
+/// Options of the CLI's listings.
+#[derive(Clone, Debug, Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Print the objects the API returns (a `list`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `keys show`.
+#[derive(Clone, Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The key's id (`key_…`).
+    pub id: String,
+}
+
+/// Options of the CLI's changes.
+#[derive(Clone, Debug, Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The id of the key (`key_…`) or user (`user_…`) to change.
+    pub id: String,
+    /// The user (`user_…`, see `users list`) the audit log names as this session's; it
+    /// attributes the change and grants nothing.
+    #[arg(long, env = "ADMIN_API_KEYS_AS_USER")]
+    pub as_user: String,
+    /// Go ahead even where the lock-out guard refuses (no one left able to run the
+    /// organisation).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `healthcheck`.
+#[derive(Clone, Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The server's listen address, as given to `serve` (0.0.0.0 and :: are checked on
+    /// the loopback address).
+    #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR)]
+    pub bind_addr: String,
+    /// Seconds to wait for the answer, in all.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout_secs: u64,
 }
 
 /// Where the data lives.
@@ -325,6 +410,16 @@ pub struct BootstrapArgs {
     /// Name of the new key.
     #[arg(long, default_value = "Bootstrap admin key")]
     pub key_name: String,
+    /// The new key's scopes, comma-separated (default: every scope). Without both
+    /// `admin_api_keys.write` and `users.write` the key cannot run the organisation.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// The new key's permissions, comma-separated (default: `*`, every permission).
+    #[arg(long, value_delimiter = ',')]
+    pub permissions: Option<Vec<String>>,
+    /// Seconds until the new key expires (1 to 31536000; default: it does not expire).
+    #[arg(long, allow_negative_numbers = true)]
+    pub expires_in_seconds: Option<i64>,
 }
 
 impl DatabaseArgs {

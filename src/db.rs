@@ -399,7 +399,22 @@ pub fn connect_and_migrate(
     queries: QueryCounter,
 ) -> Result<DbPool, DbSetupError> {
     let target = DatabaseTarget::parse(url)?;
+    // A relative SQLite path is relative to the working directory: say which file this is
+    // (and when it is new), so a command run from elsewhere cannot silently use another one.
+    let new_sqlite_file = match &target {
+        DatabaseTarget::Sqlite(path) => Some(sqlite_file(path)).filter(|file| !file.exists()),
+        DatabaseTarget::Postgres(_) => None,
+    };
     let mut first = target.connect().map_err(DbSetupError::Connect)?;
+    if let DatabaseTarget::Sqlite(path) = &target {
+        let file = sqlite_file(path);
+        let shown = std::path::absolute(&file).unwrap_or(file);
+        if new_sqlite_file.is_some() {
+            tracing::info!(path = %shown.display(), "created a new database at {}", shown.display());
+        } else {
+            tracing::info!(path = %shown.display(), "using the database at {}", shown.display());
+        }
+    }
     let applied = run_migrations(&mut first)?;
     drop(first);
     if applied.is_empty() {
@@ -408,6 +423,12 @@ pub fn connect_and_migrate(
         tracing::info!(applied = %applied.join(", "), "database migrations applied");
     }
     build_pool(target, options, queries)
+}
+
+/// The file of a SQLite `DATABASE_URL` path (without `?options`).
+fn sqlite_file(path: &str) -> std::path::PathBuf {
+    let path = path.split_once('?').map_or(path, |(file, _)| file);
+    std::path::PathBuf::from(path.strip_prefix("file:").unwrap_or(path))
 }
 
 fn build_pool(

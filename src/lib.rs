@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;

@@ -4,12 +4,15 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use admin_api_keys::cli;
 use admin_api_keys::clock::{Clock, SystemClock};
 use admin_api_keys::config::{BootstrapArgs, Cli, Command, Settings};
 use admin_api_keys::db;
-use admin_api_keys::domain::{Email, KeyName};
+use admin_api_keys::domain::{Email, KeyLifetime, KeyName, Permissions, Scope, Scopes};
 use admin_api_keys::error::error_chain;
-use admin_api_keys::services::bootstrap::create_owner_with_key;
+use admin_api_keys::services::bootstrap::{FirstKey, create_owner_with};
 use admin_api_keys::startup::Application;
 use clap::Parser;
 
@@ -28,6 +31,11 @@ fn main() -> ExitCode {
         Some(Command::Openapi) => {
             print!("{}", admin_api_keys::openapi::document());
             Ok(())
+        }
+        Some(Command::Keys(command)) => cli::keys(command),
+        Some(Command::Users(command)) => cli::users(command),
+        Some(Command::Healthcheck(args)) => {
+            cli::healthcheck::check(&args.bind_addr, Duration::from_secs(args.timeout_secs))
         }
     };
     match result {
@@ -65,6 +73,7 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
         .map(|email| Email::parse("owner-email", email))
         .transpose()
         .map_err(|e| format!("--owner-email: {e}"))?;
+    let first = first_key(&args)?;
     let pool = db::connect_and_migrate(
         &args.database.database_url,
         &args.database.pool_options(),
@@ -72,11 +81,12 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
     )
     .map_err(|e| error_chain(&e))?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let made = create_owner_with_key(
+    let made = create_owner_with(
         &mut conn,
         &owner_name,
         owner_email.as_ref(),
         &key_name,
+        first,
         SystemClock.now(),
     )
     .map_err(|e| format!("cannot create the owner and key: {e}"))?;
@@ -86,4 +96,34 @@ fn bootstrap(args: BootstrapArgs) -> Result<(), String> {
     writeln!(stdout, "{}", made.secret.expose())
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot print the key: {e}"))
+}
+
+/// What `--scopes`, `--permissions` and `--expires-in-seconds` ask of the first key.
+fn first_key(args: &BootstrapArgs) -> Result<FirstKey, String> {
+    let mut first = FirstKey::default();
+    if let Some(names) = &args.scopes {
+        let mut scopes = Vec::new();
+        for name in names.iter().map(|name| name.trim()) {
+            let scope = Scope::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "--scopes: unknown scope; the scopes are {}",
+                    known.join(", ")
+                )
+            })?;
+            scopes.push(scope);
+        }
+        if scopes.is_empty() {
+            return Err("--scopes: name at least one scope".to_owned());
+        }
+        first.scopes = scopes.into_iter().collect::<Scopes>();
+    }
+    if let Some(permissions) = &args.permissions {
+        let permissions: Vec<String> = permissions.iter().map(|p| p.trim().to_owned()).collect();
+        first.permissions = Permissions::parse("permissions", &permissions)
+            .map_err(|e| format!("--permissions: {e}"))?;
+    }
+    first.lifetime = KeyLifetime::parse(args.expires_in_seconds)
+        .map_err(|e| format!("--expires-in-seconds: {e}"))?;
+    Ok(first)
 }

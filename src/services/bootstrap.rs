@@ -3,7 +3,7 @@
 use crate::audit::{self, Actor, AuditEvent};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::secret::ApiKeySecret;
-use crate::domain::{Email, KeyName, Permissions, Role, Scopes};
+use crate::domain::{Email, KeyLifetime, KeyName, Permissions, Role, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key;
@@ -18,15 +18,54 @@ pub struct Bootstrapped {
     pub secret: ApiKeySecret,
 }
 
-/// Creates a new owner and a first key for it holding every scope, with `api_key.created`
-/// recorded by a `session` actor (the new owner), in one transaction. Never reveals existing
-/// keys. Runs on its own connection (the CLI has no server, hence no caches to invalidate:
-/// servers hear of the key through `NOTIFY` or find it on their first lookup of its hash).
+/// What the first key holds (`bootstrap --scopes --permissions --expires-in-seconds`).
+#[derive(Debug)]
+pub struct FirstKey {
+    pub scopes: Scopes,
+    pub permissions: Permissions,
+    pub lifetime: KeyLifetime,
+}
+
+impl Default for FirstKey {
+    /// Every scope and every permission, no expiry.
+    fn default() -> Self {
+        Self {
+            scopes: Scopes::all(),
+            permissions: Permissions::all(),
+            lifetime: KeyLifetime::default(),
+        }
+    }
+}
+
+/// [`create_owner_with`] a key holding every scope and permission that does not expire.
 pub fn create_owner_with_key(
     conn: &mut DbConnection,
     owner_name: &KeyName,
     owner_email: Option<&Email>,
     key_name: &KeyName,
+    now: i64,
+) -> Result<Bootstrapped, ApiError> {
+    create_owner_with(
+        conn,
+        owner_name,
+        owner_email,
+        key_name,
+        FirstKey::default(),
+        now,
+    )
+}
+
+/// Creates a new owner and a first key for it holding what `first` says, with `api_key.created`
+/// recorded by a `session` actor (the new owner), in one transaction. Never reveals existing
+/// keys. Runs on its own connection (the CLI has no server, hence no caches to invalidate:
+/// servers hear of the key through `NOTIFY` or find it on their first lookup of its hash).
+/// The owner holds every scope and permission, so any `first` fits within them.
+pub fn create_owner_with(
+    conn: &mut DbConnection,
+    owner_name: &KeyName,
+    owner_email: Option<&Email>,
+    key_name: &KeyName,
+    first: FirstKey,
     now: i64,
 ) -> Result<Bootstrapped, ApiError> {
     let owner = User {
@@ -65,9 +104,9 @@ pub fn create_owner_with_key(
         let spec = Spec {
             name: key_name.as_str(),
             owner: &owner,
-            scopes: Scopes::all(),
-            permissions: Permissions::all(),
-            expires_at: None,
+            scopes: first.scopes,
+            permissions: first.permissions,
+            expires_at: first.lifetime.expires_at(now),
         };
         keys::issue(conn, &actor, spec, now)
     })?;

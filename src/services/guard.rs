@@ -32,11 +32,14 @@ pub enum Guarded {
 
 /// Runs `change` in a savepoint (so a refusal undoes it) under the guard's lock, and refuses
 /// it with 409 if afterwards no one could run the organisation. `change` authorizes its
-/// caller itself, after the lock is taken, so locks are always taken in one order.
+/// caller itself, after the lock is taken, so locks are always taken in one order. With
+/// `enforce` false (an operator's `--force`, see `services::caller::Principal::guarded`) the
+/// lock is still taken but nothing is refused.
 pub fn keep_an_admin<T>(
     conn: &mut DbConnection,
     now: i64,
     what: Guarded,
+    enforce: bool,
     change: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     conn.transaction(|conn| {
@@ -44,7 +47,7 @@ pub fn keep_an_admin<T>(
         let valid_at = now + GUARD_MIN_REMAINING_SECONDS;
         // Only a change that ends the last admin is refused: where none is left already
         // (after an upgrade, say), changes such as disabling a leaked key must still work.
-        let before = admin_api_key::any_active_admin(conn, valid_at)?;
+        let before = enforce && admin_api_key::any_active_admin(conn, valid_at)?;
         let result = change(conn)?;
         if before && !admin_api_key::any_active_admin(conn, valid_at)? {
             return Err(refusal(what));

@@ -135,7 +135,7 @@ pub fn create(
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
             invited_by: Some(&caller.owner.id),
-            invited_by_key: Some(&caller.key_id),
+            invited_by_key: caller.key_id.as_deref(),
             email_skeleton: &skeleton,
         },
     )?;

@@ -5,7 +5,6 @@
 //! the whole change, its audit entry included) and returns the invalidations it implies.
 
 use crate::audit::{self, Actor, AuditEvent, KeyChangesRequested};
-use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::secret::{self, ApiKeySecret};
@@ -17,7 +16,7 @@ use crate::models::invite;
 use crate::models::user;
 use crate::models::user::User;
 use crate::services::Change;
-use crate::services::caller::{Caller, Target, authorize};
+use crate::services::caller::{Caller, Principal, Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
 use crate::services::users::no_such_user_in;
 
@@ -67,20 +66,21 @@ pub fn no_such_key(key_id: &str) -> ApiError {
 /// A new key owned by the caller's owner, or by `new.owner_id` (which needs `users.write` and
 /// an enabled user), holding `new.scopes`: each held by the caller and within the owner's
 /// role (403 otherwise). Without `scopes`, the caller's own scopes within that role.
-pub fn create(
+pub fn create<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     new: NewKey,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
-    let for_someone_else = new.owner_id.as_deref().filter(|id| *id != key.owner.id);
+    let who = who.into();
+    let for_someone_else = new.owner_id.as_deref().filter(|id| *id != who.user_id());
     if let Some(owner_id) = for_someone_else
         && !ids::plausible(owner_id)
     {
         return Err(no_such_user_in("owner_id", owner_id));
     }
     let target = for_someone_else.map_or(Target::Nothing, Target::NewKeyFor);
-    let caller = authorize(conn, key, Scope::AdminApiKeysWrite, target, now)?;
+    let caller = authorize(conn, who, Scope::AdminApiKeysWrite, target, now)?;
     let owner = match for_someone_else {
         None => caller.owner.clone(),
         Some(owner_id) => owner_for(conn, &caller, owner_id)?,
@@ -157,9 +157,9 @@ pub fn within_ceiling(permissions: &Permissions, owner: &User) -> Result<(), Api
 /// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
 /// gives the successor the lifetime the old key was given. A key is replaced once: rotating
 /// it again while its successor exists is a 409 naming the successor.
-pub fn rotate(
+pub fn rotate<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     key_id: &str,
     lifetime: Option<KeyLifetime>,
     overlap: Overlap,
@@ -168,10 +168,11 @@ pub fn rotate(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    let issued = keep_an_admin(conn, now, Guarded::Key("rotate"), |conn| {
+    let who = who.into();
+    let issued = keep_an_admin(conn, now, Guarded::Key("rotate"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
-            key,
+            who,
             Scope::AdminApiKeysWrite,
             Target::Key(key_id),
             now,
@@ -234,9 +235,9 @@ pub fn rotate(
 /// changed. Granting scopes, and re-enabling a key (which restores its scopes to use), need
 /// the caller to hold them. Disabling it withdraws the invites it made that are still
 /// pending (re-enabling does not bring them back).
-pub fn update(
+pub fn update<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     key_id: &str,
     update: KeyUpdate,
     now: i64,
@@ -250,10 +251,11 @@ pub fn update(
         scopes: update.scopes,
         permissions: update.permissions,
     };
-    keep_an_admin(conn, now, Guarded::Key("change"), |conn| {
+    let who = who.into();
+    keep_an_admin(conn, now, Guarded::Key("change"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
-            key,
+            who,
             Scope::AdminApiKeysWrite,
             Target::Key(key_id),
             now,
@@ -299,19 +301,20 @@ pub fn update(
 }
 
 /// Deletes the key `key_id` for good, withdrawing the invites it made that are still pending.
-pub fn delete(
+pub fn delete<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     key_id: &str,
     now: i64,
 ) -> Result<Change<()>, ApiError> {
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    let hashes = keep_an_admin(conn, now, Guarded::Key("delete"), |conn| {
+    let who = who.into();
+    let hashes = keep_an_admin(conn, now, Guarded::Key("delete"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
-            key,
+            who,
             Scope::AdminApiKeysWrite,
             Target::Key(key_id),
             now,

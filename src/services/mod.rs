@@ -81,6 +81,17 @@ where
     run(state, WriteKind::Statement, change).await
 }
 
+/// Runs `change` in a write transaction on `conn`, for a process with no caches (the
+/// command line): its invalidations have nowhere to go here. Servers learn of the change
+/// through the table triggers' `NOTIFY` on PostgreSQL, and on SQLite when their cached entries
+/// run out (`AUTH_CACHE_TTL_SECS`).
+pub fn write_offline<T, F>(conn: &mut DbConnection, change: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<Change<T>, ApiError>,
+{
+    Ok(crate::db::write_transaction(conn, change)?.value)
+}
+
 async fn run<T, F>(state: &AppState, kind: WriteKind, change: F) -> Result<T, ApiError>
 where
     T: Send + 'static,

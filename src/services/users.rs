@@ -13,7 +13,6 @@
 //! what an owner (or another member covering it) set.
 
 use crate::audit::{self, AuditEvent, UserChangesRequested};
-use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::{KeyName, Permissions, Role, Scope};
@@ -22,7 +21,7 @@ use crate::ids;
 use crate::models::user::{self, User, UserChanges};
 use crate::models::{admin_api_key, invite};
 use crate::services::Change;
-use crate::services::caller::{Target, authorize};
+use crate::services::caller::{Principal, Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
 
 /// What a change of a user asks for; at least one field is set.
@@ -65,9 +64,9 @@ pub fn no_such_user_in(param: &'static str, user_id: &str) -> ApiError {
 ///   keys.
 /// - Demoting or disabling is refused (409 `last_owner`) if no one could run the organisation
 ///   afterwards.
-pub fn update(
+pub fn update<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     user_id: &str,
     update: UserUpdate,
     now: i64,
@@ -75,8 +74,9 @@ pub fn update(
     if !ids::plausible(user_id) {
         return Err(no_such_user(user_id));
     }
-    let changed = keep_an_admin(conn, now, Guarded::User("change"), |conn| {
-        let caller = authorize(conn, key, Scope::UsersWrite, Target::User(user_id), now)?;
+    let who = who.into();
+    let changed = keep_an_admin(conn, now, Guarded::User("change"), who.guarded(), |conn| {
+        let caller = authorize(conn, who, Scope::UsersWrite, Target::User(user_id), now)?;
         let target = user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))?;
         let role = update.role.unwrap_or(target.role());
         let ceiling = new_ceiling(&target, role, update.permissions.clone())?;
@@ -157,19 +157,20 @@ fn new_ceiling(
 /// `api_key.deleted` entry) and every invite they made that is not accepted yet (each with
 /// `invite.deleted`), then `user.deleted`. Refused (409 `last_owner`) if no one could
 /// run the organisation afterwards.
-pub fn delete(
+pub fn delete<'a>(
     conn: &mut DbConnection,
-    key: &AdminKey,
+    who: impl Into<Principal<'a>>,
     user_id: &str,
     now: i64,
 ) -> Result<Change<()>, ApiError> {
     if !ids::plausible(user_id) {
         return Err(no_such_user(user_id));
     }
-    let deleted_keys = keep_an_admin(conn, now, Guarded::User("delete"), |conn| {
+    let who = who.into();
+    let deleted_keys = keep_an_admin(conn, now, Guarded::User("delete"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
-            key,
+            who,
             Scope::UsersWrite,
             Target::UserAndKeys(user_id),
             now,

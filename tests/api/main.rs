@@ -53,6 +53,7 @@ mod authorize;
 mod body_deadline;
 mod cache;
 mod ceilings;
+mod cli;
 mod compat;
 mod contract;
 mod create;
