@@ -209,6 +209,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
         .service(probe("/healthz", web::get().to(routes::health::healthz)))
         .service(probe("/readyz", web::get().to(routes::health::readyz)))
         .service(probe("/openapi.json", web::get().to(crate::openapi::serve)))
+        // Before the `/v1` scope, which would otherwise answer it 404: clients given the `/v1`
+        // base URL look for the document there.
+        .service(probe(
+            "/v1/openapi.json",
+            web::get().to(crate::openapi::serve),
+        ))
+        // The browser's entry points (`/`, `/docs`), outside `/v1`: they are pages, not API.
+        .configure(routes::docs::routes)
         .service(web::scope("/v1").configure(routes::api))
         .configure(routes::api)
         .default_service(web::to(routes::unknown_route));

@@ -56,6 +56,7 @@ mod ceilings;
 mod compat;
 mod contract;
 mod create;
+mod docs;
 mod errors;
 mod escalation;
 mod forward_auth;
