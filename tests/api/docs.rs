@@ -242,13 +242,14 @@ async fn the_docs_page_renders_every_operation_in_headless_chromium_without_leav
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let base = app.address.clone();
-    let (status, output) = actix_web::rt::task::spawn_blocking(move || setup.run(&base))
+    let (base, key) = (app.address.clone(), app.admin_key.clone());
+    let (status, output) = actix_web::rt::task::spawn_blocking(move || setup.run(&base, &key))
         .await
         .unwrap();
     eprintln!("{output}");
     assert!(status, "the browser check failed:\n{output}");
     assert!(output.contains("operations rendered"), "{output}");
+    assert!(output.contains("Try it out: 200"), "{output}");
 }
 
 struct BrowserSetup {
@@ -294,13 +295,15 @@ impl BrowserSetup {
         None
     }
 
-    /// Runs `node docs.mjs <base>` under the time limit; whether it exited 0, and its output.
-    fn run(&self, base: &str) -> (bool, String) {
+    /// Runs `node docs.mjs <base>` under the time limit, with `key` for "Try it out"; whether
+    /// it exited 0, and its output.
+    fn run(&self, base: &str, key: &str) -> (bool, String) {
         let log = tempfile::tempfile().unwrap();
         let mut child = Command::new("node")
             .arg(self.dir.join("docs.mjs"))
             .arg(base)
             .env("CHROMIUM", &self.chromium)
+            .env("DOCS_ADMIN_KEY", key)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

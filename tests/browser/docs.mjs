@@ -2,9 +2,11 @@
 //   - every operation of the served /openapi.json is rendered (method, path and operation id),
 //   - no request left the machine (every request is recorded; any URL whose host is not
 //     localhost fails the run, and is aborted before it is sent),
-//   - nothing failed: no console error, no page error, no failed request, no 4xx/5xx.
+//   - nothing failed: no console error, no page error, no failed request, no 4xx/5xx,
+//   - with DOCS_ADMIN_KEY set, "Authorize" with that key and "Try it out" on the key list
+//     answer 200 through the page.
 //
-//   node tests/browser/docs.mjs http://127.0.0.1:PORT
+//   [DOCS_ADMIN_KEY=sk-admin-...] node tests/browser/docs.mjs http://127.0.0.1:PORT
 //
 // tests/api/docs.rs runs it against a TestApp. Exit 0 when all holds; 1 with the reasons
 // otherwise; 2 on wrong usage. Never downloads a browser: it drives /usr/bin/chromium
@@ -131,6 +133,30 @@ try {
   const models = await page.$("#swagger-ui .models-control");
   if (models && (await page.$("#swagger-ui .models.is-open")) === null) await models.click();
   openedAfterMs = performance.now() - openedStarted;
+  // Try it out, as a reader would: authorize with the key in DOCS_ADMIN_KEY (the environment,
+  // not the command line, so no process listing shows it) and list the keys through the page.
+  let triedStatus = null;
+  if (process.env.DOCS_ADMIN_KEY) {
+    await page.click("#swagger-ui .auth-wrapper .authorize");
+    const dialog = page.locator("#swagger-ui .dialog-ux");
+    const bearer = dialog.locator(".auth-container").filter({ hasText: "AdminApiKeyAuth" });
+    await bearer.locator("input").fill(process.env.DOCS_ADMIN_KEY);
+    await bearer.locator("button.authorize").click();
+    await dialog.locator("button.btn-done").first().click();
+    const list = page.locator("#operations-Admin_API_keys-admin-api-keys-list");
+    await list.locator("button.try-out__btn").click();
+    const answered = page.waitForResponse(
+      (response) => new URL(response.url()).pathname === "/v1/organization/admin_api_keys",
+      { timeout: 10_000 },
+    );
+    await list.locator("button.execute").click();
+    triedStatus = String((await answered).status());
+    // ... and the page shows it.
+    const shown = list.locator(".live-responses-table tbody .response-col_status").first();
+    await shown.waitFor({ timeout: 10_000 });
+    if ((await shown.textContent()).trim() !== triedStatus) problems.push("the answer is not shown");
+    if (triedStatus !== "200") problems.push(`Try it out on the key list answered ${triedStatus}`);
+  }
   // Let late requests (icons, lazily loaded parts) show up before judging.
   await page.waitForLoadState("networkidle", { timeout: 10_000 }).catch(() => {});
 
@@ -147,7 +173,7 @@ try {
     `docs: ${rendered.size}/${expected.size} operations rendered; ${requests.length} requests, ` +
       `all local: ${requests.every(isLocal)}; load event after ${timing} ms, ` +
       `every operation rendered after ${Math.round(renderedAfterMs)} ms, ` +
-      `all opened in ${Math.round(openedAfterMs)} ms`,
+      `all opened in ${Math.round(openedAfterMs)} ms; Try it out: ${triedStatus ?? "not run"}`,
   );
 } catch (error) {
   problems.push(`error: ${error.message}`);
