@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::server::Server;
 use utoipa::openapi::{RefOr, path::Parameter};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::domain::{MAX_EMAIL_CHARS, MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS};
 use crate::error::{ErrorBody, ErrorResponse, responses};
@@ -48,6 +49,8 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::invites::retrieve,
         crate::routes::invites::delete,
         crate::routes::invites::accept,
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
     ),
     components(schemas(
         json::AdminApiKey,
@@ -82,6 +85,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::models::invite::InviteStatus,
         ErrorResponse,
         ErrorBody,
+        ProbeStatus,
     ), responses(
         responses::Unauthorized,
         responses::Forbidden,
@@ -93,16 +97,39 @@ use crate::routes::list::{List, MAX_LIMIT};
         responses::BodyTooLarge,
         responses::CompressedBody,
     )),
-    modifiers(&SecurityAddon, &Bounds),
+    modifiers(&SecurityAddon, &Bounds, &ProbesAtTheRoot),
     tags(
         (name = "Admin API keys", description = "Keys that authenticate calls to this API."),
         (name = "Audit logs", description = "The append-only record of changes to keys, users and invites."),
         (name = "Verification", description = "For the operator's other services and proxies: is this key good, whose is it, what may it do?"),
         (name = "Users", description = "The members of the organisation, who own keys."),
-        (name = "Invites", description = "Invitations to join the organisation, and accepting them with their token.")
+        (name = "Invites", description = "Invitations to join the organisation, and accepting them with their token."),
+        (name = "Probes", description = "For orchestrators: is the process up, can it serve? No key needed; served at the root only, not under `/v1`.")
     )
 )]
 pub struct ApiDoc;
+
+/// The body of a probe's 200.
+#[derive(ToSchema)]
+pub struct ProbeStatus {
+    /// `ok` from `/healthz`, `ready` from `/readyz`.
+    #[allow(dead_code)]
+    status: String,
+}
+
+/// The probes answer at the root only (outside `/v1`): their path items carry a server entry
+/// of their own that overrides the document's `/v1`.
+struct ProbesAtTheRoot;
+
+impl Modify for ProbesAtTheRoot {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for path in ["/healthz", "/readyz"] {
+            if let Some(item) = openapi.paths.paths.get_mut(path) {
+                item.servers = Some(vec![Server::new("/")]);
+            }
+        }
+    }
+}
 
 /// Declares the bearer scheme the operations refer to.
 struct SecurityAddon;

@@ -301,6 +301,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
             web::get().to(crate::openapi::serve),
             "GET",
         ))
+        // Before the `/v1` scope, which would otherwise answer it 404: clients given the `/v1`
+        // base URL look for the document there.
+        .service(probe(
+            "/v1/openapi.json",
+            web::get().to(crate::openapi::serve),
+            "GET",
+        ))
+        // The browser's entry points (`/`, `/docs`), outside `/v1`: they are pages, not API.
+        .configure(routes::docs::routes)
         .service(web::scope("/v1").configure(routes::api))
         .configure(routes::api)
         .default_service(web::to(routes::unknown_route));

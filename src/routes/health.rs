@@ -21,12 +21,29 @@ pub fn get_or_head() -> Route {
 }
 
 /// `GET /healthz`: the process is up. Touches nothing else.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "Probes",
+    responses((status = 200, description = "The process is up (`{\"status\":\"ok\"}`).", body = crate::openapi::ProbeStatus))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: the writer is making progress and the database answers a query; 503 in
 /// the error envelope when either is not so.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "Probes",
+    responses(
+        (status = 200, description = "Ready to serve (`{\"status\":\"ready\"}`).", body = crate::openapi::ProbeStatus),
+        (status = 503, response = crate::error::responses::Unavailable),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .writer

@@ -3,6 +3,7 @@
 
 pub mod admin_api_keys;
 pub mod audit_logs;
+pub mod docs;
 pub mod forward_auth;
 pub mod health;
 pub mod introspect;

@@ -57,6 +57,7 @@ mod cli;
 mod compat;
 mod contract;
 mod create;
+mod docs;
 mod errors;
 mod escalation;
 mod forward_auth;
