@@ -23,6 +23,9 @@ then (SQLite only) a forward-auth check with a well-formed key that was never is
 is not in the set of live hashes, so it is answered 401 without a lookup. On PostgreSQL that
 answer waits for the invalidation listener's next ping (see src/auth.rs), so the process is
 mostly idle and the listener thread's own work would dominate the count.
+
+The server runs at `RUST_LOG=warn` (no access log) unless `BENCH_RUST_LOG` says otherwise:
+`BENCH_RUST_LOG=info bash bench/run.sh callgrind ...` counts a request with its access line.
 Usage flushing is pushed out to once an hour so that a
 flush landing inside one phase and not the other does not add noise.
 
@@ -96,7 +99,9 @@ class CallgrindServer:
         self.port = bench.free_port()
         self.out = os.path.join(work_dir, "callgrind.out")
         self.parts = 0  # dumps taken so far; dump k is written to `<out>.k`
-        env = dict(os.environ, DATABASE_URL=database_url, RUST_LOG="warn")
+        # BENCH_RUST_LOG=info counts the access log too (the default level of a deployment).
+        env = dict(os.environ, DATABASE_URL=database_url,
+                   RUST_LOG=os.environ.get("BENCH_RUST_LOG", "warn"))
         command = bench.pinned(bench.SERVER_CPU) + [
             "valgrind", "--tool=callgrind", "--trace-children=no",
             f"--callgrind-out-file={self.out}",

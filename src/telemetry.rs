@@ -3,7 +3,10 @@
 //! Policy. Per request the log holds one span, `HTTP request`, with the method, the matched
 //! route template (`http.route`, `-` when no route matched), the target with every
 //! secret-shaped run redacted and the query reduced to its parameter names (`http.target`,
-//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), the request id (`request_id`, the
+//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), where the call came from (the
+//! client address, `client.address`: the one the lookup budget is kept under, after
+//! `TRUSTED_PROXIES`, an IPv6 client shown as its /64; and the `User-Agent`, redacted and
+//! capped, `user_agent.original`), the request id (`request_id`, the
 //! one returned as `X-Request-Id`, see `request_id`), the id of the key that authenticated
 //! it (`key_id`, recorded by `auth`) and, once answered, the status and, for a 4xx, its error
 //! code (`error_code`, one of ours, never the message); and one INFO line when it is answered,
@@ -12,13 +15,17 @@
 //! from inside a request keep going to the log (without the span context, then).
 //!
 //! What a client sends is capped per field: the method at [`MAX_LOGGED_METHOD`] characters and
-//! the target at [`MAX_LOGGED_TARGET`] (after redaction, so a cut never shows part of a
+//! the target at [`MAX_LOGGED_TARGET`] and the user agent at [`MAX_LOGGED_USER_AGENT`]
+//! (after redaction, so a cut never shows part of a
 //! secret), the rest replaced by `…` and the number of characters left out, so a 30 KB path
 //! costs the log half a kilobyte. The request id is at most 64 characters (`request_id`),
 //! the route template and the error code are ours.
 //!
-//! Never logged: a header value of any kind (`Authorization`, `Cookie`, `User-Agent`, `Host`,
-//! forwarding headers: a client can paste a key into any of them) but a safe `X-Request-Id`,
+//! Client text is redacted once, where it enters a field (method, target, user agent).
+//!
+//! Never logged: a header value of any kind (`Authorization`, `Cookie`, `Host`, forwarding
+//! headers: a client can paste a key into any of them) but a safe `X-Request-Id` and the
+//! redacted `User-Agent`,
 //! a query value, a request or response body, and the message of a 4xx (it may echo what the
 //! client sent; the client gets it, the log gets the status and code). A 5xx is logged once
 //! at ERROR with its cause chain, by `ApiError::error_response`, or here for an error of
@@ -30,7 +37,10 @@
 //! header at DEBUG, and actix-web's extractors print the raw path (percent-encoding and
 //! all) when they fail. And every line passes through [`redact_secrets`], after decoding
 //! percent-encoded unreserved characters, on its way to stderr: a last guard for a secret
-//! that reaches a message by a path nobody foresaw (a dependency, a cause chain).
+//! that reaches a message by a path nobody foresaw (a dependency, a cause chain). It stays
+//! because not every line's text enters at a field of ours (a dependency's event, an error's
+//! cause); it is cheap, since the scan jumps with `memchr` to the bytes that can start a
+//! secret and a line is decoded only when it holds a `%`.
 //!
 //! Lines are text (`LOG_FORMAT=text`, the default), coloured only when stderr is a terminal
 //! and `NO_COLOR` is unset or empty, or JSON (`LOG_FORMAT=json`): one object per line, the
@@ -44,7 +54,8 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Uri;
-use actix_web::{Error, HttpMessage};
+use actix_web::http::header::USER_AGENT;
+use actix_web::{Error, HttpMessage, web};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
@@ -54,6 +65,7 @@ use crate::db::DatabaseTarget;
 use crate::domain::secret::redact_secrets;
 use crate::error::ApiError;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 
 /// The `tracing` target of the request span and of the per-request INFO line.
 pub const ACCESS_LOG: &str = "admin_api_keys::access";
@@ -62,6 +74,8 @@ pub const ACCESS_LOG: &str = "admin_api_keys::access";
 pub const MAX_LOGGED_METHOD: usize = 32;
 /// The most characters of a request's target (path and query names) a log line carries.
 pub const MAX_LOGGED_TARGET: usize = 512;
+/// The most characters of a request's `User-Agent` a log line carries.
+pub const MAX_LOGGED_USER_AGENT: usize = 256;
 /// The most characters of an unexpected error's cause chain a log line carries.
 const MAX_LOGGED_CAUSE: usize = 2048;
 
@@ -79,13 +93,24 @@ impl RootSpanBuilder for RequestSpan {
         let arrived = Instant::now();
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
+        // The client the lookup budget is kept under (after TRUSTED_PROXIES).
+        let client = request
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.trusted_proxies.client_of(request.request()));
+        let user_agent = request
+            .headers()
+            .get(USER_AGENT)
+            .map(|value| capped(loggable_user_agent(value.as_bytes()), MAX_LOGGED_USER_AGENT));
         let span = tracing::info_span!(
             target: ACCESS_LOG,
             "HTTP request",
             // A method is any token, so it may be a secret too.
             http.method = %capped(redact_secrets(request.method().as_str()), MAX_LOGGED_METHOD),
-            http.route = %request.match_pattern().as_deref().unwrap_or(NO_ROUTE),
+            // Recorded when the request is answered, from the route the router matched.
+            http.route = tracing::field::Empty,
             http.target = %capped(loggable_target(request.uri()), MAX_LOGGED_TARGET),
+            client.address = client.map(tracing::field::display),
+            user_agent.original = user_agent.as_deref().map(tracing::field::display),
             request_id = request_id.map(tracing::field::display),
             key_id = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
@@ -99,7 +124,7 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, error, arrived) = match outcome {
+        let (status, error, arrived, route) = match outcome {
             Ok(response) => (
                 response.status(),
                 response.response().error(),
@@ -108,9 +133,21 @@ impl RootSpanBuilder for RequestSpan {
                     .extensions()
                     .get::<Arrived>()
                     .map(|a| a.0),
+                // After routing actix finds the template from the resource it matched,
+                // without matching the path against the routes again.
+                response.request().match_pattern(),
             ),
-            Err(error) => (error.as_response_error().status_code(), Some(error), None),
+            Err(error) => (
+                error.as_response_error().status_code(),
+                Some(error),
+                None,
+                None,
+            ),
         };
+        span.record(
+            "http.route",
+            tracing::field::display(route.as_deref().unwrap_or(NO_ROUTE)),
+        );
         span.record("http.status_code", status.as_u16());
         if status.is_client_error()
             && let Some(code) = error
@@ -174,6 +211,21 @@ pub fn capped(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
             let left_out = text[end..].chars().count();
             Cow::Owned(format!("{}…(+{left_out} characters)", &text[..end]))
         }
+    }
+}
+
+/// A `User-Agent` as the log shows it: text (bytes that are not UTF-8 replaced), decoded as
+/// far as secrets go, redacted, and with tabs (the one control character a header value may
+/// hold) shown as spaces.
+pub fn loggable_user_agent(value: &[u8]) -> Cow<'_, str> {
+    let text = match String::from_utf8_lossy(value) {
+        Cow::Borrowed(text) => loggable(text),
+        Cow::Owned(text) => Cow::Owned(loggable(&text).into_owned()),
+    };
+    if text.contains(|c: char| c.is_control()) {
+        Cow::Owned(text.replace(|c: char| c.is_control(), " "))
+    } else {
+        text
     }
 }
 
@@ -402,6 +454,24 @@ mod tests {
         assert_eq!(
             redact_line(&format!("path: /sk%2Dadmin%2D{body}%2F {}", key.expose())),
             format!("path: /{0}%2F {0}", key.redacted())
+        );
+    }
+
+    #[test]
+    fn a_user_agent_is_logged_redacted_with_controls_and_invalid_bytes_made_safe() {
+        let key = generate_key();
+        assert!(matches!(
+            loggable_user_agent(b"curl/8.5.0"),
+            Cow::Borrowed("curl/8.5.0")
+        ));
+        assert_eq!(
+            loggable_user_agent(format!("x {}", key.expose()).as_bytes()),
+            format!("x {}", key.redacted())
+        );
+        let body = &key.expose()["sk-admin-".len()..];
+        assert_eq!(
+            loggable_user_agent(&[format!("sk%2Dadmin-{body}\tb").as_bytes(), b"\xff"].concat()),
+            format!("{} b\u{fffd}", key.redacted())
         );
     }
 

@@ -225,17 +225,39 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The first byte of every secret prefix (checked at compile time below), in either case.
+const PREFIX_START: (u8, u8) = (b's', b'S');
+
+const _: () = {
+    let mut i = 0;
+    while i < SECRET_SHAPES.len() {
+        let first = SECRET_SHAPES[i].prefix.as_bytes()[0];
+        assert!(first == PREFIX_START.0 || first == PREFIX_START.1);
+        i += 1;
+    }
+};
+
 /// The first position at or after `from` where one of the secret prefixes starts.
+///
+/// `memchr2` jumps (SIMD, a word at a time) to the next byte that can start a prefix, an
+/// `s` or an `S`, and only there are the prefixes compared: a line with no `s` costs a pass
+/// of a few instructions per 16 bytes rather than a comparison per byte and prefix.
 fn find_secret(text: &str, from: usize) -> Option<(usize, &'static SecretShape)> {
     let bytes = text.as_bytes();
-    (from..bytes.len()).find_map(|i| {
-        SECRET_SHAPES.iter().find_map(|shape| {
+    let mut at = from;
+    while let Some(offset) = memchr::memchr2(PREFIX_START.0, PREFIX_START.1, bytes.get(at..)?) {
+        let i = at + offset;
+        let shape = SECRET_SHAPES.iter().find(|shape| {
             bytes[i..]
                 .get(..shape.prefix.len())
-                .filter(|candidate| candidate.eq_ignore_ascii_case(shape.prefix.as_bytes()))
-                .map(|_| (i, shape))
-        })
-    })
+                .is_some_and(|candidate| candidate.eq_ignore_ascii_case(shape.prefix.as_bytes()))
+        });
+        if let Some(shape) = shape {
+            return Some((i, shape));
+        }
+        at = i + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -385,6 +407,21 @@ mod tests {
         let text = format!("token={}", token.expose());
         assert_eq!(redact_secrets(&text), format!("token={}", token.redacted()));
         assert!(!redact_secrets(&text).contains(&token.expose()[12..20]));
+    }
+
+    #[test]
+    fn a_secret_is_found_after_any_number_of_near_misses() {
+        let key = generate_key();
+        let text = format!("s sk sK- Sk-admi sk-invite- SS{} ss", key.expose());
+        assert_eq!(
+            redact_secrets(&text),
+            format!("s sk sK- Sk-admi sk-invite- SS{} ss", key.redacted())
+        );
+        let upper = key.expose().to_ascii_uppercase();
+        assert_eq!(
+            redact_secrets(&format!("..{upper}")),
+            format!("..SK-ADMIN...{}", &upper[upper.len() - 3..])
+        );
     }
 
     #[test]

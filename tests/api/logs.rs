@@ -73,6 +73,12 @@ macro_rules! log_tests {
 
             #[actix_web::test]
             $(#[$attr])?
+            async fn access_lines_say_which_client_called_with_its_user_agent_redacted_and_capped() {
+                super::where_calls_came_from(backend()).await;
+            }
+
+            #[actix_web::test]
+            $(#[$attr])?
             async fn startup_lines_name_the_backend_database_migrations_and_address() {
                 super::startup_lines(backend()).await;
             }
@@ -263,6 +269,84 @@ async fn long_client_text(backend: Backend) {
     );
     assert!(cut[0].contains(&format!("{KEYS}/ppp")), "{}", cut[0]);
     assert!(cut[1].contains("http.method=MMMM"), "{}", cut[1]);
+}
+
+/// An access line carries the client address the lookup budget uses (behind a trusted
+/// proxy, the forwarded one) and the user agent, a secret in it redacted and a long one cut.
+async fn where_calls_came_from(backend: Backend) {
+    // Arrange: a server that trusts the loopback as its proxy.
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let boot = bootstrap(
+        &database.url(),
+        &dir.path().join("bootstrap.log"),
+        Format::Json,
+    );
+    let mut server = Server::start_with(
+        &database.url(),
+        &dir.path().join("serve.log"),
+        Format::Json,
+        &[("TRUSTED_PROXIES", "127.0.0.1")],
+    )
+    .await;
+    let key = generate_key();
+    let body = &key.expose()[KEY_PREFIX.len()..];
+
+    // Act
+    let cases = [
+        ("ua-plain", "curl/8.5.0 probe".to_owned(), "203.0.113.7"),
+        (
+            "ua-secret",
+            format!("probe {}", key.expose()),
+            "198.51.100.2",
+        ),
+        ("ua-long", "u".repeat(5000), "2001:db8::1"),
+    ];
+    for (id, user_agent, forwarded_for) in &cases {
+        let request = server
+            .request(&boot, Method::GET, KEYS)
+            .header("X-Request-Id", *id)
+            .header("User-Agent", user_agent.as_str())
+            .header("X-Forwarded-For", *forwarded_for);
+        assert_eq!(server.send(request).await, StatusCode::OK);
+    }
+    let log = server.stop().await;
+
+    // Assert
+    let access = |id: &str| -> Value {
+        log.lines()
+            .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+            .find(|line| line["message"] == "finished" && line["span"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("{backend:?}: no access line for {id}:\n{log}"))["span"]
+            .clone()
+    };
+    let plain = access("ua-plain");
+    assert_eq!(plain["client.address"], "203.0.113.7", "{plain}");
+    assert_eq!(plain["user_agent.original"], "curl/8.5.0 probe", "{plain}");
+    let secret = access("ua-secret");
+    assert_eq!(secret["client.address"], "198.51.100.2", "{secret}");
+    assert_eq!(
+        secret["user_agent.original"],
+        format!("probe {}", key.redacted()),
+        "{secret}"
+    );
+    for exposure in exposures(key.expose()) {
+        assert!(
+            !log.contains(&exposure),
+            "{backend:?}: {exposure} in\n{log}"
+        );
+    }
+    assert!(!log.contains(&body[..WINDOW]), "{backend:?}:\n{log}");
+    let long = access("ua-long");
+    // IPv6 clients count by their /64, in the budget and in the log.
+    assert_eq!(long["client.address"], "2001:db8::/64", "{long}");
+    assert_eq!(
+        long["user_agent.original"],
+        format!("{}…(+4744 characters)", "u".repeat(256)),
+        "{long}"
+    );
 }
 
 /// In JSON every line is an object; an access line has the request's fields under `span`.
@@ -623,7 +707,18 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str, log: &Path, format: Format) -> Server {
+        Self::start_with(database_url, log, format, &[]).await
+    }
+
+    /// The binary serving with these variables added to its environment.
+    async fn start_with(
+        database_url: &str,
+        log: &Path,
+        format: Format,
+        vars: &[(&str, &str)],
+    ) -> Server {
         let mut child = logging_command(database_url, format)
+            .envs(vars.iter().copied())
             .args(["serve", "--bind-addr", "127.0.0.1:0", "--workers", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
