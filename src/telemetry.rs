@@ -93,14 +93,6 @@ impl RootSpanBuilder for RequestSpan {
         let arrived = Instant::now();
         let extensions = request.extensions();
         let request_id = extensions.get::<RequestId>();
-        // The client the lookup budget is kept under (after TRUSTED_PROXIES).
-        let client = request
-            .app_data::<web::Data<AppState>>()
-            .map(|state| state.trusted_proxies.client_of(request.request()));
-        let user_agent = request
-            .headers()
-            .get(USER_AGENT)
-            .map(|value| capped(loggable_user_agent(value.as_bytes()), MAX_LOGGED_USER_AGENT));
         let span = tracing::info_span!(
             target: ACCESS_LOG,
             "HTTP request",
@@ -109,15 +101,28 @@ impl RootSpanBuilder for RequestSpan {
             // Recorded when the request is answered, from the route the router matched.
             http.route = tracing::field::Empty,
             http.target = %capped(loggable_target(request.uri()), MAX_LOGGED_TARGET),
-            client.address = client.map(tracing::field::display),
-            user_agent.original = user_agent.as_deref().map(tracing::field::display),
+            client.address = tracing::field::Empty,
+            user_agent.original = tracing::field::Empty,
             request_id = request_id.map(tracing::field::display),
             key_id = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
             error_code = tracing::field::Empty,
         );
         drop(extensions);
+        // Nothing more is worked out for a span nobody logs (`RUST_LOG=warn`, say).
         if !span.is_disabled() {
+            // The client the lookup budget is kept under (after TRUSTED_PROXIES).
+            if let Some(state) = request.app_data::<web::Data<AppState>>() {
+                let client = state.trusted_proxies.client_of(request.request());
+                span.record("client.address", tracing::field::display(client));
+            }
+            if let Some(user_agent) = request.headers().get(USER_AGENT) {
+                let logged = capped(
+                    loggable_user_agent(user_agent.as_bytes()),
+                    MAX_LOGGED_USER_AGENT,
+                );
+                span.record("user_agent.original", tracing::field::display(logged));
+            }
             request.extensions_mut().insert(Arrived(arrived));
         }
         span
