@@ -139,8 +139,11 @@ impl RootSpanBuilder for RequestSpan {
                     .get::<Arrived>()
                     .map(|a| a.0),
                 // After routing actix finds the template from the resource it matched,
-                // without matching the path against the routes again.
-                response.request().match_pattern(),
+                // without matching the path against the routes again; only for a span
+                // that is logged.
+                (!span.is_disabled())
+                    .then(|| response.request().match_pattern())
+                    .flatten(),
             ),
             Err(error) => (
                 error.as_response_error().status_code(),
@@ -149,10 +152,12 @@ impl RootSpanBuilder for RequestSpan {
                 None,
             ),
         };
-        span.record(
-            "http.route",
-            tracing::field::display(route.as_deref().unwrap_or(NO_ROUTE)),
-        );
+        if !span.is_disabled() {
+            span.record(
+                "http.route",
+                tracing::field::display(route.as_deref().unwrap_or(NO_ROUTE)),
+            );
+        }
         span.record("http.status_code", status.as_u16());
         if status.is_client_error()
             && let Some(code) = error
