@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{RefOr, path::Parameter};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::domain::{MAX_EMAIL_CHARS, MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS};
 use crate::error::{ErrorBody, ErrorResponse, responses};
@@ -85,7 +85,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::models::invite::InviteStatus,
         ErrorResponse,
         ErrorBody,
-        ProbeStatus,
+        crate::routes::health::ProbeStatus,
     ), responses(
         responses::Unauthorized,
         responses::Forbidden,
@@ -108,14 +108,6 @@ use crate::routes::list::{List, MAX_LIMIT};
     )
 )]
 pub struct ApiDoc;
-
-/// The body of a probe's 200.
-#[derive(ToSchema)]
-pub struct ProbeStatus {
-    /// `ok` from `/healthz`, `ready` from `/readyz`.
-    #[allow(dead_code)]
-    status: String,
-}
 
 /// The probes answer at the root only (outside `/v1`): their path items carry a server entry
 /// of their own that overrides the document's `/v1`.

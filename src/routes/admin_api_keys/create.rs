@@ -74,35 +74,14 @@ pub async fn create(
     let idempotency_key = IdempotencyKey::from_headers(req.headers())?;
     let body: CreateAdminApiKeyRequest = body.parse().await?;
     let once = idempotency_key.map(|key| {
-        let fields = serde_json::json!({
-            "name": body.name,
-            "expires_in_seconds": body.expires_in_seconds,
-            "scopes": body.scopes,
-            "owner_id": body.owner_id,
-            "permissions": body.permissions,
-        });
         idempotency::Request::new(
             &key,
             &caller.key_id,
             "POST /organization/admin_api_keys",
-            &fields,
+            &fingerprint(&body),
         )
     });
-    let new = keys::NewKey {
-        name: KeyName::required("name", body.name.as_deref())?,
-        lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
-        scopes: requested_scopes(body.scopes)?,
-        permissions: requested_permissions(body.permissions)?,
-        owner_id: match body.owner_id {
-            Some(id) if id.trim().is_empty() => {
-                return Err(ApiError::invalid_param(
-                    "owner_id",
-                    "`owner_id` must be a user id; leave it out for a key of your own.",
-                ));
-            }
-            owner_id => owner_id,
-        },
-    };
+    let new = new_key(body)?;
     let now = state.clock.now();
     let by = caller.key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
@@ -137,4 +116,34 @@ pub(super) fn respond(answer: idempotency::Answer) -> HttpResponse {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     response.content_type(ContentType::json()).body(answer.body)
+}
+
+/// The fields of a create that an `Idempotency-Key` binds: a retry must send the same.
+fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
+    serde_json::json!({
+        "name": body.name,
+        "expires_in_seconds": body.expires_in_seconds,
+        "scopes": body.scopes,
+        "owner_id": body.owner_id,
+        "permissions": body.permissions,
+    })
+}
+
+/// What a create body asks for, validated.
+fn new_key(body: CreateAdminApiKeyRequest) -> Result<keys::NewKey, ApiError> {
+    Ok(keys::NewKey {
+        name: KeyName::required("name", body.name.as_deref())?,
+        lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
+        scopes: requested_scopes(body.scopes)?,
+        permissions: requested_permissions(body.permissions)?,
+        owner_id: match body.owner_id {
+            Some(id) if id.trim().is_empty() => {
+                return Err(ApiError::invalid_param(
+                    "owner_id",
+                    "`owner_id` must be a user id; leave it out for a key of your own.",
+                ));
+            }
+            owner_id => owner_id,
+        },
+    })
 }
