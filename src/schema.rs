@@ -28,6 +28,7 @@ diesel::table! {
         resource_id -> Text,
         details -> Text,
         actor_user_id -> Nullable<Text>,
+        project_id -> Nullable<Text>,
     }
 }
 
@@ -60,6 +61,74 @@ diesel::table! {
 }
 
 diesel::table! {
+    project_api_keys (id) {
+        id -> Text,
+        project_id -> Text,
+        name -> Text,
+        key_hash -> Text,
+        redacted_value -> Text,
+        owner_user_id -> Nullable<Text>,
+        service_account_id -> Nullable<Text>,
+        scopes -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        enabled -> Bool,
+    }
+}
+
+diesel::table! {
+    project_rate_limits (project_id, model) {
+        project_id -> Text,
+        model -> Text,
+        max_requests_per_1_minute -> Nullable<BigInt>,
+        max_tokens_per_1_minute -> Nullable<BigInt>,
+        max_images_per_1_minute -> Nullable<BigInt>,
+        max_audio_megabytes_per_1_minute -> Nullable<BigInt>,
+        max_requests_per_1_day -> Nullable<BigInt>,
+        batch_1_day_max_input_tokens -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    project_users (project_id, user_id) {
+        project_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        added_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+        archived_at -> Nullable<BigInt>,
+        external_key_id -> Nullable<Text>,
+        residency -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    rate_limit_models (model) {
+        model -> Text,
+        first_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    service_accounts (id) {
+        id -> Text,
+        project_id -> Text,
+        name -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Text,
         name -> Text,
@@ -73,11 +142,24 @@ diesel::table! {
 }
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
+diesel::joinable!(project_api_keys -> projects (project_id));
+diesel::joinable!(project_api_keys -> service_accounts (service_account_id));
+diesel::joinable!(project_api_keys -> users (owner_user_id));
+diesel::joinable!(project_rate_limits -> projects (project_id));
+diesel::joinable!(project_users -> projects (project_id));
+diesel::joinable!(project_users -> users (user_id));
+diesel::joinable!(service_accounts -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_api_keys,
     audit_logs,
     idempotency_records,
     invites,
+    project_api_keys,
+    project_rate_limits,
+    project_users,
+    projects,
+    rate_limit_models,
+    service_accounts,
     users,
 );

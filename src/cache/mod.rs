@@ -73,6 +73,10 @@ pub enum Invalidation {
     /// A user changed or was deleted: drop the auth records of all their keys, and the views
     /// (which show the owner).
     User(String),
+    /// Who may use the keys of this project changed (the project was archived, a member was
+    /// removed or changed, a service account was deleted): drop the auth records of the
+    /// project's keys.
+    Project(String),
     /// The stored `last_used_at` of these keys moved: drop their views.
     Views(Vec<String>),
     /// Anything may have changed: drop everything.
@@ -235,6 +239,8 @@ impl Cache {
             Invalidation::Key(key_id) => self.forget_key(key_id),
             Invalidation::User(user_id) => self.forget_owner(user_id),
             Invalidation::Views(key_ids) => self.forget_views(key_ids.iter().map(String::as_str)),
+            // No project key is cached yet (project keys arrive with their verification path).
+            Invalidation::Project(_) => {}
             Invalidation::All => self.reset(),
         }
     }
