@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod ids;
 pub mod lookup_limit;
+pub mod model_limits;
 pub mod models;
 pub mod openapi;
 pub mod request_id;
