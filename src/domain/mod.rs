@@ -7,6 +7,7 @@
 mod email;
 pub mod idempotency;
 mod lifetime;
+pub mod model;
 mod name;
 pub mod permissions;
 mod role;
@@ -15,6 +16,7 @@ pub mod secret;
 
 pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
+pub use model::{BodyModel, ModelName};
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
 pub use role::Role;
