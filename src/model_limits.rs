@@ -13,11 +13,18 @@
 //! - Budgets are per process: with N replicas behind a load balancer that spreads requests
 //!   evenly, a project can make up to N times its limit. Operators who need the limit across
 //!   replicas set each replica's limits to limit / N, or route a project to one replica.
-//! - Memory: one entry per pair that was used recently; [`ModelLimiter::sweep`] drops the
-//!   pairs whose budgets are full again.
+//! - Each pair's limits are remembered with its budgets, so a check needs no database round
+//!   trip once a pair has been seen: [`ModelLimiter::limits`] answers them or hands out a
+//!   ticket for [`ModelLimiter::remember`], which drops what it was given if the limits
+//!   were invalidated since the ticket was issued ([`ModelLimiter::forget_project`] when an
+//!   operator changes a project's limits, or a model's defaults change).
+//! - Memory: one entry per pair that was used (at most projects × known models);
+//!   [`ModelLimiter::sweep`] drops the pairs whose budgets are full again and whose limits
+//!   are no longer remembered.
 //! - Time comes from the application's [`Clock`] (monotonic), so tests move it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,14 +75,23 @@ pub enum Decision {
 pub struct ModelLimiter {
     budgets: Mutex<HashMap<String, HashMap<String, Arrivals>>>,
     clock: Arc<dyn Clock>,
+    /// Moves with every invalidation of remembered limits.
+    generation: AtomicU64,
 }
 
-/// The theoretical arrival times (monotonic) of a pair's two budgets: when each is full again.
+/// The theoretical arrival times (monotonic) of a pair's two budgets (when each is full
+/// again), and the pair's limits once looked up.
 #[derive(Clone, Copy, Debug, Default)]
 struct Arrivals {
     minute: Duration,
     day: Duration,
+    limits: Option<RequestLimits>,
 }
+
+/// Permission to remember limits read from the database; see [`ModelLimiter::remember`].
+#[derive(Debug)]
+#[must_use]
+pub struct LimitsTicket(u64);
 
 /// One budget's verdict before anything is taken.
 struct Probe {
@@ -132,7 +148,74 @@ impl ModelLimiter {
         Self {
             budgets: Mutex::new(HashMap::new()),
             clock,
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The remembered limits of `project` for `model`, or a ticket to remember them once read.
+    pub fn limits(&self, project: &str, model: &str) -> Result<RequestLimits, LimitsTicket> {
+        // The ticket is taken under the lock, so an invalidation after this answer is seen.
+        let budgets = self.lock();
+        let ticket = LimitsTicket(self.generation.load(Ordering::Acquire));
+        budgets
+            .get(project)
+            .and_then(|models| models.get(model))
+            .and_then(|arrivals| arrivals.limits)
+            .ok_or(ticket)
+    }
+
+    /// Remembers the limits of `project` for `model` read with `ticket`, unless limits were
+    /// invalidated since.
+    pub fn remember(
+        &self,
+        project: &str,
+        model: &str,
+        limits: RequestLimits,
+        ticket: LimitsTicket,
+    ) {
+        let mut budgets = self.lock();
+        if self.generation.load(Ordering::Acquire) != ticket.0 {
+            return;
+        }
+        Self::entry(&mut budgets, project, model).limits = Some(limits);
+    }
+
+    /// Drops the remembered limits of `project` (its budgets stay as spent).
+    pub fn forget_project(&self, project: &str) {
+        let mut budgets = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(models) = budgets.get_mut(project) {
+            models
+                .values_mut()
+                .for_each(|arrivals| arrivals.limits = None);
+        }
+    }
+
+    /// Drops every remembered limit (a model's defaults changed, or the listener missed
+    /// messages).
+    pub fn forget_all(&self) {
+        let mut budgets = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        budgets
+            .values_mut()
+            .flat_map(HashMap::values_mut)
+            .for_each(|arrivals| arrivals.limits = None);
+    }
+
+    fn entry<'a>(
+        budgets: &'a mut HashMap<String, HashMap<String, Arrivals>>,
+        project: &str,
+        model: &str,
+    ) -> &'a mut Arrivals {
+        // Looked up by borrowed names first: no allocation once a pair exists.
+        if !budgets.contains_key(project) {
+            budgets.insert(project.to_owned(), HashMap::new());
+        }
+        let models = budgets.get_mut(project).expect("inserted above");
+        if !models.contains_key(model) {
+            models.insert(model.to_owned(), Arrivals::default());
+        }
+        models.get_mut(model).expect("inserted above")
     }
 
     /// Takes one request from `project`'s budgets for `model` under `limits`, or says why not.
@@ -171,33 +254,24 @@ impl ModelLimiter {
             .min_by_key(|q| q.remaining)
             .expect("at least one budget applies");
         let [minute, day] = probes;
-        let updated = Arrivals {
-            minute: minute.map_or(arrivals.minute, |p| p.outcome.unwrap_or(arrivals.minute)),
-            day: day.map_or(arrivals.day, |p| p.outcome.unwrap_or(arrivals.day)),
-        };
-        match budgets.get_mut(project) {
-            Some(models) => match models.get_mut(model) {
-                Some(entry) => *entry = updated,
-                None => {
-                    models.insert(model.to_owned(), updated);
-                }
-            },
-            None => {
-                budgets.insert(
-                    project.to_owned(),
-                    HashMap::from([(model.to_owned(), updated)]),
-                );
-            }
+        let entry = Self::entry(&mut budgets, project, model);
+        if let Some(minute) = minute {
+            entry.minute = minute.outcome.unwrap_or(entry.minute);
+        }
+        if let Some(day) = day {
+            entry.day = day.outcome.unwrap_or(entry.day);
         }
         Decision::Allowed(tightest)
     }
 
-    /// Forgets the pairs whose budgets are full again (bounding memory).
+    /// Forgets the pairs whose budgets are full again and whose limits were invalidated.
     pub fn sweep(&self) {
         let now = self.clock.monotonic();
         let mut budgets = self.lock();
         budgets.retain(|_, models| {
-            models.retain(|_, arrivals| arrivals.minute > now || arrivals.day > now);
+            models.retain(|_, arrivals| {
+                arrivals.limits.is_some() || arrivals.minute > now || arrivals.day > now
+            });
             !models.is_empty()
         });
         budgets.shrink_to_fit();
@@ -389,11 +463,53 @@ mod tests {
     fn sweeping_forgets_only_full_budgets() {
         let (limiter, clock) = limiter();
         limiter.check("p", "m", per_minute(10));
+        let ticket = limiter.limits("q", "m").unwrap_err();
+        limiter.remember("q", "m", per_minute(10), ticket);
         limiter.sweep();
-        assert_eq!(limiter.tracked(), 1);
+        assert_eq!(limiter.tracked(), 2);
         clock.advance(61);
         limiter.sweep();
+        assert_eq!(limiter.tracked(), 1, "remembered limits stay");
+        limiter.forget_project("q");
+        limiter.sweep();
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn limits_are_remembered_until_their_project_is_invalidated() {
+        let (limiter, _) = limiter();
+        let ticket = limiter.limits("p", "m").unwrap_err();
+        limiter.remember("p", "m", per_minute(5), ticket);
+        assert_eq!(limiter.limits("p", "m").unwrap(), per_minute(5));
+        assert!(limiter.limits("p", "other").is_err());
+        limiter.forget_project("q");
+        assert_eq!(limiter.limits("p", "m").unwrap(), per_minute(5));
+        limiter.forget_project("p");
+        assert!(limiter.limits("p", "m").is_err());
+    }
+
+    #[test]
+    fn limits_read_before_an_invalidation_are_not_remembered() {
+        let (limiter, _) = limiter();
+        let stale = limiter.limits("p", "m").unwrap_err();
+        limiter.forget_project("p");
+        limiter.remember("p", "m", per_minute(5), stale);
+        assert!(limiter.limits("p", "m").is_err());
+        let ticket = limiter.limits("p", "m").unwrap_err();
+        limiter.forget_all();
+        limiter.remember("p", "m", per_minute(5), ticket);
+        assert!(limiter.limits("p", "m").is_err());
+    }
+
+    #[test]
+    fn forgetting_limits_keeps_what_was_spent() {
+        let (limiter, _) = limiter();
+        assert_eq!(spend(&limiter, "p", "m", per_minute(2)), 2);
+        limiter.forget_project("p");
+        assert!(matches!(
+            limiter.check("p", "m", per_minute(2)),
+            Decision::Limited { .. }
+        ));
     }
 
     #[test]
