@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks the service on SQLite and PostgreSQL and writes bench/RESULTS.md.
+# Benchmarks the service on SQLite and PostgreSQL. The report is printed and written to
+# bench/results.local.md (ignored by git); the tracked bench/RESULTS.md is rewritten only with
+# --update-results, when a run is meant to become the published numbers.
 #
 #   bash bench/run.sh                      # both backends, 1,000 and 1,000,000 keys
+#   bash bench/run.sh --update-results     # the same, and write bench/RESULTS.md
 #   bash bench/run.sh --backends sqlite    # see `python3 bench/bench.py --help` for options
 #   bash bench/run.sh --callgrind          # also count instructions per request (callgrind)
 #   bash bench/run.sh callgrind [options]  # only the counts; `python3 bench/callgrind.py --help`
@@ -25,6 +28,15 @@ install() {
     fi
 }
 
+# --update-results (anywhere) writes the tracked report; otherwise the local copy, unless the
+# caller names an --output of their own.
+update=false
+args=()
+for arg in "$@"; do
+    if [ "$arg" = --update-results ]; then update=true; else args+=("$arg"); fi
+done
+set -- ${args[@]+"${args[@]}"}
+
 driver=bench/bench.py
 if [ "${1:-}" = callgrind ]; then
     shift
@@ -43,5 +55,24 @@ for arg in "$driver" "$@"; do
     esac
 done
 
+output=()
+case " $* " in
+    *" --output "* | *" --output="*) ;;
+    *)
+        if [ "$driver" != bench/callgrind.py ]; then
+            if $update; then
+                output=(--output bench/RESULTS.md)
+            else
+                # proxy.py replaces its section of an existing report: start from the tracked one.
+                local_report=bench/results.local.md
+                if [ "$driver" = bench/proxy.py ] && [ ! -e "$local_report" ]; then
+                    cp bench/RESULTS.md "$local_report"
+                fi
+                output=(--output "$local_report")
+            fi
+        fi
+        ;;
+esac
+
 cargo build --release --quiet --bin admin-api-keys --example seed
-exec python3 "$driver" "$@"
+exec python3 "$driver" "$@" ${output[@]+"${output[@]}"}

@@ -6,11 +6,22 @@
 //! keys (`type: api_key`); what acts without a key records a `session` actor: the `bootstrap`
 //! command (whose user is the owner it creates) and the acceptance of an invite (whose user
 //! is the member it creates).
+//!
+//! Where a call came from: an actor of an HTTP request carries its [`Origin`], the client's
+//! address (after `TRUSTED_PROXIES`, see `client_addr`) and its `User-Agent`, stored in their
+//! own columns and served inside the actor object: `actor.session.ip_address` and
+//! `actor.session.user_agent` where upstream has them, and likewise `actor.api_key.ip_address`
+//! and `actor.api_key.user_agent` for a key (an extension). Both are left out when unknown (the
+//! command line, rows older than the columns, a client hidden behind a malformed
+//! `X-Forwarded-For`). The user agent is client text: it is stored redacted as the access log
+//! shows it (no secret is ever stored), and cut at [`MAX_USER_AGENT`] characters.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use diesel::QueryResult;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::db::DbConnection;
 use crate::domain::{Permissions, Role, Scopes};
@@ -278,6 +289,35 @@ impl AuditEvent {
     }
 }
 
+/// The longest user agent an entry keeps, in characters; longer ones are cut, marked `…`.
+pub const MAX_USER_AGENT: usize = 256;
+
+/// Where a call came from; empty for the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address, after `TRUSTED_PROXIES`; `None` when it cannot be told.
+    pub ip_address: Option<IpAddr>,
+    /// The `User-Agent`, redacted and bounded (see the module policy).
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// The origin of a request from `ip_address` that sent `user_agent` (the header's bytes).
+    pub fn new(ip_address: Option<IpAddr>, user_agent: Option<&[u8]>) -> Self {
+        let user_agent = user_agent.map(|value| {
+            let text = crate::telemetry::loggable_user_agent(value);
+            match text.char_indices().nth(MAX_USER_AGENT) {
+                None => text.into_owned(),
+                Some((end, _)) => format!("{}…", &text[..end]),
+            }
+        });
+        Self {
+            ip_address,
+            user_agent,
+        }
+    }
+}
+
 /// Who made a change.
 #[derive(Clone, Debug)]
 pub enum Actor {
@@ -286,11 +326,13 @@ pub enum Actor {
         key_id: String,
         user_id: String,
         email: Option<String>,
+        origin: Origin,
     },
-    /// A person at the command line (`bootstrap`).
+    /// A person at the command line (`bootstrap`), or accepting an invite.
     Session {
         user_id: String,
         email: Option<String>,
+        origin: Origin,
     },
 }
 
@@ -339,12 +381,21 @@ impl Actor {
         }
     }
 
+    /// Where the call came from.
+    pub fn origin(&self) -> &Origin {
+        match self {
+            Actor::ApiKey { origin, .. } | Actor::Session { origin, .. } => origin,
+        }
+    }
+
+    /// The actor as stored; the origin is stored in its own columns (see [`served_actor`]).
     fn to_json(&self) -> String {
         let json = match self {
             Actor::ApiKey {
                 key_id,
                 user_id,
                 email,
+                ..
             } => ActorJson::ApiKey {
                 api_key: ApiKeyActor {
                     id: key_id,
@@ -355,7 +406,7 @@ impl Actor {
                     },
                 },
             },
-            Actor::Session { user_id, email } => ActorJson::Session {
+            Actor::Session { user_id, email, .. } => ActorJson::Session {
                 session: SessionActor {
                     user: UserJson {
                         id: user_id,
@@ -366,6 +417,54 @@ impl Actor {
         };
         serde_json::to_string(&json).expect("an actor is plain data and always serialises")
     }
+}
+
+/// The actor object an entry serves: the stored `actor` with the origin columns appended to
+/// its inner object (`api_key` or `session`, the one its `type` names), members in the order
+/// written. `None` (serve as stored) when there is no origin, or for an actor this service did
+/// not write.
+pub fn served_actor(
+    actor: &str,
+    ip_address: Option<&str>,
+    user_agent: Option<&str>,
+) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Stored<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(borrow)]
+        api_key: Option<&'a RawValue>,
+        #[serde(borrow)]
+        session: Option<&'a RawValue>,
+    }
+    if ip_address.is_none() && user_agent.is_none() {
+        return None;
+    }
+    let stored: Stored = serde_json::from_str(actor).ok()?;
+    let (kind, inner) = match stored.kind {
+        "api_key" => ("api_key", stored.api_key?),
+        "session" => ("session", stored.session?),
+        _ => return None,
+    };
+    let written = inner.get().strip_prefix('{')?.strip_suffix('}')?.trim();
+    let mut members: Vec<String> = Vec::with_capacity(3);
+    if !written.is_empty() {
+        members.push(written.to_owned());
+    }
+    let added = [("ip_address", ip_address), ("user_agent", user_agent)];
+    for (name, value) in added {
+        if let Some(value) = value {
+            members.push(format!("\"{name}\":{}", json_string(value)));
+        }
+    }
+    Some(format!(
+        "{{\"type\":\"{kind}\",\"{kind}\":{{{}}}}}",
+        members.join(",")
+    ))
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string always serialises")
 }
 
 /// Appends one event, in the transaction of the change it records.
@@ -386,6 +485,8 @@ pub fn record(
             resource_id: event.resource_id().to_owned(),
             details: event.details_json(),
             actor_user_id: Some(actor.user_id().to_owned()),
+            ip_address: actor.origin().ip_address.map(|ip| ip.to_string()),
+            user_agent: actor.origin().user_agent.clone(),
         },
     )
 }
@@ -470,10 +571,89 @@ mod tests {
             key_id: "key_1".into(),
             user_id: "user_1".into(),
             email: None,
+            origin: Origin::default(),
         };
         assert_eq!(
             actor.to_json(),
             r#"{"type":"api_key","api_key":{"id":"key_1","type":"user","user":{"id":"user_1"}}}"#
         );
+    }
+
+    #[test]
+    fn the_origin_is_served_inside_the_actor_after_what_was_stored() {
+        let key =
+            r#"{"type":"api_key","api_key":{"id":"key_1","type":"user","user":{"id":"user_1"}}}"#;
+        let session = r#"{"type":"session","session":{"user":{"id":"user_1"}}}"#;
+        let cases = [
+            (key, None, None, None, "no origin: served as stored"),
+            (
+                key,
+                Some("192.0.2.1"),
+                Some("curl/8.5.0"),
+                Some(
+                    r#"{"type":"api_key","api_key":{"id":"key_1","type":"user","user":{"id":"user_1"},"ip_address":"192.0.2.1","user_agent":"curl/8.5.0"}}"#,
+                ),
+                "a key's request",
+            ),
+            (
+                session,
+                None,
+                Some("say \"hi\""),
+                Some(
+                    r#"{"type":"session","session":{"user":{"id":"user_1"},"user_agent":"say \"hi\""}}"#,
+                ),
+                "a session's user agent only, escaped",
+            ),
+            (
+                r#"{"type":"session","session":{}}"#,
+                Some("2001:db8::1"),
+                None,
+                Some(r#"{"type":"session","session":{"ip_address":"2001:db8::1"}}"#),
+                "an empty inner object",
+            ),
+            (
+                "not json",
+                Some("192.0.2.1"),
+                None,
+                None,
+                "garbage is served as stored",
+            ),
+            (
+                r#"{"type":"robot","robot":{}}"#,
+                Some("192.0.2.1"),
+                None,
+                None,
+                "an unknown actor type",
+            ),
+        ];
+        for (stored, ip, agent, served, why) in cases {
+            let got = served_actor(stored, ip, agent);
+            assert_eq!(got.as_deref(), served, "{why}");
+            if let Some(got) = got {
+                serde_json::from_str::<serde_json::Value>(&got).expect(why);
+            }
+        }
+    }
+
+    #[test]
+    fn a_user_agent_is_stored_redacted_and_bounded() {
+        let ip = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(
+            Origin::new(ip, Some(b"curl/8.5.0")).user_agent.as_deref(),
+            Some("curl/8.5.0")
+        );
+        let secret = crate::domain::secret::generate_key();
+        let leaky = format!("bot {}", secret.expose());
+        let stored = Origin::new(ip, Some(leaky.as_bytes())).user_agent.unwrap();
+        assert!(!stored.contains(secret.expose()), "{stored}");
+        let long = "é".repeat(MAX_USER_AGENT + 50);
+        let stored = Origin::new(None, Some(long.as_bytes())).user_agent.unwrap();
+        assert_eq!(
+            stored.chars().count(),
+            MAX_USER_AGENT + 1,
+            "cut, with a mark"
+        );
+        assert!(stored.ends_with('…'));
+        assert_eq!(Origin::new(None, None), Origin::default());
     }
 }

@@ -6,15 +6,17 @@
 //! well-formed key that was never issued: its hash is not in the set of live hashes.
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tracing_actix_web::RootSpan;
 
+use crate::audit::Origin;
 use crate::cache::invalidation::LEASE;
 use crate::cache::keyset::prefix_of;
 use crate::cache::{Cache, CachedKey, HashPrefix, Lookup, Presence};
@@ -28,19 +30,43 @@ use crate::models::user::User;
 use crate::state::AppState;
 
 /// The authenticated caller of a request: the key that was presented, its owner and scopes
-/// (the fields of [`CachedKey`], shared with the auth cache rather than copied per request).
+/// (the fields of [`CachedKey`], shared with the auth cache rather than copied per request),
+/// and where the request came from, for the audit log.
 #[derive(Clone, Debug)]
-pub struct AdminKey(Arc<CachedKey>);
+pub struct AdminKey {
+    key: Arc<CachedKey>,
+    /// The client, after `TRUSTED_PROXIES`; set by the extractor (`None` before, or when the
+    /// client cannot be told).
+    client_ip: Option<IpAddr>,
+    /// The raw `User-Agent`: made into text (and redacted) only by a write that records it.
+    user_agent: Option<HeaderValue>,
+}
 
 impl std::ops::Deref for AdminKey {
     type Target = CachedKey;
 
     fn deref(&self) -> &CachedKey {
-        &self.0
+        &self.key
     }
 }
 
 impl AdminKey {
+    fn new(key: Arc<CachedKey>) -> Self {
+        Self {
+            key,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
+    /// Where the request came from, as the audit log records it.
+    pub fn origin(&self) -> Origin {
+        Origin::new(
+            self.client_ip,
+            self.user_agent.as_ref().map(HeaderValue::as_bytes),
+        )
+    }
+
     /// 403 unless the caller holds `scope` (as the cache knows it: the write re-checks it in
     /// its transaction, see `services::caller`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
@@ -115,9 +141,17 @@ impl FromRequest for AdminKey {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(req.extensions().get::<AdminKey>().cloned().ok_or_else(|| {
-            ApiError::Internal("a handler taking AdminKey is not behind require_admin_key".into())
-        }))
+        let Some(mut key) = req.extensions().get::<AdminKey>().cloned() else {
+            return ready(Err(ApiError::Internal(
+                "a handler taking AdminKey is not behind require_admin_key".into(),
+            )));
+        };
+        // Cheap here (an address and a reference-counted header); text only for a write.
+        key.client_ip = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.trusted_proxies.client_ip_of(req));
+        key.user_agent = req.headers().get(header::USER_AGENT).cloned();
+        ready(Ok(key))
     }
 }
 
@@ -222,7 +256,7 @@ async fn authenticate_charging(
     if key.first_use_in(now) {
         state.usage.record(&key.key_id, now);
     }
-    Ok(AdminKey(key))
+    Ok(AdminKey::new(key))
 }
 
 /// What the set of live hashes says of `prefix`. With a listener, a hash not in the set may

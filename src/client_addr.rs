@@ -156,11 +156,17 @@ impl TrustedProxies {
 
     /// The client of a request that arrived from `peer` with `headers`.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
-        if !self.trusts(peer) || !headers.contains_key(X_FORWARDED_FOR) {
-            return ClientAddr::of(peer);
-        }
-        self.forwarded_client(headers)
+        self.client_ip(peer, headers)
             .map_or(ClientAddr::UNKNOWN, ClientAddr::of)
+    }
+
+    /// The address of the client of a request that arrived from `peer` with `headers`, whole
+    /// (not grouped into a /64 as [`ClientAddr`] is); `None` for the unknown client.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> Option<IpAddr> {
+        if !self.trusts(peer) || !headers.contains_key(X_FORWARDED_FOR) {
+            return Some(peer.to_canonical());
+        }
+        self.forwarded_client(headers).map(|ip| ip.to_canonical())
     }
 
     /// The first hop of `X-Forwarded-For`, from the right, that is not a trusted proxy (the
@@ -189,6 +195,11 @@ impl TrustedProxies {
             Some(peer) => self.client(peer.ip(), req.headers()),
             None => ClientAddr::UNKNOWN,
         }
+    }
+
+    /// The whole address of the client of `req`, as [`TrustedProxies::client_ip`] finds it.
+    pub fn client_ip_of(&self, req: &HttpRequest) -> Option<IpAddr> {
+        self.client_ip(req.peer_addr()?.ip(), req.headers())
     }
 }
 

@@ -236,7 +236,8 @@ pub struct HealthcheckArgs {
 /// Where the data lives.
 #[derive(Clone, Debug, Args)]
 pub struct DatabaseArgs {
-    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST:PORT/DB`.
+    /// `sqlite://PATH` (embedded, the default; relative to the working directory) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (the password is never logged).
     #[arg(
         long,
         env = "DATABASE_URL",

@@ -28,6 +28,8 @@ diesel::table! {
         resource_id -> Text,
         details -> Text,
         actor_user_id -> Nullable<Text>,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
         project_id -> Nullable<Text>,
     }
 }

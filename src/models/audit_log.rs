@@ -24,6 +24,10 @@ pub struct AuditLogRow {
     /// The user behind the actor; `None` only on rows older than the column that the
     /// migration could not attribute.
     pub actor_user_id: Option<String>,
+    /// The client's address, when the change came over HTTP and the client could be told.
+    pub ip_address: Option<String>,
+    /// The client's `User-Agent`, redacted and bounded (see `audit`).
+    pub user_agent: Option<String>,
 }
 
 /// Filters of a listing; empty lists mean "any".

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::EventType;
+use crate::audit::{self, EventType};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::Scope;
@@ -46,8 +46,11 @@ pub struct AuditLog {
     /// When the change happened, in Unix seconds.
     pub effective_at: i64,
     /// Who made the change: `{"type":"api_key","api_key":{"id","type":"user","user":{"id","email"}}}`,
-    /// or, for the `bootstrap` command and for accepting an invite,
-    /// `{"type":"session","session":{"user":{"id","email"}}}`.
+    /// or, for the command line and for accepting an invite,
+    /// `{"type":"session","session":{"user":{"id","email"}}}`. A change made over HTTP also
+    /// says where it came from, next to `user`: `ip_address` (the client, after the trusted
+    /// proxies) and `user_agent` (its `User-Agent`, secrets redacted, at most 256 characters);
+    /// each is left out when unknown. On an `api_key` actor both are an extension.
     #[schema(value_type = Object)]
     pub actor: Box<RawValue>,
     /// `{"id", "data": {"scopes", "name", "expires_at"}}` of the new key.
@@ -257,8 +260,14 @@ impl From<AuditLogRow> for AuditLog {
                 .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
         };
         let details = Some(parse(row.details));
+        let actor = audit::served_actor(
+            &row.actor,
+            row.ip_address.as_deref(),
+            row.user_agent.as_deref(),
+        )
+        .unwrap_or(row.actor);
         let mut entry = AuditLog {
-            actor: parse(row.actor),
+            actor: parse(actor),
             id: row.id,
             effective_at: row.effective_at,
             api_key_created: None,

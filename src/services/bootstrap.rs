@@ -1,6 +1,6 @@
 //! First-run setup: an owner and an admin key, without an existing key to authenticate with.
 
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Actor, AuditEvent, Origin};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::secret::ApiKeySecret;
 use crate::domain::{Email, KeyLifetime, KeyName, Permissions, Role, Scopes};
@@ -95,6 +95,8 @@ pub fn create_owner_with(
         let actor = Actor::Session {
             user_id: owner.id.clone(),
             email: owner.email.clone(),
+            // The command line: no client address or user agent to record.
+            origin: Origin::default(),
         };
         let added = AuditEvent::UserAdded {
             user_id: owner.id.clone(),

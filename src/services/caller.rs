@@ -20,7 +20,7 @@
 //! rows in id order, then user rows in id order. The `last_used_at` flush locks key rows in id
 //! order too, so nothing waits on anything in a cycle.
 
-use crate::audit::Actor;
+use crate::audit::{Actor, Origin};
 use crate::auth::{self, AdminKey};
 use crate::db::DbConnection;
 use crate::domain::{Permissions, Scope, Scopes};
@@ -90,6 +90,8 @@ pub struct Caller {
     pub permissions: Permissions,
     /// The key's owner, or the operator's session user.
     pub owner: User,
+    /// Where the request came from (empty for an operator).
+    pub origin: Origin,
 }
 
 impl Caller {
@@ -100,10 +102,12 @@ impl Caller {
                 key_id: key_id.clone(),
                 user_id: self.owner.id.clone(),
                 email: self.owner.email.clone(),
+                origin: self.origin.clone(),
             },
             None => Actor::Session {
                 user_id: self.owner.id.clone(),
                 email: self.owner.email.clone(),
+                origin: self.origin.clone(),
             },
         }
     }
@@ -207,6 +211,7 @@ pub fn authorize<'a>(
                 scopes,
                 permissions: record.permissions.within(&owner.permissions),
                 owner,
+                origin: key.origin(),
             })
         }
         Principal::Operator(operator) => {
@@ -217,6 +222,7 @@ pub fn authorize<'a>(
                 scopes: Scopes::all(),
                 permissions: Permissions::all(),
                 owner,
+                origin: Origin::default(),
             })
         }
     }

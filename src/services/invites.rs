@@ -15,7 +15,7 @@
 
 use diesel::QueryResult;
 
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Actor, AuditEvent, Origin};
 use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
@@ -191,12 +191,13 @@ pub fn is_pending(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryR
 
 /// Accepts the invite whose token is `token`: makes the member (`name`, and the invite's
 /// email and role), marks the invite accepted and issues the member's first key, holding the
-/// role's every scope, all recorded by a `session` actor for the new member. `token` must be
-/// well formed (the caller checks before opening the transaction).
+/// role's every scope, all recorded by a `session` actor for the new member, coming from
+/// `origin`. `token` must be well formed (the caller checks before opening the transaction).
 pub fn accept(
     conn: &mut DbConnection,
     token: &str,
     name: &KeyName,
+    origin: Origin,
     now: i64,
 ) -> Result<Change<Accepted>, ApiError> {
     if !secret::is_well_formed_invite_token(token) {
@@ -248,6 +249,7 @@ pub fn accept(
     let actor = Actor::Session {
         user_id: member.id.clone(),
         email: member.email.clone(),
+        origin,
     };
     let accepted = AuditEvent::InviteAccepted {
         invite_id: found.id.clone(),

@@ -1,5 +1,8 @@
 //! The audit log: what is recorded, in OpenAI's shape, with its filters and cursors.
 
+use admin_api_keys::client_addr::TrustedProxies;
+use admin_api_keys::config::Settings;
+use reqwest::header::USER_AGENT;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,7 +16,21 @@ backend_tests!(
     a_refused_change_writes_no_audit_entry,
     the_audit_log_needs_its_scope_and_cannot_be_altered,
     invalid_audit_queries_are_400s,
+    entries_record_the_peer_and_user_agent_and_ignore_x_forwarded_for_from_an_untrusted_peer,
+    a_recorded_user_agent_is_redacted_and_bounded,
 );
+
+mod behind_a_proxy {
+    use super::*;
+
+    backend_tests!(settings = trust_localhost;
+        x_forwarded_for_from_a_trusted_proxy_names_the_client_of_keys_and_sessions,
+    );
+}
+
+fn trust_localhost(settings: &mut Settings) {
+    settings.trusted_proxies = "127.0.0.1".parse::<TrustedProxies>().unwrap();
+}
 
 const KEYS: &str = "/v1/organization/admin_api_keys";
 const LOGS: &str = "/v1/organization/audit_logs";
@@ -72,7 +89,12 @@ async fn key_changes_are_recorded_newest_first_with_actor_and_details(app: TestA
     };
     let actor = json!({
         "type": "api_key",
-        "api_key": { "id": app.admin_key_id, "type": "user", "user": { "id": app.owner_id, "email": "owner@example.com" } }
+        "api_key": {
+            "id": app.admin_key_id, "type": "user",
+            "user": { "id": app.owner_id, "email": "owner@example.com" },
+            // The test client sends no User-Agent, so none is recorded.
+            "ip_address": "127.0.0.1"
+        }
     });
     for entry in [deleted, updated, created] {
         assert_eq!(entry["actor"], actor);
@@ -98,6 +120,11 @@ async fn key_changes_are_recorded_newest_first_with_actor_and_details(app: TestA
         app.owner_id.as_str()
     );
     assert_eq!(boot["api_key.created"]["id"], app.admin_key_id.as_str());
+    assert_eq!(
+        boot["actor"]["session"].get("ip_address"),
+        None,
+        "the command line has no client address: {boot}"
+    );
 }
 
 async fn rotation_records_the_new_key_and_the_old_keys_new_expiry(app: TestApp) {
@@ -394,4 +421,136 @@ async fn invalid_audit_queries_are_400s(app: TestApp) {
         .get(&format!("{LOGS}?after={first}&before={first}"))
         .await;
     assert_error(both, StatusCode::BAD_REQUEST, "after and before").await;
+}
+
+/// Creates a key named `name` with `headers` added to the request; returns the audit entry of
+/// its creation.
+async fn created_with(app: &TestApp, name: &str, headers: &[(&str, &str)]) -> Value {
+    let mut request = app
+        .request(Method::POST, KEYS)
+        .json(&json!({ "name": name }));
+    for (header, value) in headers {
+        request = request.header(*header, *value);
+    }
+    let (status, key) = read(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let page = logs(
+        app,
+        &format!("resource_ids[]={}", key["id"].as_str().unwrap()),
+    )
+    .await;
+    page["data"][0].clone()
+}
+
+async fn entries_record_the_peer_and_user_agent_and_ignore_x_forwarded_for_from_an_untrusted_peer(
+    app: TestApp,
+) {
+    let entry = created_with(
+        &app,
+        "ci",
+        &[
+            ("user-agent", "deploy-bot/2.1 (+https://example.com)"),
+            ("x-forwarded-for", "203.0.113.5"),
+        ],
+    )
+    .await;
+
+    let key = &entry["actor"]["api_key"];
+    assert_eq!(
+        key["ip_address"], "127.0.0.1",
+        "no proxy is trusted: the peer, not the header: {entry}"
+    );
+    assert_eq!(key["user_agent"], "deploy-bot/2.1 (+https://example.com)");
+    assert_eq!(
+        key["id"],
+        app.admin_key_id.as_str(),
+        "the actor is unchanged"
+    );
+    assert_eq!(key["user"]["id"], app.owner_id.as_str());
+}
+
+async fn a_recorded_user_agent_is_redacted_and_bounded(app: TestApp) {
+    let leaky = format!("bot/1.0 {}", app.admin_key);
+    let entry = created_with(&app, "leaky", &[("user-agent", leaky.as_str())]).await;
+    let recorded = entry["actor"]["api_key"]["user_agent"].as_str().unwrap();
+    assert!(recorded.starts_with("bot/1.0 "), "{recorded}");
+    assert!(
+        !entry.to_string().contains(&app.admin_key),
+        "a key sent as the user agent is never stored: {entry}"
+    );
+
+    let long = "a".repeat(5000);
+    let entry = created_with(&app, "long", &[(USER_AGENT.as_str(), long.as_str())]).await;
+    let recorded = entry["actor"]["api_key"]["user_agent"].as_str().unwrap();
+    assert_eq!(recorded.chars().count(), 257, "256 characters and a mark");
+    assert!(recorded.starts_with(&"a".repeat(256)) && recorded.ends_with('…'));
+}
+
+async fn x_forwarded_for_from_a_trusted_proxy_names_the_client_of_keys_and_sessions(app: TestApp) {
+    let cases = [
+        (
+            "198.51.100.7, 203.0.113.5",
+            Some("203.0.113.5"),
+            "the hop the proxy appended",
+        ),
+        (
+            "2001:db8::1:2",
+            Some("2001:db8::1:2"),
+            "an IPv6 client, whole (not its /64)",
+        ),
+        (
+            "unknown",
+            None,
+            "a client that cannot be told is left out, not the proxy",
+        ),
+    ];
+    for (i, (forwarded, client, why)) in cases.into_iter().enumerate() {
+        let entry = created_with(
+            &app,
+            &format!("proxied-{i}"),
+            &[("x-forwarded-for", forwarded)],
+        )
+        .await;
+        assert_eq!(
+            entry["actor"]["api_key"]
+                .get("ip_address")
+                .and_then(Value::as_str),
+            client,
+            "{why}: {entry}"
+        );
+    }
+
+    // Accepting an invite is a session: the address goes where upstream has it.
+    let (status, invite) = read(
+        app.post_json(
+            "/v1/organization/invites",
+            &json!({ "email": "ada@example.com", "role": "reader" }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{invite}");
+    let accept = app
+        .client
+        .post(app.url("/v1/organization/invites/accept"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("user-agent", "browser/1")
+        .json(&json!({ "token": invite["accept_token"], "name": "Ada" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, accepted) = read(accept).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let page = logs(
+        &app,
+        &format!(
+            "event_types[]=invite.accepted&resource_ids[]={}",
+            invite["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let session = &page["data"][0]["actor"]["session"];
+    assert_eq!(session["ip_address"], "203.0.113.9", "{page}");
+    assert_eq!(session["user_agent"], "browser/1");
+    assert_eq!(session["user"]["id"], accepted["user"]["id"]);
 }

@@ -827,11 +827,11 @@ async fn invite_changes_are_audited_with_the_right_actors(app: TestApp) {
     };
     let by_key = json!({
         "type": "api_key",
-        "api_key": { "id": app.admin_key_id, "type": "user", "user": { "id": app.owner_id, "email": "owner@example.com" } }
+        "api_key": { "id": app.admin_key_id, "type": "user", "user": { "id": app.owner_id, "email": "owner@example.com" }, "ip_address": "127.0.0.1" }
     });
     let by_session = json!({
         "type": "session",
-        "session": { "user": { "id": user_id, "email": "grace@example.com" } }
+        "session": { "user": { "id": user_id, "email": "grace@example.com" }, "ip_address": "127.0.0.1" }
     });
     let sent = of("invite.sent", &id_of(&kept));
     assert_eq!(sent["actor"], by_key);

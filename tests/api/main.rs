@@ -78,6 +78,7 @@ mod outage;
 mod permissions;
 mod rate_limit;
 mod raw;
+mod readme;
 mod replicas;
 mod retrieve_delete;
 mod roles;

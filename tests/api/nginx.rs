@@ -19,6 +19,7 @@ backend_tests!(
     with_a_good_key_the_upstream_answers_and_sees_who_called,
     a_location_needing_a_permission_refuses_keys_without_it,
     a_key_revoked_through_the_api_is_refused_on_the_very_next_request,
+    the_minimal_config_in_the_readme_runs_on_its_own,
 );
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -36,6 +37,12 @@ impl Nginx {
     /// Starts nginx in front of the service on `service_port`, with the echo upstream behind
     /// it; `None` (with a note) if nginx is not installed and this is not CI.
     pub fn start(service_port: u16) -> Option<Nginx> {
+        Self::start_with(service_port, write_full_config)
+    }
+
+    /// Starts nginx with the config `write` puts in the scratch directory (as `nginx.conf`),
+    /// given it and the ports; `None` as for [`Nginx::start`].
+    fn start_with(service_port: u16, write: fn(&Path, Ports) -> ()) -> Option<Nginx> {
         if !Path::new(NGINX).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -48,54 +55,22 @@ impl Nginx {
         // then exits at once, and we try again with other ports (rather than talk to whoever
         // holds the port).
         for _ in 0..5 {
-            if let Some(nginx) = Self::try_start(service_port) {
+            if let Some(nginx) = Self::try_start(service_port, write) {
                 return Some(nginx);
             }
         }
         panic!("nginx did not start on free ports in five attempts");
     }
 
-    fn try_start(service_port: u16) -> Option<Nginx> {
+    fn try_start(service: u16, write: fn(&Path, Ports) -> ()) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
-        let (proxy_port, upstream_port) = (free_port(), free_port());
-        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx");
-        for file in [
-            "forward-auth.conf",
-            "forward-auth-pass.conf",
-            "forward-auth-check.conf",
-            "echo-upstream.conf",
-        ] {
-            let text = std::fs::read_to_string(deploy.join(file)).unwrap();
-            let text = text
-                .replace(
-                    "server 127.0.0.1:8080;",
-                    &format!("server 127.0.0.1:{service_port};"),
-                )
-                .replace("127.0.0.1:9000", &format!("127.0.0.1:{upstream_port}"))
-                .replace(
-                    "listen 127.0.0.1:8000;",
-                    &format!("listen 127.0.0.1:{proxy_port};"),
-                );
-            std::fs::write(dir.path().join(file), text).unwrap();
-        }
-        let root = dir.path().display();
-        let main = format!(
-            "worker_processes 1;\n\
-             pid {root}/nginx.pid;\n\
-             error_log {root}/error.log warn;\n\
-             events {{ worker_connections 512; }}\n\
-             http {{\n\
-                 access_log off;\n\
-                 client_body_temp_path {root}/body;\n\
-                 proxy_temp_path {root}/proxy;\n\
-                 fastcgi_temp_path {root}/fastcgi;\n\
-                 uwsgi_temp_path {root}/uwsgi;\n\
-                 scgi_temp_path {root}/scgi;\n\
-                 include forward-auth.conf;\n\
-                 include echo-upstream.conf;\n\
-             }}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+        let ports = Ports {
+            service,
+            proxy: free_port(),
+            upstream: free_port(),
+        };
+        write(dir.path(), ports);
+        let proxy_port = ports.proxy;
         // Workers run as an unprivileged user when the tests run as root.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -150,6 +125,68 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Ports of one nginx: the service's, where clients call, and the stand-in upstream's.
+#[derive(Clone, Copy)]
+struct Ports {
+    service: u16,
+    proxy: u16,
+    upstream: u16,
+}
+
+/// `ports` in place of those a config from `deploy/nginx` names.
+fn with_ports(text: &str, ports: Ports) -> String {
+    text.replace(
+        "server 127.0.0.1:8080;",
+        &format!("server 127.0.0.1:{};", ports.service),
+    )
+    .replace("127.0.0.1:9000", &format!("127.0.0.1:{}", ports.upstream))
+    .replace(
+        "listen 127.0.0.1:8000;",
+        &format!("listen 127.0.0.1:{};", ports.proxy),
+    )
+}
+
+/// The README's full setup: forward-auth.conf and the echo upstream in a main config.
+fn write_full_config(dir: &Path, ports: Ports) {
+    for file in [
+        "forward-auth.conf",
+        "forward-auth-pass.conf",
+        "forward-auth-check.conf",
+        "echo-upstream.conf",
+    ] {
+        let text = std::fs::read_to_string(deploy().join(file)).unwrap();
+        std::fs::write(dir.join(file), with_ports(&text, ports)).unwrap();
+    }
+    let root = dir.display();
+    let main = format!(
+        "worker_processes 1;\n\
+         pid {root}/nginx.pid;\n\
+         error_log {root}/error.log warn;\n\
+         events {{ worker_connections 512; }}\n\
+         http {{\n\
+             access_log off;\n\
+             client_body_temp_path {root}/body;\n\
+             proxy_temp_path {root}/proxy;\n\
+             fastcgi_temp_path {root}/fastcgi;\n\
+             uwsgi_temp_path {root}/uwsgi;\n\
+             scgi_temp_path {root}/scgi;\n\
+             include forward-auth.conf;\n\
+             include echo-upstream.conf;\n\
+         }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+}
+
+/// deploy/nginx/minimal.conf as it stands, only its ports changed.
+fn write_minimal_config(dir: &Path, ports: Ports) {
+    let text = std::fs::read_to_string(deploy().join("minimal.conf")).unwrap();
+    std::fs::write(dir.join("nginx.conf"), with_ports(&text, ports)).unwrap();
+}
+
+fn deploy() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx")
 }
 
 fn free_port() -> u16 {
@@ -447,4 +484,51 @@ mod rate_limited {
             ]
         );
     }
+}
+
+/// The README's nginx block, which must be deploy/nginx/minimal.conf word for word.
+#[test]
+fn the_readmes_nginx_core_is_the_minimal_config() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let minimal = std::fs::read_to_string(deploy().join("minimal.conf")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```nginx\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert_eq!(
+        blocks,
+        [minimal.as_str()],
+        "the README's nginx block drifted"
+    );
+}
+
+async fn the_minimal_config_in_the_readme_runs_on_its_own(app: TestApp) {
+    let Some(nginx) = Nginx::start_with(service_port(&app), write_minimal_config) else {
+        return;
+    };
+    let (id, billing) = key_with(&app, &["billing:*"]).await;
+    let (_, reports) = key_with(&app, &["reports:read"]).await;
+    let cases = [
+        (None, StatusCode::UNAUTHORIZED, "no key"),
+        (
+            Some("sk-admin-made-up"),
+            StatusCode::UNAUTHORIZED,
+            "an invented key",
+        ),
+        (
+            Some(reports.as_str()),
+            StatusCode::FORBIDDEN,
+            "a key without billing:read",
+        ),
+    ];
+    for (key, status, why) in cases {
+        let (got, body) = through(&nginx, key, "/billing/invoices").await;
+        assert_eq!(got, status, "{why}: {body}");
+        assert!(!body.contains("upstream saw"), "{why}: {body}");
+    }
+    let (status, body) = through(&nginx, Some(&billing), "/billing/invoices").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, format!("upstream saw key={id}\n"));
 }

@@ -340,7 +340,7 @@ async fn a_change_sets_only_the_fields_sent_and_is_audited(app: TestApp) {
     assert_eq!(entries.len(), 2, "{entries:?}");
     let actor = json!({
         "type": "api_key",
-        "api_key": { "id": app.admin_key_id, "type": "user", "user": { "id": app.owner_id, "email": "owner@example.com" } }
+        "api_key": { "id": app.admin_key_id, "type": "user", "user": { "id": app.owner_id, "email": "owner@example.com" }, "ip_address": "127.0.0.1" }
     });
     assert_eq!(entries[0]["type"], "user.updated");
     assert_eq!(entries[0]["effective_at"], START + 2);

@@ -3,12 +3,14 @@
 
 pub mod json;
 
+use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use self::json::{
     AcceptInviteRequest, AcceptInviteResponse, InviteCreateResponse, InviteDeleted,
     InviteDeletedObject, InviteJson, InviteListQuery, InviteRequest,
 };
+use crate::audit::Origin;
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::secret;
@@ -279,8 +281,12 @@ pub async fn accept(
 ) -> Result<HttpResponse, ApiError> {
     let (token, name) = usable_token(&state, &req, body.parse().await?).await?;
     let now = state.clock.now();
+    let origin = Origin::new(
+        state.trusted_proxies.client_ip_of(&req),
+        req.headers().get(USER_AGENT).map(|v| v.as_bytes()),
+    );
     let accepted = services::write(&state, move |conn| {
-        invites::accept(conn, &token, &name, now)
+        invites::accept(conn, &token, &name, origin, now)
     })
     .await?;
     tracing::info!(user_id = %accepted.user.id, key_id = %accepted.issued.key.0.id, "invite accepted");
