@@ -25,6 +25,7 @@ use crate::db::run_blocking;
 use crate::domain::secret::{digest_key, hex, is_well_formed};
 use crate::domain::{Scope, Scopes};
 use crate::error::ApiError;
+use crate::metrics::{self, AuthOutcome, Via};
 use crate::models::admin_api_key;
 use crate::models::user::User;
 use crate::state::AppState;
@@ -106,10 +107,14 @@ pub async fn require_admin_key(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let authenticated = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => match bearer_token(req.request()) {
-            Ok(token) => authenticate(state, req.request(), token).await,
-            Err(e) => Err(e),
-        },
+        Some(state) => {
+            let (result, token) = match bearer_token(req.request()) {
+                Ok(token) => (authenticate(state, req.request(), token).await, Some(token)),
+                Err(e) => (Err(e), None),
+            };
+            metrics::auth(Via::Api, outcome(&result, token));
+            result
+        }
         None => Err(ApiError::Internal(
             "AppState is not registered with the App".into(),
         )),
@@ -124,6 +129,30 @@ pub async fn require_admin_key(
         }
         // Answer here rather than return Err, so outer middleware (no-store) still applies.
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// What the metrics call the answer to a presented key (`token`, when one could be read).
+/// The codes are those of the 401s below and of the ways in (`routes::forward_auth`).
+pub fn outcome(result: &Result<AdminKey, ApiError>, token: Option<&str>) -> AuthOutcome {
+    match result {
+        Ok(key) if key.has_access() => AuthOutcome::Ok,
+        Ok(_) => AuthOutcome::NoAccess,
+        Err(ApiError::Unauthorized { code, .. }) => match *code {
+            "missing_api_key" => AuthOutcome::Missing,
+            "invalid_api_key" if token.is_some_and(is_well_formed) => AuthOutcome::Unknown,
+            "api_key_disabled" => AuthOutcome::Disabled,
+            "api_key_expired" => AuthOutcome::Expired,
+            "user_disabled" => AuthOutcome::OwnerDisabled,
+            "multiple_api_keys" | "multiple_authorization_headers" => AuthOutcome::MultipleKeys,
+            _ => AuthOutcome::Malformed,
+        },
+        Err(ApiError::InvalidRequest {
+            code: Some("multiple_authorization_headers"),
+            ..
+        }) => AuthOutcome::MultipleKeys,
+        Err(ApiError::RateLimited { .. }) => AuthOutcome::RateLimited,
+        Err(_) => AuthOutcome::Error,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Settings {
     pub pool: PoolOptions,
     /// `host:port`; port 0 picks a free port (the tests use this).
     pub bind_addr: String,
+    /// Where `GET /metrics` is served instead of `bind_addr` (`host:port`); `None` serves it
+    /// on `bind_addr`.
+    pub metrics_bind_addr: Option<String>,
     pub workers: usize,
     /// How often pending `last_used_at` values are written.
     pub usage_flush_interval: Duration,
@@ -80,6 +83,7 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             pool: PoolOptions::default(),
             bind_addr: DEFAULT_BIND_ADDR.to_owned(),
+            metrics_bind_addr: None,
             workers: 1,
             usage_flush_interval: Duration::from_secs(10),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -267,6 +271,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR)]
     pub bind_addr: String,
+    /// A separate address for `GET /metrics` (Prometheus), e.g. on a private interface; the
+    /// main address then answers it 404 [default: served on the main address].
+    #[arg(long, env = "METRICS_BIND_ADDR")]
+    pub metrics_bind_addr: Option<String>,
     /// HTTP worker threads [default: the number of CPUs].
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub workers: Option<u16>,
@@ -442,6 +450,9 @@ impl From<ServeArgs> for Settings {
             pool: args.database.pool_options(),
             database_url: args.database.database_url,
             bind_addr: args.bind_addr,
+            metrics_bind_addr: args
+                .metrics_bind_addr
+                .filter(|addr| !addr.trim().is_empty()),
             workers,
             usage_flush_interval: Duration::from_secs(args.usage_flush_interval_secs),
             max_body_bytes: args.max_body_bytes,

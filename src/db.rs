@@ -46,6 +46,7 @@ use diesel::{Connection, ConnectionError, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::ApiError;
+use crate::metrics;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -163,7 +164,10 @@ impl DbPool {
         }
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let mut conn = self.inner.get_timeout(wait)?;
+            let mut conn = self
+                .inner
+                .get_timeout(wait)
+                .inspect_err(|_| metrics::db_error(metrics::DbError::PoolTimeout))?;
             let failures = self.failures.load(Ordering::Acquire);
             let now = Instant::now();
             let last = r2d2::PooledConnection::extensions_mut(&mut conn)
@@ -171,10 +175,8 @@ impl DbPool {
             let suspect = last.is_some_and(|last| {
                 last.failures != failures || now.duration_since(last.at) >= CHECK_IDLE_AFTER
             });
-            if !suspect || !matches!(*conn, DbConnection::Pg(_)) {
-                return Ok(conn);
-            }
-            if answers(&mut conn) {
+            if !suspect || !matches!(*conn, DbConnection::Pg(_)) || answers(&mut conn) {
+                metrics::pool_wait(started.elapsed());
                 return Ok(conn);
             }
             tracing::warn!("discarded a pooled database connection that no longer answers");
@@ -568,9 +570,20 @@ where
         {
             pool.discard(&mut conn);
         }
+        count_failure(&result);
         result
     })
     .await?
+}
+
+/// Counts a database call that failed for a reason of the database's (`metrics`); the errors
+/// a client causes (not found, conflicts) are answers, not failures.
+fn count_failure<T>(result: &Result<T, ApiError>) {
+    match result {
+        Err(ApiError::Unavailable(_)) => metrics::db_error(metrics::DbError::Unavailable),
+        Err(ApiError::Internal(_)) => metrics::db_error(metrics::DbError::Internal),
+        _ => {}
+    }
 }
 
 /// Where writes go; see the module docs.
@@ -783,11 +796,13 @@ impl Writer {
                     .send(Queued { job, alone })
                     .await
                     .map_err(|_| ApiError::Unavailable("the database writer has stopped".into()))?;
-                answered.await.map_err(|_| {
+                let result = answered.await.map_err(|_| {
                     ApiError::Unavailable(
                         "the database writer could not start a transaction".into(),
                     )
-                })?
+                })?;
+                count_failure(&result);
+                result
             }
         }
     }

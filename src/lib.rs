@@ -5,7 +5,8 @@
 //! events, cache effects) → `models` (rows and queries) → `db`. Beside them, below `routes`:
 //! `auth` (the bearer middleware), `cache` (in-process caches and their invalidation),
 //! `audit` (events), `lookup_limit` (the per-client budget of lookups of unknown keys, kept by
-//! `client_addr`), and the leaves `domain`, `ids`, `state`, `clock`, `error`. `startup`
+//! `client_addr`), and the leaves `domain`, `ids`, `state`, `clock`, `error`, `metrics` (what
+//! is counted, for `GET /metrics`). `startup`
 //! wires everything together and nothing imports it; it runs the App on `server` (the HTTP
 //! server with its per-connection deadlines), with `telemetry` saying what the log records
 //! of each request. `extract` reads request bodies and query strings for `routes`.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod ids;
 pub mod lookup_limit;
+pub mod metrics;
 pub mod model_limits;
 pub mod models;
 pub mod openapi;

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use crate::client_addr::ClientAddr;
 use crate::clock::Clock;
+use crate::metrics::{self, LookupDecision};
 
 /// How often [`LookupLimiter::sweep`] runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -108,9 +109,11 @@ impl LookupLimiter {
         let arrival = budgets.get(&client).copied().unwrap_or(now).max(now) + limiter.interval;
         let ahead = arrival - now;
         if ahead > limiter.tolerance {
+            metrics::lookup_decision(LookupDecision::Refused);
             return Err(ahead - limiter.tolerance);
         }
         budgets.insert(client, arrival);
+        metrics::lookup_decision(LookupDecision::Allowed);
         Ok(Unit(Some(client)))
     }
 
@@ -119,6 +122,7 @@ impl LookupLimiter {
         let (Some(limiter), Some(client)) = (&self.0, unit.0) else {
             return;
         };
+        metrics::lookup_decision(LookupDecision::Refunded);
         let now = limiter.clock.monotonic();
         let mut budgets = limiter.lock();
         if let Some(arrival) = budgets.get_mut(&client) {

@@ -18,6 +18,7 @@ use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{path_error_handler, query_error_handler};
 use crate::extract::BodyConfig;
 use crate::lookup_limit::{self, LookupLimiter};
+use crate::metrics::http::RequestMetrics;
 use crate::routes;
 use crate::server::{self, ConnectionLimits, ServerOptions};
 use crate::services;
@@ -44,6 +45,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The server of `METRICS_BIND_ADDR` and its port, when `/metrics` is served apart.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
     usage_flush_interval: Duration,
     /// SQLite's data version when the set of live hashes was loaded (see `sqlite_watch`).
@@ -54,6 +57,7 @@ impl Application {
     /// Connects to the database, applies migrations, subscribes to invalidations (on
     /// PostgreSQL) and binds the listener.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        crate::metrics::install();
         let queries = QueryCounter::default();
         let cache = Arc::new(Cache::new(settings.cache));
         let (backend, database) =
@@ -157,8 +161,23 @@ impl Application {
             limit: settings.max_body_bytes,
             timeout: settings.request_body_timeout,
         };
+        let metrics = match &settings.metrics_bind_addr {
+            Some(addr) => Some(metrics_server(addr, state.clone(), options)?),
+            None => None,
+        };
+        let metrics_here = metrics.is_none();
+        tracing::info!(
+            addr = settings
+                .metrics_bind_addr
+                .as_deref()
+                .unwrap_or(&settings.bind_addr),
+            port = metrics.as_ref().map_or(port, |(port, _)| *port),
+            "Prometheus metrics at /metrics"
+        );
         let server = server::run(listener, options, move || {
             App::new()
+                // Innermost, so it sees the response the routes produced.
+                .wrap(RequestMetrics)
                 .wrap(
                     DefaultHeaders::new()
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
@@ -166,12 +185,18 @@ impl Application {
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 // Outermost, so the request span sees the id and every response carries it.
                 .wrap(from_fn(crate::request_id::assign))
-                .configure(|cfg| configure(cfg, app_state.clone(), body))
+                .configure(|cfg| {
+                    if metrics_here {
+                        cfg.service(metrics_resource());
+                    }
+                    configure(cfg, app_state.clone(), body)
+                })
         })
         .map_err(bind_error)?;
         Ok(Self {
             port,
             server,
+            metrics,
             state,
             usage_flush_interval: settings.usage_flush_interval,
             watch_from,
@@ -181,6 +206,11 @@ impl Application {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `METRICS_BIND_ADDR`, when `/metrics` is served there.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The shared state (the tests use it to flush usage and inspect the database).
@@ -226,7 +256,15 @@ impl Application {
                 let _ = web::block(move || reconcile_keys(&state)).await;
             }
         });
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         flusher.abort();
         sweeper.abort();
         reconciler.abort();
@@ -315,9 +353,52 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
         .default_service(web::to(routes::unknown_route));
 }
 
-/// An unauthenticated resource with one route; other methods answer 405 with `allow`.
+/// `GET /metrics` (and `HEAD`), unauthenticated like the probes (see `routes::metrics`).
+fn metrics_resource() -> actix_web::Resource {
+    probe(
+        "/metrics",
+        routes::health::get_or_head().to(routes::metrics::metrics),
+        "GET, HEAD",
+    )
+}
+
+/// Binds `addr` and builds the server that answers `/metrics` there (and 404 to anything
+/// else), on one worker, with the main listener's connection limits.
+fn metrics_server(
+    addr: &str,
+    state: web::Data<AppState>,
+    options: ServerOptions,
+) -> Result<(u16, Server), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let options = ServerOptions {
+        workers: 1,
+        max_blocking_threads_per_worker: 1,
+        ..options
+    };
+    let server = server::run(listener, options, move || {
+        App::new()
+            .wrap(RequestMetrics)
+            .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+            .wrap(from_fn(crate::request_id::assign))
+            .app_data(state.clone())
+            .service(metrics_resource())
+            .default_service(web::to(routes::unknown_route))
+    })
+    .map_err(bind_error)?;
+    Ok((port, server))
+}
+
+/// An unauthenticated resource with one route; other methods answer 405 with `allow`. Named
+/// after its path, as every resource is (see `metrics::http`).
 fn probe(path: &str, route: actix_web::Route, allow: &'static str) -> actix_web::Resource {
     web::resource(path)
+        .name(path)
         .route(route)
         .default_service(routes::method_not_allowed(allow))
 }

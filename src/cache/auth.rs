@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use super::{Cache, FillTicket};
 use crate::domain::secret::KeyDigest;
 use crate::domain::{Permissions, Scopes};
+use crate::metrics::{self, CacheName};
 use crate::models::admin_api_key::AuthRecord;
 use crate::models::user::User;
 
@@ -80,13 +81,19 @@ impl Cache {
             if let Some(key) = self.known.get(digest)
                 && self.fresh(key.cached_at, now)
             {
+                metrics::cache_hit(CacheName::Auth);
                 return Lookup::Known(key);
             }
+            metrics::cache_miss(CacheName::Auth);
             if let Some(cached_at) = self.unknown.get(digest)
                 && self.fresh(cached_at, now)
             {
+                metrics::cache_hit(CacheName::UnknownKeys);
                 return Lookup::Unknown;
             }
+            metrics::cache_miss(CacheName::UnknownKeys);
+        } else {
+            metrics::cache_miss(CacheName::Auth);
         }
         Lookup::Miss(self.ticket())
     }

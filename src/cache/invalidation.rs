@@ -40,6 +40,7 @@ use diesel::{Connection, ConnectionError, QueryResult};
 use super::keyset::prefix_of_hex;
 use super::{Cache, Invalidation};
 use crate::error::error_chain;
+use crate::metrics::{self, InvalidationKind};
 
 /// What the listener's session calls itself in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "admin-api-keys invalidation listener";
@@ -102,6 +103,7 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<Cache>) {
             Err(e) => {
                 let Some(cache) = cache.upgrade() else { return };
                 cache.distrust();
+                metrics::listener_lost();
                 tracing::warn!(error = %error_chain(&e), "lost the invalidation listener; bypassing the caches until it is back");
             }
         }
@@ -124,6 +126,7 @@ fn run(url: &str, mut conn: PgConnection, cache: &Weak<Cache>) {
         let Some(cache) = cache.upgrade() else { return };
         cache.reset();
         cache.renew_lease(Instant::now() + LEASE);
+        metrics::listener_reconnected();
         tracing::info!("invalidation listener reconnected; caches emptied");
     }
 }
@@ -179,6 +182,7 @@ fn apply_payloads(cache: &Cache, payloads: &[String]) {
     let (hashes, others): (Vec<_>, Vec<_>) = payloads
         .iter()
         .map(|p| parse(p))
+        .inspect(|invalidation| metrics::invalidation_received(kind_of(invalidation)))
         .partition(|i| matches!(i, Invalidation::KeyCreated(_) | Invalidation::KeyDeleted(_)));
     for invalidation in &hashes {
         cache.apply(invalidation);
@@ -191,6 +195,17 @@ fn apply_payloads(cache: &Cache, payloads: &[String]) {
         cache.reset();
     } else {
         cache.reset_bounded();
+    }
+}
+
+/// The metrics' name for what `invalidation` asks.
+fn kind_of(invalidation: &Invalidation) -> InvalidationKind {
+    match invalidation {
+        Invalidation::KeyCreated(_) => InvalidationKind::KeyCreated,
+        Invalidation::KeyDeleted(_) => InvalidationKind::KeyDeleted,
+        Invalidation::Key(_) | Invalidation::Views(_) => InvalidationKind::Key,
+        Invalidation::User(_) => InvalidationKind::User,
+        Invalidation::All => InvalidationKind::All,
     }
 }
 

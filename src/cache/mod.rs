@@ -49,7 +49,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use quick_cache::sync::Cache as Bounded;
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
+
+use crate::metrics::{CacheName, SyncState};
+
+/// A bounded cache whose evictions are counted (`metrics`).
+type Bounded<K, V> = quick_cache::sync::Cache<K, V, UnitWeighter, DefaultHashBuilder, Evictions>;
 
 pub use auth::{CachedKey, Lookup};
 pub use keyset::{HashPrefix, KeySet};
@@ -196,9 +201,9 @@ impl Cache {
     pub fn new(options: CacheOptions) -> Self {
         let capacity = options.capacity.max(1);
         Self {
-            known: Bounded::new(capacity),
-            unknown: Bounded::new(capacity),
-            views: Bounded::new(capacity),
+            known: bounded(capacity, CacheName::Auth),
+            unknown: bounded(capacity, CacheName::UnknownKeys),
+            views: bounded(capacity, CacheName::Views),
             ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
             capacity,
             lease: AtomicU64::new(u64::MAX),
@@ -437,6 +442,31 @@ impl Cache {
         (keys.set.len(), keys.set.heap_bytes())
     }
 
+    /// Entries the cache `name` holds now (for the metrics).
+    pub fn entries(&self, name: CacheName) -> usize {
+        match name {
+            CacheName::Auth => self.known.len(),
+            CacheName::UnknownKeys => self.unknown.len(),
+            CacheName::Views => self.views.len(),
+        }
+    }
+
+    /// What keeps the caches in sync with other writers, and whether it does now (for the
+    /// metrics).
+    pub fn sync_state(&self) -> SyncState {
+        if self.lease_limited() {
+            if self.trusted() {
+                SyncState::Listening
+            } else {
+                SyncState::Lost
+            }
+        } else if self.watched.load(Ordering::Acquire) {
+            SyncState::Watching
+        } else {
+            SyncState::None
+        }
+    }
+
     fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
         // Every change under this lock leaves the set whole: a panic cannot tear it.
         self.keys
@@ -496,6 +526,31 @@ impl Cache {
         self.guarded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// An empty bounded cache of `capacity` entries, counting its evictions as `name`'s.
+fn bounded<K: Eq + std::hash::Hash, V: Clone>(capacity: usize, name: CacheName) -> Bounded<K, V> {
+    Bounded::with(
+        capacity,
+        capacity as u64,
+        UnitWeighter,
+        DefaultHashBuilder::default(),
+        Evictions(name),
+    )
+}
+
+/// Counts the entries a cache drops to make room (not those removed or cleared).
+#[derive(Clone, Copy, Debug)]
+pub struct Evictions(CacheName);
+
+impl<K, V> Lifecycle<K, V> for Evictions {
+    type RequestState = ();
+
+    fn begin_request(&self) {}
+
+    fn on_evict(&self, _: &mut (), _: K, _: V) {
+        crate::metrics::cache_evicted(self.0);
     }
 }
 

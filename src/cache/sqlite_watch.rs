@@ -56,6 +56,7 @@ pub async fn watch(writer: Writer, cache: &Arc<Cache>, mut baseline: i64) {
         };
         failing = false;
         if version != baseline {
+            crate::metrics::invalidation_received(crate::metrics::InvalidationKind::ExternalCommit);
             // Stale first: from here on, the set vouches for no absence until reloaded.
             cache.reset();
             let reloading = Arc::clone(&cache);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 
 use super::{Cache, FillTicket};
+use crate::metrics::{self, CacheName};
 use crate::models::admin_api_key::{KeyWithOwner, Listed};
 
 /// A key as `retrieve` shows it, when it was read: the row and its rendered JSON.
@@ -27,8 +28,10 @@ impl Cache {
             && let Some(view) = self.views.get(key_id)
             && self.fresh(view.cached_at, now)
         {
+            metrics::cache_hit(CacheName::Views);
             return Ok(view);
         }
+        metrics::cache_miss(CacheName::Views);
         Err(self.ticket())
     }
 

@@ -27,6 +27,7 @@ const MAX_FILTER_VALUES: usize = 100;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/audit_logs")
+            .name("audit_logs")
             .route(web::get().to(list_entries))
             .default_service(method_not_allowed("GET")),
     );

@@ -55,6 +55,7 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     web::resource(path)
+        .name(path)
         .route(
             web::route()
                 .guard(guard::Any(guard::Get()).or(guard::Head()))

@@ -31,6 +31,7 @@ use crate::domain::permissions::{self, MAX_PERMISSIONS};
 use crate::domain::{Permissions, Scope};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
+use crate::metrics::{self, Via};
 use crate::state::AppState;
 
 /// The header a proxy may set to name the permissions a location needs.
@@ -47,8 +48,16 @@ pub const PERMISSIONS: &str = "x-api-key-permissions";
 /// Registers `/forward-auth` and `/forward-auth/{path}` (relative to `/v1` or the root) for
 /// every method.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/forward-auth").to(forward_auth))
-        .service(web::resource("/forward-auth/{path:.*}").to(forward_auth_any_path));
+    cfg.service(
+        web::resource("/forward-auth")
+            .name("forward_auth")
+            .to(forward_auth),
+    )
+    .service(
+        web::resource("/forward-auth/{path:.*}")
+            .name("forward_auth_path")
+            .to(forward_auth_any_path),
+    );
 }
 
 /// Check a key for a proxy
@@ -113,8 +122,12 @@ async fn forward_auth_any_path(
 }
 
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AdminKey, ApiError> {
-    let token = presented_key(req, state.forward_auth_key_header.as_ref())?;
-    let key = auth::authenticate(state, req, token).await?;
+    let (result, token) = match presented_key(req, state.forward_auth_key_header.as_ref()) {
+        Ok(token) => (auth::authenticate(state, req, token).await, Some(token)),
+        Err(e) => (Err(e), None),
+    };
+    metrics::auth(Via::ForwardAuth, auth::outcome(&result, token));
+    let key = result?;
     auth::record_key_id(req, &key);
     Ok(key)
 }

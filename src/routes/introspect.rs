@@ -20,6 +20,7 @@ use crate::domain::{Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, RequestBody};
+use crate::metrics::{self, Via};
 use crate::routes::admin_api_keys::json::view_body;
 use crate::routes::admin_api_keys::retrieve::view_of;
 use crate::routes::method_not_allowed;
@@ -29,6 +30,7 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/introspect")
+            .name("introspect")
             .wrap(from_fn(auth::require_admin_key))
             .route(web::post().to(introspect))
             .default_service(method_not_allowed("POST")),
@@ -142,7 +144,9 @@ pub async fn introspect(
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
-    let answer = match auth::authenticate_introspected(&state, &token).await {
+    let verdict = auth::authenticate_introspected(&state, &token).await;
+    metrics::auth(Via::Introspection, auth::outcome(&verdict, Some(&token)));
+    let answer = match verdict {
         // A key that can do nothing (its owner's role and ceiling leave it no scope and no
         // permission) is as good as no key to a resource server.
         Ok(key) if key.has_access() => describe(&state, &key).await?,

@@ -9,6 +9,7 @@ pub mod health;
 pub mod introspect;
 pub mod invites;
 pub mod list;
+pub mod metrics;
 pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};

@@ -1,7 +1,10 @@
 //! Writing batched `last_used_at` values (the bookkeeping is `cache::usage`).
 
+use std::time::Instant;
+
 use crate::cache::Invalidation;
 use crate::error::{ApiError, error_chain};
+use crate::metrics;
 use crate::models::admin_api_key;
 use crate::services::{Change, write_statement};
 use crate::state::AppState;
@@ -16,12 +19,15 @@ pub async fn flush(state: &AppState) -> Result<usize, ApiError> {
         return Ok(0);
     }
     let written = batch.clone();
-    write_statement(state, move |conn| {
+    let started = Instant::now();
+    let result = write_statement(state, move |conn| {
         admin_api_key::record_last_used(conn, &written)?;
         let ids = written.into_iter().map(|(id, _)| id).collect();
         Ok(Change::new(()).invalidate(Invalidation::Views(ids)))
     })
-    .await?;
+    .await;
+    metrics::usage_flushed(started.elapsed(), result.is_ok().then_some(batch.len()));
+    result?;
     state.usage.written(&batch);
     Ok(batch.len())
 }

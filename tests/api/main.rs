@@ -71,6 +71,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod look_alikes;
+mod metrics;
 mod nginx;
 mod openapi;
 mod organisation;

@@ -19,12 +19,14 @@ use crate::routes::method_not_allowed;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/admin_api_keys")
+            .name("admin_api_keys")
             .route(web::get().to(list::list))
             .route(web::post().to(create::create))
             .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/admin_api_keys/{key_id}")
+            .name("admin_api_key")
             .route(web::get().to(retrieve::retrieve))
             .route(web::post().to(update::update))
             .route(web::delete().to(delete::delete))
@@ -32,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/admin_api_keys/{key_id}/rotate")
+            .name("admin_api_key_rotate")
             .route(web::post().to(rotate::rotate))
             .default_service(method_not_allowed("POST")),
     );

@@ -33,12 +33,14 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/invites")
+            .name("invites")
             .route(web::get().to(list))
             .route(web::post().to(create))
             .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/invites/{invite_id}")
+            .name("invite")
             .route(web::get().to(retrieve))
             .route(web::delete().to(delete))
             .default_service(method_not_allowed("GET, DELETE")),
@@ -49,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// be registered before the authenticated `/organization` scope, which would otherwise match.
 pub fn accept_resource() -> actix_web::Resource {
     web::resource("/organization/invites/accept")
+        .name("invite_accept")
         .route(web::post().to(accept))
         .default_service(method_not_allowed("POST"))
 }

@@ -27,11 +27,13 @@ const MAX_EMAILS: usize = 100;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/users")
+            .name("users")
             .route(web::get().to(list))
             .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/users/{user_id}")
+            .name("user")
             .route(web::get().to(retrieve))
             .route(web::post().to(modify))
             .route(web::delete().to(delete))
