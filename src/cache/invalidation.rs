@@ -205,6 +205,7 @@ fn kind_of(invalidation: &Invalidation) -> InvalidationKind {
         Invalidation::KeyDeleted(_) => InvalidationKind::KeyDeleted,
         Invalidation::Key(_) | Invalidation::Views(_) => InvalidationKind::Key,
         Invalidation::User(_) => InvalidationKind::User,
+        Invalidation::Project(_) => InvalidationKind::Project,
         Invalidation::All => InvalidationKind::All,
     }
 }

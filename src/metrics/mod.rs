@@ -140,6 +140,8 @@ label_enum! {
         Key => "key",
         /// A user changed: their keys' records are dropped.
         User => "user",
+        /// Who may use a project's keys changed: their records are dropped.
+        Project => "project",
         /// Drop everything (a truncate, a payload this version does not know, a burst).
         All => "all",
         /// SQLite: another process committed (`PRAGMA data_version` moved); caches emptied.
