@@ -241,6 +241,22 @@ async fn every_family_is_scraped_without_a_key_and_counters_move_with_requests(a
             "{name}{labels:?} grew by {moved}, expected at least {at_least}"
         );
     }
+    if app.database_url.starts_with("postgres") {
+        // A key made here comes back from the database as a notification.
+        let invalidations = "admin_api_keys_invalidations_received_total";
+        let created = [("kind", "key_created")];
+        app.create_named("announced").await;
+        let mut heard = 0.0;
+        for _ in 0..40 {
+            let now = scrape(&app.client, &app.address).await;
+            heard = grew(&after, &now, invalidations, &created);
+            if heard >= 1.0 {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(heard >= 1.0, "the listener's notification is counted");
+    }
     assert!(
         !after.1.contains(&app.admin_key_id) && !after.1.contains(&app.owner_id),
         "no key or owner id is a label"
