@@ -7,8 +7,8 @@
 //! Two things differ from a paste, both outside the blocks' text: the server listens on a
 //! free port (each `127.0.0.1:8080` in a block is rewritten to it), and `cargo run --quiet --
 //! ARGS` runs the binary this test was built with (a nested `cargo` would wait on the lock of
-//! the `cargo test` that runs us). Needs bash, curl and jq; without them the test passes with
-//! a note, except under `CI` (`.ci/run` installs jq).
+//! the `cargo test` that runs us). Needs bash, curl, jq and openssl; without them the test
+//! passes with a note, except under `CI` (`.ci/run` installs jq).
 
 use std::fs::File;
 use std::path::Path;
@@ -51,9 +51,9 @@ fn session_blocks(readme: &str) -> Vec<String> {
 }
 
 fn tools_missing() -> Option<&'static str> {
-    ["bash", "curl", "jq"].into_iter().find(|tool| {
-        Command::new(tool)
-            .arg("--version")
+    ["bash", "curl", "jq", "openssl"].into_iter().find(|tool| {
+        Command::new("bash")
+            .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
