@@ -9,6 +9,7 @@ pub mod health;
 pub mod introspect;
 pub mod invites;
 pub mod list;
+pub mod projects;
 pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -28,7 +29,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(admin_api_keys::routes)
             .configure(audit_logs::routes)
             .configure(users::routes)
-            .configure(invites::routes),
+            .configure(invites::routes)
+            .configure(projects::routes),
     )
     .configure(introspect::routes)
     .configure(forward_auth::routes);

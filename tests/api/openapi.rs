@@ -69,6 +69,23 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "delete-invite",
         ),
         ("/introspect", "post", "introspect-token"),
+        ("/organization/projects", "get", "list-projects"),
+        ("/organization/projects", "post", "create-project"),
+        (
+            "/organization/projects/{project_id}",
+            "get",
+            "retrieve-project",
+        ),
+        (
+            "/organization/projects/{project_id}",
+            "post",
+            "modify-project",
+        ),
+        (
+            "/organization/projects/{project_id}/archive",
+            "post",
+            "archive-project",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");
