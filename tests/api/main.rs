@@ -76,6 +76,7 @@ mod openapi;
 mod organisation;
 mod outage;
 mod permissions;
+mod project_users;
 mod projects;
 mod rate_limit;
 mod raw;

@@ -86,6 +86,31 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "post",
             "archive-project",
         ),
+        (
+            "/organization/projects/{project_id}/users",
+            "get",
+            "list-project-users",
+        ),
+        (
+            "/organization/projects/{project_id}/users",
+            "post",
+            "create-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "get",
+            "retrieve-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "post",
+            "modify-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "delete",
+            "delete-project-user",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");

@@ -3,6 +3,7 @@
 //! to the models.
 
 pub mod json;
+pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -41,7 +42,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/projects/{project_id}/archive")
             .route(web::post().to(archive))
             .default_service(method_not_allowed("POST")),
-    );
+    )
+    .configure(users::routes);
 }
 
 /// List projects
