@@ -146,8 +146,9 @@ impl Limits {
 /// The `RATE_LIMIT_MODELS` setting: the configured models and everyone's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimitModels {
-    /// The `*` entry over the built-in defaults.
-    fallback: Limits,
+    /// The `*` entry over the built-in defaults (boxed: the setting travels in the CLI's
+    /// arguments, which clap keeps by value).
+    fallback: Box<Limits>,
     /// Each configured model's own entry (without what it inherits).
     models: BTreeMap<ModelName, Limits>,
 }
@@ -155,7 +156,7 @@ pub struct RateLimitModels {
 impl Default for RateLimitModels {
     fn default() -> Self {
         Self {
-            fallback: Self::built_in(),
+            fallback: Box::new(Self::built_in()),
             models: BTreeMap::new(),
         }
     }
@@ -211,7 +212,7 @@ impl RateLimitModels {
                 return Err(format!("`{model}` is listed twice"));
             }
         }
-        parsed.fallback = star.over(Self::built_in());
+        parsed.fallback = Box::new(star.over(Self::built_in()));
         Ok(parsed)
     }
 
@@ -221,7 +222,7 @@ impl RateLimitModels {
             .get(model)
             .copied()
             .unwrap_or_default()
-            .over(self.fallback)
+            .over(*self.fallback)
     }
 
     /// The configured models, in name order.

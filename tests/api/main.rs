@@ -79,6 +79,7 @@ mod permissions;
 mod project_users;
 mod projects;
 mod rate_limit;
+mod rate_limits_api;
 mod raw;
 mod replicas;
 mod retrieve_delete;

@@ -111,6 +111,16 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "delete",
             "delete-project-user",
         ),
+        (
+            "/organization/projects/{project_id}/rate_limits",
+            "get",
+            "list-project-rate-limits",
+        ),
+        (
+            "/organization/projects/{project_id}/rate_limits/{rate_limit_id}",
+            "post",
+            "update-project-rate-limits",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");

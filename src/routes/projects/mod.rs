@@ -3,6 +3,7 @@
 //! to the models.
 
 pub mod json;
+pub mod rate_limits;
 pub mod users;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -43,7 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(archive))
             .default_service(method_not_allowed("POST")),
     )
-    .configure(users::routes);
+    .configure(users::routes)
+    .configure(rate_limits::routes);
 }
 
 /// List projects
