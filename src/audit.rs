@@ -24,7 +24,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::db::DbConnection;
-use crate::domain::{Permissions, Role, Scopes};
+use crate::domain::rate_limits::Limits;
+use crate::domain::{Permissions, ProjectRole, Role, Scopes};
 use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
 
@@ -40,11 +41,15 @@ pub enum EventType {
     UserAdded,
     UserUpdated,
     UserDeleted,
+    ProjectCreated,
+    ProjectUpdated,
+    ProjectArchived,
+    RateLimitUpdated,
 }
 
 impl EventType {
     /// Every type, for validating the `event_types[]` filter.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 13] = [
         EventType::ApiKeyCreated,
         EventType::ApiKeyUpdated,
         EventType::ApiKeyDeleted,
@@ -54,6 +59,10 @@ impl EventType {
         EventType::UserAdded,
         EventType::UserUpdated,
         EventType::UserDeleted,
+        EventType::ProjectCreated,
+        EventType::ProjectUpdated,
+        EventType::ProjectArchived,
+        EventType::RateLimitUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +76,10 @@ impl EventType {
             EventType::UserAdded => "user.added",
             EventType::UserUpdated => "user.updated",
             EventType::UserDeleted => "user.deleted",
+            EventType::ProjectCreated => "project.created",
+            EventType::ProjectUpdated => "project.updated",
+            EventType::ProjectArchived => "project.archived",
+            EventType::RateLimitUpdated => "rate_limit.updated",
         }
     }
 
@@ -118,6 +131,45 @@ pub enum AuditEvent {
     },
     /// A user was deleted, with their keys.
     UserDeleted { user_id: String },
+    /// A project was made.
+    ProjectCreated { project_id: String, name: String },
+    /// A project was changed; only the fields that were set are present.
+    ProjectUpdated {
+        project_id: String,
+        changes: ProjectChangesRequested,
+    },
+    /// A project was archived.
+    ProjectArchived { project_id: String },
+    /// A member was added to a project (upstream's `user.added`, with the project).
+    ProjectUserAdded {
+        project_id: String,
+        user_id: String,
+        role: ProjectRole,
+    },
+    /// A project member's role changed (upstream's `user.updated`, with the project).
+    ProjectUserUpdated {
+        project_id: String,
+        user_id: String,
+        role: ProjectRole,
+    },
+    /// A member left a project (upstream's `user.deleted`, with the project).
+    ProjectUserRemoved { project_id: String, user_id: String },
+    /// A project's limits for a model changed: `rate_limit_id` is `rl-<model>`.
+    RateLimitUpdated {
+        project_id: String,
+        rate_limit_id: String,
+        changes: Limits,
+    },
+}
+
+/// The `changes_requested` of `project.updated`: upstream calls the name `title`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The new external key id (`null` when cleared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_key_id: Option<Option<String>>,
 }
 
 /// The `changes_requested` of `user.updated`.
@@ -208,6 +260,34 @@ struct UserUpdatedJson<'a> {
     changes_requested: &'a UserChangesRequested,
 }
 
+#[derive(Serialize)]
+struct ProjectCreatedJson<'a> {
+    id: &'a str,
+    data: ProjectCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ProjectCreatedData<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChangesJson<'a, T> {
+    id: &'a str,
+    changes_requested: T,
+}
+
+#[derive(Serialize)]
+struct ProjectRoleJson {
+    role: ProjectRole,
+}
+
+#[derive(Serialize)]
+struct ProjectUserAddedJson<'a> {
+    id: &'a str,
+    data: ProjectRoleJson,
+}
+
 impl AuditEvent {
     pub fn event_type(&self) -> EventType {
         match self {
@@ -220,6 +300,27 @@ impl AuditEvent {
             AuditEvent::UserAdded { .. } => EventType::UserAdded,
             AuditEvent::UserUpdated { .. } => EventType::UserUpdated,
             AuditEvent::UserDeleted { .. } => EventType::UserDeleted,
+            AuditEvent::ProjectCreated { .. } => EventType::ProjectCreated,
+            AuditEvent::ProjectUpdated { .. } => EventType::ProjectUpdated,
+            AuditEvent::ProjectArchived { .. } => EventType::ProjectArchived,
+            AuditEvent::ProjectUserAdded { .. } => EventType::UserAdded,
+            AuditEvent::ProjectUserUpdated { .. } => EventType::UserUpdated,
+            AuditEvent::ProjectUserRemoved { .. } => EventType::UserDeleted,
+            AuditEvent::RateLimitUpdated { .. } => EventType::RateLimitUpdated,
+        }
+    }
+
+    /// The project the event is scoped to (the entry's `project`), if any.
+    pub fn project_id(&self) -> Option<&str> {
+        match self {
+            AuditEvent::ProjectCreated { project_id, .. }
+            | AuditEvent::ProjectUpdated { project_id, .. }
+            | AuditEvent::ProjectArchived { project_id }
+            | AuditEvent::ProjectUserAdded { project_id, .. }
+            | AuditEvent::ProjectUserUpdated { project_id, .. }
+            | AuditEvent::ProjectUserRemoved { project_id, .. }
+            | AuditEvent::RateLimitUpdated { project_id, .. } => Some(project_id),
+            _ => None,
         }
     }
 
@@ -234,7 +335,14 @@ impl AuditEvent {
             | AuditEvent::InviteDeleted { invite_id } => invite_id,
             AuditEvent::UserAdded { user_id, .. }
             | AuditEvent::UserUpdated { user_id, .. }
-            | AuditEvent::UserDeleted { user_id } => user_id,
+            | AuditEvent::UserDeleted { user_id }
+            | AuditEvent::ProjectUserAdded { user_id, .. }
+            | AuditEvent::ProjectUserUpdated { user_id, .. }
+            | AuditEvent::ProjectUserRemoved { user_id, .. } => user_id,
+            AuditEvent::ProjectCreated { project_id, .. }
+            | AuditEvent::ProjectUpdated { project_id, .. }
+            | AuditEvent::ProjectArchived { project_id } => project_id,
+            AuditEvent::RateLimitUpdated { rate_limit_id, .. } => rate_limit_id,
         }
     }
 
@@ -263,9 +371,44 @@ impl AuditEvent {
             AuditEvent::KeyDeleted { key_id }
             | AuditEvent::InviteAccepted { invite_id: key_id }
             | AuditEvent::InviteDeleted { invite_id: key_id }
-            | AuditEvent::UserDeleted { user_id: key_id } => {
-                serde_json::to_string(&Deleted { id: key_id })
+            | AuditEvent::UserDeleted { user_id: key_id }
+            | AuditEvent::ProjectArchived { project_id: key_id }
+            | AuditEvent::ProjectUserRemoved {
+                user_id: key_id, ..
+            } => serde_json::to_string(&Deleted { id: key_id }),
+            AuditEvent::ProjectCreated { project_id, name } => {
+                serde_json::to_string(&ProjectCreatedJson {
+                    id: project_id,
+                    data: ProjectCreatedData { name },
+                })
             }
+            AuditEvent::ProjectUpdated {
+                project_id,
+                changes,
+            } => serde_json::to_string(&ChangesJson {
+                id: project_id,
+                changes_requested: changes,
+            }),
+            AuditEvent::ProjectUserAdded { user_id, role, .. } => {
+                serde_json::to_string(&ProjectUserAddedJson {
+                    id: user_id,
+                    data: ProjectRoleJson { role: *role },
+                })
+            }
+            AuditEvent::ProjectUserUpdated { user_id, role, .. } => {
+                serde_json::to_string(&ChangesJson {
+                    id: user_id,
+                    changes_requested: ProjectRoleJson { role: *role },
+                })
+            }
+            AuditEvent::RateLimitUpdated {
+                rate_limit_id,
+                changes,
+                ..
+            } => serde_json::to_string(&ChangesJson {
+                id: rate_limit_id,
+                changes_requested: changes,
+            }),
             AuditEvent::InviteSent {
                 invite_id,
                 email,
@@ -487,6 +630,7 @@ pub fn record(
             actor_user_id: Some(actor.user_id().to_owned()),
             ip_address: actor.origin().ip_address.map(|ip| ip.to_string()),
             user_agent: actor.origin().user_agent.clone(),
+            project_id: event.project_id().map(str::to_owned),
         },
     )
 }

@@ -10,6 +10,7 @@ use crate::cache::CacheOptions;
 use crate::client_addr::TrustedProxies;
 use crate::db::{DEFAULT_WRITER_STALL_SECS, PoolOptions};
 use crate::domain::idempotency::ResponseSealer;
+use crate::domain::rate_limits::RateLimitModels;
 use crate::lookup_limit::{
     DEFAULT_UNKNOWN_KEY_LOOKUP_BURST, DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE, LookupLimit,
 };
@@ -55,6 +56,9 @@ pub struct Settings {
     /// Seals the answers kept for `Idempotency-Key` replays; `None` keeps no answer (a
     /// replay is a 409 naming the key made). See `services::idempotency`.
     pub idempotency_sealer: Option<ResponseSealer>,
+    /// The configured models and everyone's default per-model limits (see
+    /// `domain::rate_limits`).
+    pub rate_limit_models: RateLimitModels,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -97,6 +101,7 @@ impl Default for Settings {
             lookup_limit: LookupLimit::default(),
             forward_auth_key_header: Some(HeaderName::from_static(DEFAULT_FORWARD_AUTH_KEY_HEADER)),
             idempotency_sealer: None,
+            rate_limit_models: RateLimitModels::default(),
         }
     }
 }
@@ -354,6 +359,14 @@ pub struct ServeArgs {
     /// A file holding the `--idempotency-key-secret` (64 hex digits).
     #[arg(long, env = "IDEMPOTENCY_KEY_SECRET_FILE", value_parser = read_idempotency_secret)]
     pub idempotency_key_secret_file: Option<ResponseSealer>,
+    /// The models projects have rate limits for, with their default limits: entries separated
+    /// by `;`, each a model name and `limit=value` pairs (`rpm`, `tpm`, `ipm`, `apm`, `rpd`,
+    /// `batch_tpd`, or upstream's names), e.g. `gpt-4o rpm=500 tpm=30000; * rpm=60`. `*` sets
+    /// the defaults of every other model, including those first seen at forward auth
+    /// [default: every model 600 requests and 150000 tokens per minute].
+    #[arg(long, env = "RATE_LIMIT_MODELS", default_value = "", hide_default_value = true,
+          value_parser = clap::value_parser!(RateLimitModels))]
+    pub rate_limit_models: RateLimitModels,
 }
 
 /// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
@@ -474,6 +487,7 @@ impl From<ServeArgs> for Settings {
             idempotency_sealer: args
                 .idempotency_key_secret
                 .or(args.idempotency_key_secret_file),
+            rate_limit_models: args.rate_limit_models,
         }
     }
 }

@@ -133,6 +133,7 @@ impl Application {
             lookup_limit,
             forward_auth_key_header: settings.forward_auth_key_header.clone(),
             idempotency_sealer: settings.idempotency_sealer.clone(),
+            rate_limit_models: std::sync::Arc::new(settings.rate_limit_models.clone()),
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,

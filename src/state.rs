@@ -10,6 +10,7 @@ use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::{DbPool, QueryCounter, Writer};
 use crate::domain::idempotency::ResponseSealer;
+use crate::domain::rate_limits::RateLimitModels;
 use crate::lookup_limit::LookupLimiter;
 
 /// The shared state of one server.
@@ -35,4 +36,6 @@ pub struct AppState {
     pub forward_auth_key_header: Option<HeaderName>,
     /// Seals the answers kept for `Idempotency-Key` replays; `None`: none are kept.
     pub idempotency_sealer: Option<ResponseSealer>,
+    /// The configured models and the default per-model limits (`RATE_LIMIT_MODELS`).
+    pub rate_limit_models: Arc<RateLimitModels>,
 }

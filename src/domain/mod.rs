@@ -10,6 +10,8 @@ mod lifetime;
 pub mod model;
 mod name;
 pub mod permissions;
+mod project_role;
+pub mod rate_limits;
 mod role;
 pub mod scopes;
 pub mod secret;
@@ -19,6 +21,7 @@ pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Ove
 pub use model::{BodyModel, ModelName};
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
+pub use project_role::ProjectRole;
 pub use role::Role;
 pub use scopes::{Scope, Scopes};
 

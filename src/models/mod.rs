@@ -5,4 +5,7 @@ pub mod admin_api_key;
 pub mod audit_log;
 pub mod idempotency;
 pub mod invite;
+pub mod project;
+pub mod project_user;
+pub mod rate_limit;
 pub mod user;

@@ -10,6 +10,7 @@ pub mod introspect;
 pub mod invites;
 pub mod list;
 pub mod metrics;
+pub mod projects;
 pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -29,7 +30,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(admin_api_keys::routes)
             .configure(audit_logs::routes)
             .configure(users::routes)
-            .configure(invites::routes),
+            .configure(invites::routes)
+            .configure(projects::routes),
     )
     .configure(introspect::routes)
     .configure(forward_auth::routes);

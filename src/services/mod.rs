@@ -15,6 +15,9 @@ pub mod guard;
 pub mod idempotency;
 pub mod invites;
 pub mod keys;
+pub mod project_users;
+pub mod projects;
+pub mod rate_limits;
 pub mod usage;
 pub mod users;
 

@@ -14,7 +14,8 @@ use crate::helpers::{TestApp, read};
 
 backend_tests!(
     async_openai_client_runs_the_whole_key_lifecycle,
-    async_openai_client_manages_users_and_invites
+    async_openai_client_manages_users_and_invites,
+    async_openai_client_manages_projects_members_and_rate_limits
 );
 
 fn client(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
@@ -242,4 +243,96 @@ async fn async_openai_client_manages_users_and_invites(app: TestApp) {
         Err(OpenAIError::ApiError(e)) => assert_eq!(e.status_code.as_u16(), 404),
         other => panic!("a deleted user must be a 404, got {other:?}"),
     }
+}
+
+/// Projects, their members and their rate limits through async-openai's administration client.
+/// Its list types for projects and project users declare `has_more` a string (upstream's
+/// document says boolean, and so do we), so those two lists are read with plain HTTP.
+async fn async_openai_client_manages_projects_members_and_rate_limits(app: TestApp) {
+    use async_openai::types::admin::invites::ProjectMembership;
+    use async_openai::types::admin::project_rate_limits::ProjectRateLimitUpdateRequestArgs;
+    use async_openai::types::admin::project_users::{
+        ProjectUserCreateRequestArgs, ProjectUserUpdateRequestArgs,
+    };
+    use async_openai::types::admin::projects::{ProjectCreateRequest, ProjectUpdateRequestArgs};
+
+    let admin = client(&app, &app.admin_key);
+    let admin = admin.admin();
+    let projects = admin.projects();
+    // The builder of this request has no defaults (it would need the deprecated `geography`).
+    let request = ProjectCreateRequest {
+        name: "made by async-openai".to_owned(),
+        ..Default::default()
+    };
+    let made = projects.create(request).await.expect("create");
+    assert!(made.id.starts_with("proj_"));
+    assert_eq!(made.status.as_deref(), Some("active"));
+    let update = ProjectUpdateRequestArgs::default()
+        .name("renamed")
+        .build()
+        .unwrap();
+    let renamed = projects
+        .modify(made.id.clone(), update)
+        .await
+        .expect("modify");
+    assert_eq!(renamed.name.as_deref(), Some("renamed"));
+    assert_eq!(
+        projects.retrieve(made.id.clone()).await.expect("retrieve"),
+        renamed
+    );
+
+    let users = projects.users(&made.id);
+    let add = ProjectUserCreateRequestArgs::default()
+        .user_id(app.owner_id.clone())
+        .role(ProjectMembership::Member)
+        .build()
+        .unwrap();
+    let member = users.create(add).await.expect("add a member");
+    assert_eq!(member.role, ProjectMembership::Member);
+    let promote = ProjectUserUpdateRequestArgs::default()
+        .role(ProjectMembership::Owner)
+        .build()
+        .unwrap();
+    let promoted = users
+        .modify(&app.owner_id, promote)
+        .await
+        .expect("modify member");
+    assert_eq!(promoted.role, ProjectMembership::Owner);
+    assert_eq!(
+        users
+            .retrieve(&app.owner_id)
+            .await
+            .expect("retrieve member"),
+        promoted
+    );
+
+    let limits = projects.rate_limits(&made.id);
+    let page = limits.list().await.expect("list rate limits");
+    assert!(!page.has_more);
+    assert!(page.data.is_empty(), "no model is configured or seen here");
+
+    let removed = users.delete(&app.owner_id).await.expect("remove member");
+    assert!(removed.deleted);
+    let archived = projects.archive(made.id.clone()).await.expect("archive");
+    assert_eq!(archived.status.as_deref(), Some("archived"));
+    let refused = ProjectRateLimitUpdateRequestArgs::default()
+        .max_requests_per_1_minute(1)
+        .build()
+        .unwrap();
+    match limits.update("rl-gpt-4o", refused).await {
+        Err(OpenAIError::ApiError(error)) => {
+            assert_eq!(
+                error.api_error.code.as_deref(),
+                Some("project_archived"),
+                "{error:?}"
+            );
+        }
+        other => panic!("an archived project's limits cannot change: {other:?}"),
+    }
+    let (_, listed) = read(
+        app.get("/v1/organization/projects?include_archived=true")
+            .await,
+    )
+    .await;
+    assert_eq!(listed["data"][0]["id"], made.id.as_str());
 }

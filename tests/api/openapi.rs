@@ -69,6 +69,58 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "delete-invite",
         ),
         ("/introspect", "post", "introspect-token"),
+        ("/organization/projects", "get", "list-projects"),
+        ("/organization/projects", "post", "create-project"),
+        (
+            "/organization/projects/{project_id}",
+            "get",
+            "retrieve-project",
+        ),
+        (
+            "/organization/projects/{project_id}",
+            "post",
+            "modify-project",
+        ),
+        (
+            "/organization/projects/{project_id}/archive",
+            "post",
+            "archive-project",
+        ),
+        (
+            "/organization/projects/{project_id}/users",
+            "get",
+            "list-project-users",
+        ),
+        (
+            "/organization/projects/{project_id}/users",
+            "post",
+            "create-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "get",
+            "retrieve-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "post",
+            "modify-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/users/{user_id}",
+            "delete",
+            "delete-project-user",
+        ),
+        (
+            "/organization/projects/{project_id}/rate_limits",
+            "get",
+            "list-project-rate-limits",
+        ),
+        (
+            "/organization/projects/{project_id}/rate_limits/{rate_limit_id}",
+            "post",
+            "update-project-rate-limits",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");
