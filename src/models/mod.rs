@@ -5,4 +5,6 @@ pub mod admin_api_key;
 pub mod audit_log;
 pub mod idempotency;
 pub mod invite;
+pub mod project_api_key;
+pub mod service_account;
 pub mod user;

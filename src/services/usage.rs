@@ -2,11 +2,13 @@
 
 use crate::cache::Invalidation;
 use crate::error::{ApiError, error_chain};
-use crate::models::admin_api_key;
-use crate::services::{Change, write_statement};
+use crate::models::{admin_api_key, project_api_key};
+use crate::services::{Change, write};
 use crate::state::AppState;
 
-/// Writes all pending uses in one statement; on failure they stay pending for the next try.
+/// Writes all pending uses, one statement per table (admin keys, project keys: the batch is
+/// by key id, and an id matches in one table only); on failure they stay pending for the next
+/// try.
 /// The cached views of the written keys are dropped after the write and before the pending
 /// uses, so that once a pending use is forgotten no response falls back to an older
 /// `last_used_at`. Returns how many keys were written.
@@ -16,8 +18,9 @@ pub async fn flush(state: &AppState) -> Result<usize, ApiError> {
         return Ok(0);
     }
     let written = batch.clone();
-    write_statement(state, move |conn| {
+    write(state, move |conn| {
         admin_api_key::record_last_used(conn, &written)?;
+        project_api_key::record_last_used(conn, &written)?;
         let ids = written.into_iter().map(|(id, _)| id).collect();
         Ok(Change::new(()).invalidate(Invalidation::Views(ids)))
     })
