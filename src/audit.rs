@@ -29,11 +29,14 @@ pub enum EventType {
     UserAdded,
     UserUpdated,
     UserDeleted,
+    ServiceAccountCreated,
+    ServiceAccountUpdated,
+    ServiceAccountDeleted,
 }
 
 impl EventType {
     /// Every type, for validating the `event_types[]` filter.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 12] = [
         EventType::ApiKeyCreated,
         EventType::ApiKeyUpdated,
         EventType::ApiKeyDeleted,
@@ -43,6 +46,9 @@ impl EventType {
         EventType::UserAdded,
         EventType::UserUpdated,
         EventType::UserDeleted,
+        EventType::ServiceAccountCreated,
+        EventType::ServiceAccountUpdated,
+        EventType::ServiceAccountDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,9 @@ impl EventType {
             EventType::UserAdded => "user.added",
             EventType::UserUpdated => "user.updated",
             EventType::UserDeleted => "user.deleted",
+            EventType::ServiceAccountCreated => "service_account.created",
+            EventType::ServiceAccountUpdated => "service_account.updated",
+            EventType::ServiceAccountDeleted => "service_account.deleted",
         }
     }
 
@@ -107,6 +116,41 @@ pub enum AuditEvent {
     },
     /// A user was deleted, with their keys.
     UserDeleted { user_id: String },
+    /// A service account was made in a project.
+    ServiceAccountCreated {
+        project_id: String,
+        service_account_id: String,
+        role: String,
+    },
+    /// A service account was changed; only the fields that were set are present.
+    ServiceAccountUpdated {
+        project_id: String,
+        service_account_id: String,
+        changes: ServiceAccountChangesRequested,
+    },
+    /// A service account was deleted, with its keys.
+    ServiceAccountDeleted {
+        project_id: String,
+        service_account_id: String,
+    },
+    /// A project key was made (upstream's `api_key.created`, with the project).
+    ProjectKeyCreated {
+        project_id: String,
+        key_id: String,
+        name: String,
+        scopes: Permissions,
+    },
+    /// A project key was deleted (upstream's `api_key.deleted`, with the project).
+    ProjectKeyDeleted { project_id: String, key_id: String },
+}
+
+/// The `changes_requested` of `service_account.updated`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceAccountChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<ProjectRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The `changes_requested` of `user.updated`.
@@ -197,6 +241,35 @@ struct UserUpdatedJson<'a> {
     changes_requested: &'a UserChangesRequested,
 }
 
+#[derive(Serialize)]
+struct ServiceAccountCreatedJson<'a> {
+    id: &'a str,
+    data: ServiceAccountCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ServiceAccountCreatedData<'a> {
+    role: &'a str,
+}
+
+#[derive(Serialize)]
+struct ServiceAccountUpdatedJson<'a> {
+    id: &'a str,
+    changes_requested: &'a ServiceAccountChangesRequested,
+}
+
+#[derive(Serialize)]
+struct ProjectKeyCreatedJson<'a> {
+    id: &'a str,
+    data: ProjectKeyCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ProjectKeyCreatedData<'a> {
+    scopes: &'a Permissions,
+    name: &'a str,
+}
+
 impl AuditEvent {
     pub fn event_type(&self) -> EventType {
         match self {
@@ -209,6 +282,11 @@ impl AuditEvent {
             AuditEvent::UserAdded { .. } => EventType::UserAdded,
             AuditEvent::UserUpdated { .. } => EventType::UserUpdated,
             AuditEvent::UserDeleted { .. } => EventType::UserDeleted,
+            AuditEvent::ServiceAccountCreated { .. } => EventType::ServiceAccountCreated,
+            AuditEvent::ServiceAccountUpdated { .. } => EventType::ServiceAccountUpdated,
+            AuditEvent::ServiceAccountDeleted { .. } => EventType::ServiceAccountDeleted,
+            AuditEvent::ProjectKeyCreated { .. } => EventType::ApiKeyCreated,
+            AuditEvent::ProjectKeyDeleted { .. } => EventType::ApiKeyDeleted,
         }
     }
 
@@ -224,6 +302,17 @@ impl AuditEvent {
             AuditEvent::UserAdded { user_id, .. }
             | AuditEvent::UserUpdated { user_id, .. }
             | AuditEvent::UserDeleted { user_id } => user_id,
+            AuditEvent::ServiceAccountCreated {
+                service_account_id, ..
+            }
+            | AuditEvent::ServiceAccountUpdated {
+                service_account_id, ..
+            }
+            | AuditEvent::ServiceAccountDeleted {
+                service_account_id, ..
+            } => service_account_id,
+            AuditEvent::ProjectKeyCreated { key_id, .. }
+            | AuditEvent::ProjectKeyDeleted { key_id, .. } => key_id,
         }
     }
 
@@ -252,9 +341,39 @@ impl AuditEvent {
             AuditEvent::KeyDeleted { key_id }
             | AuditEvent::InviteAccepted { invite_id: key_id }
             | AuditEvent::InviteDeleted { invite_id: key_id }
-            | AuditEvent::UserDeleted { user_id: key_id } => {
+            | AuditEvent::UserDeleted { user_id: key_id }
+            | AuditEvent::ServiceAccountDeleted {
+                service_account_id: key_id,
+                ..
+            }
+            | AuditEvent::ProjectKeyDeleted { key_id, .. } => {
                 serde_json::to_string(&Deleted { id: key_id })
             }
+            AuditEvent::ServiceAccountCreated {
+                service_account_id,
+                role,
+                ..
+            } => serde_json::to_string(&ServiceAccountCreatedJson {
+                id: service_account_id,
+                data: ServiceAccountCreatedData { role },
+            }),
+            AuditEvent::ServiceAccountUpdated {
+                service_account_id,
+                changes,
+                ..
+            } => serde_json::to_string(&ServiceAccountUpdatedJson {
+                id: service_account_id,
+                changes_requested: changes,
+            }),
+            AuditEvent::ProjectKeyCreated {
+                key_id,
+                name,
+                scopes,
+                ..
+            } => serde_json::to_string(&ProjectKeyCreatedJson {
+                id: key_id,
+                data: ProjectKeyCreatedData { scopes, name },
+            }),
             AuditEvent::InviteSent {
                 invite_id,
                 email,

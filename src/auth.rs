@@ -301,7 +301,7 @@ async fn verify_project(
     };
     check_project_key(&key, now)?;
     if key.first_use_in(now) {
-        state.usage.record(&key.key_id, now);
+        state.usage.record_project(&key.key_id, now);
     }
     Ok(ProjectKey(key))
 }

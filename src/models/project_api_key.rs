@@ -283,26 +283,49 @@ pub fn delete(conn: &mut DbConnection, project_id: &str, id: &str) -> QueryResul
     .optional()
 }
 
-/// Deletes every key of the service account `account_id`; their ids and hashes.
+/// A key deleted with its owner.
+#[derive(Clone, Debug, Queryable)]
+pub struct DeletedKey {
+    pub id: String,
+    pub project_id: String,
+    pub key_hash: String,
+}
+
+/// Deletes every key of the service account `account_id`.
 pub fn delete_of_service_account(
     conn: &mut DbConnection,
     account_id: &str,
-) -> QueryResult<Vec<(String, String)>> {
+) -> QueryResult<Vec<DeletedKey>> {
     diesel::delete(
         project_api_keys::table.filter(project_api_keys::service_account_id.eq(account_id)),
     )
-    .returning((project_api_keys::id, project_api_keys::key_hash))
+    .returning((
+        project_api_keys::id,
+        project_api_keys::project_id,
+        project_api_keys::key_hash,
+    ))
     .get_results(conn)
 }
 
-/// Deletes every key the user `user_id` owns in any project; their ids and hashes.
-pub fn delete_of_user(
-    conn: &mut DbConnection,
-    user_id: &str,
-) -> QueryResult<Vec<(String, String)>> {
+/// Deletes every key the user `user_id` owns, in any project.
+pub fn delete_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<DeletedKey>> {
     diesel::delete(project_api_keys::table.filter(project_api_keys::owner_user_id.eq(user_id)))
-        .returning((project_api_keys::id, project_api_keys::key_hash))
+        .returning((
+            project_api_keys::id,
+            project_api_keys::project_id,
+            project_api_keys::key_hash,
+        ))
         .get_results(conn)
+}
+
+/// True when `user_id` is a member of `project_id`.
+pub fn is_member(conn: &mut DbConnection, project_id: &str, user_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        project_users::table
+            .filter(project_users::project_id.eq(project_id))
+            .filter(project_users::user_id.eq(user_id)),
+    ))
+    .get_result(conn)
 }
 
 /// Writes a batch of `(key id, used at)`, moving each `last_used_at` only forward; ids that

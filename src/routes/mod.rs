@@ -9,6 +9,8 @@ pub mod health;
 pub mod introspect;
 pub mod invites;
 pub mod list;
+pub mod project_api_keys;
+pub mod service_accounts;
 pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -28,7 +30,9 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(admin_api_keys::routes)
             .configure(audit_logs::routes)
             .configure(users::routes)
-            .configure(invites::routes),
+            .configure(invites::routes)
+            .configure(service_accounts::routes)
+            .configure(project_api_keys::routes),
     )
     .configure(introspect::routes)
     .configure(forward_auth::routes);

@@ -15,6 +15,8 @@ pub mod guard;
 pub mod idempotency;
 pub mod invites;
 pub mod keys;
+pub mod project_keys;
+pub mod service_accounts;
 pub mod usage;
 pub mod users;
 

@@ -3,30 +3,39 @@
 use crate::cache::Invalidation;
 use crate::error::{ApiError, error_chain};
 use crate::models::{admin_api_key, project_api_key};
-use crate::services::{Change, write};
+use crate::db::DbConnection;
+use crate::services::{Change, write, write_statement};
 use crate::state::AppState;
 
-/// Writes all pending uses, one statement per table (admin keys, project keys: the batch is
-/// by key id, and an id matches in one table only); on failure they stay pending for the next
-/// try.
-/// The cached views of the written keys are dropped after the write and before the pending
-/// uses, so that once a pending use is forgotten no response falls back to an older
-/// `last_used_at`. Returns how many keys were written.
+/// Writes all pending uses, one statement per table that has some (admin keys, project keys);
+/// on failure they stay pending for the next try. The cached views of the written keys are
+/// dropped after the write and before the pending uses, so that once a pending use is
+/// forgotten no response falls back to an older `last_used_at`. Returns how many keys were
+/// written.
 pub async fn flush(state: &AppState) -> Result<usize, ApiError> {
-    let batch = state.usage.pending();
-    if batch.is_empty() {
+    let (admin, project) = state.usage.pending();
+    if admin.is_empty() && project.is_empty() {
         return Ok(0);
     }
-    let written = batch.clone();
-    write(state, move |conn| {
-        admin_api_key::record_last_used(conn, &written)?;
-        project_api_key::record_last_used(conn, &written)?;
-        let ids = written.into_iter().map(|(id, _)| id).collect();
-        Ok(Change::new(()).invalidate(Invalidation::Views(ids)))
-    })
-    .await?;
-    state.usage.written(&batch);
-    Ok(batch.len())
+    let (admin_batch, project_batch) = (admin.clone(), project.clone());
+    let change = move |conn: &mut DbConnection| {
+        if !admin_batch.is_empty() {
+            admin_api_key::record_last_used(conn, &admin_batch)?;
+        }
+        if !project_batch.is_empty() {
+            project_api_key::record_last_used(conn, &project_batch)?;
+        }
+        let ids = admin_batch.into_iter().chain(project_batch).map(|(id, _)| id);
+        Ok(Change::new(()).invalidate(Invalidation::Views(ids.collect())))
+    };
+    if admin.is_empty() || project.is_empty() {
+        write_statement(state, change).await?;
+    } else {
+        write(state, change).await?;
+    }
+    state.usage.written(&admin);
+    state.usage.written(&project);
+    Ok(admin.len() + project.len())
 }
 
 /// Flushes and logs instead of failing; for the background task and shutdown.
