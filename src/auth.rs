@@ -24,15 +24,17 @@ use tracing_actix_web::RootSpan;
 
 use crate::cache::invalidation::LEASE;
 use crate::cache::keyset::prefix_of;
-use crate::cache::{Cache, CachedKey, CachedProjectKey, HashPrefix, Lookup, Presence, ProjectLookup};
+use crate::cache::{
+    Cache, CachedKey, CachedProjectKey, HashPrefix, Lookup, Presence, ProjectLookup,
+};
 use crate::client_addr::ClientAddr;
 use crate::db::run_blocking;
 use crate::domain::secret::{KeyDigest, KeyFormat, digest_key, hex};
 use crate::domain::{Scope, Scopes};
 use crate::error::ApiError;
 use crate::lookup_limit::Unit;
-use crate::models::{admin_api_key, project_api_key};
 use crate::models::user::User;
+use crate::models::{admin_api_key, project_api_key};
 use crate::state::AppState;
 
 /// The authenticated caller of a request: the key that was presented, its owner and scopes

@@ -542,8 +542,9 @@ impl Cache {
                 guarded.by_project_len += 1;
             }
         }
-        let cached =
-            |digest: &KeyDigest| self.known.peek(digest).is_some() || self.project_keys.peek(digest).is_some();
+        let cached = |digest: &KeyDigest| {
+            self.known.peek(digest).is_some() || self.project_keys.peek(digest).is_some()
+        };
         if guarded.digests.len() > 2 * self.capacity {
             guarded.digests.retain(|_, digest| cached(digest));
         }

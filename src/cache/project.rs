@@ -159,9 +159,21 @@ mod tests {
     #[test]
     fn invalidating_a_project_drops_its_keys_and_no_other() {
         let cache = cache();
-        fill(&cache, 1, record("key_a", "proj_a", KeyOwner::User("user_a".into())));
-        fill(&cache, 2, record("key_b", "proj_a", KeyOwner::ServiceAccount("svc_a".into())));
-        fill(&cache, 3, record("key_c", "proj_c", KeyOwner::User("user_a".into())));
+        fill(
+            &cache,
+            1,
+            record("key_a", "proj_a", KeyOwner::User("user_a".into())),
+        );
+        fill(
+            &cache,
+            2,
+            record("key_b", "proj_a", KeyOwner::ServiceAccount("svc_a".into())),
+        );
+        fill(
+            &cache,
+            3,
+            record("key_c", "proj_c", KeyOwner::User("user_a".into())),
+        );
         cache.apply(&Invalidation::Project("proj_a".into()));
         assert!(!known(&cache, 1));
         assert!(!known(&cache, 2));
@@ -171,8 +183,16 @@ mod tests {
     #[test]
     fn invalidating_a_user_drops_the_project_keys_they_own() {
         let cache = cache();
-        fill(&cache, 1, record("key_a", "proj_a", KeyOwner::User("user_a".into())));
-        fill(&cache, 2, record("key_b", "proj_a", KeyOwner::ServiceAccount("svc_a".into())));
+        fill(
+            &cache,
+            1,
+            record("key_a", "proj_a", KeyOwner::User("user_a".into())),
+        );
+        fill(
+            &cache,
+            2,
+            record("key_b", "proj_a", KeyOwner::ServiceAccount("svc_a".into())),
+        );
         cache.apply(&Invalidation::User("user_a".into()));
         assert!(!known(&cache, 1));
         assert!(known(&cache, 2));
@@ -200,7 +220,11 @@ mod tests {
     #[test]
     fn an_admin_lookup_never_sees_a_project_key() {
         let cache = cache();
-        fill(&cache, 1, record("key_a", "proj_a", KeyOwner::User("user_a".into())));
+        fill(
+            &cache,
+            1,
+            record("key_a", "proj_a", KeyOwner::User("user_a".into())),
+        );
         assert!(matches!(
             cache.lookup(&[1; 32], 100),
             crate::cache::Lookup::Miss(_)

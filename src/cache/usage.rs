@@ -13,6 +13,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// A batch of uses to write: `(key id, used at)`.
+pub type Uses = Vec<(String, i64)>;
+
 /// Latest uses not yet written to the database, by key id, each with whether it is a
 /// project key's.
 #[derive(Debug, Default)]
@@ -53,10 +56,14 @@ impl UsageTracker {
     }
 
     /// A copy of the pending uses, to write: the admin keys' and the project keys'.
-    pub fn pending(&self) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    pub fn pending(&self) -> (Uses, Uses) {
         let (mut admin, mut project) = (Vec::new(), Vec::new());
         for (id, (at, of_project)) in self.lock().iter() {
-            let batch = if *of_project { &mut project } else { &mut admin };
+            let batch = if *of_project {
+                &mut project
+            } else {
+                &mut admin
+            };
             batch.push((id.clone(), *at));
         }
         (admin, project)

@@ -476,7 +476,10 @@ mod tests {
             let key = generate_project_key(format);
             assert_eq!(key.expose().len(), len);
             assert_eq!(KeyFormat::of(key.expose()), Some(format));
-            assert!(!is_well_formed(key.expose()), "{format:?} is not an admin key");
+            assert!(
+                !is_well_formed(key.expose()),
+                "{format:?} is not an admin key"
+            );
             let mut bytes = key.expose().as_bytes().to_vec();
             bytes[20] = if bytes[20] == b'a' { b'b' } else { b'a' };
             assert_eq!(KeyFormat::of(std::str::from_utf8(&bytes).unwrap()), None);
@@ -488,8 +491,15 @@ mod tests {
             );
             assert!(!redacted.contains(&key.expose()[12..20]), "{redacted}");
         }
-        assert_eq!(KeyFormat::of(generate_key().expose()), Some(KeyFormat::Admin));
-        assert!(generate_project_key(KeyFormat::Project).redacted().starts_with("sk-proj-..."));
+        assert_eq!(
+            KeyFormat::of(generate_key().expose()),
+            Some(KeyFormat::Admin)
+        );
+        assert!(
+            generate_project_key(KeyFormat::Project)
+                .redacted()
+                .starts_with("sk-proj-...")
+        );
     }
 
     #[test]

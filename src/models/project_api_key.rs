@@ -258,9 +258,11 @@ pub fn list_page(
             };
             query
                 .filter(
-                    project_api_keys::created_at.gt(created_at).or(project_api_keys::created_at
-                        .eq(created_at)
-                        .and(project_api_keys::id.gt(after))),
+                    project_api_keys::created_at
+                        .gt(created_at)
+                        .or(project_api_keys::created_at
+                            .eq(created_at)
+                            .and(project_api_keys::id.gt(after))),
                 )
                 .load(conn)?
         }
@@ -376,7 +378,9 @@ pub fn hashes_page(
         .order(project_api_keys::key_hash)
         .limit(limit);
     match after {
-        Some(after) => query.filter(project_api_keys::key_hash.gt(after)).load(conn),
+        Some(after) => query
+            .filter(project_api_keys::key_hash.gt(after))
+            .load(conn),
         None => query.load(conn),
     }
 }

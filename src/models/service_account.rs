@@ -112,9 +112,11 @@ pub fn list_page(
     };
     query
         .filter(
-            service_accounts::created_at.gt(created_at).or(service_accounts::created_at
-                .eq(created_at)
-                .and(service_accounts::id.gt(after))),
+            service_accounts::created_at
+                .gt(created_at)
+                .or(service_accounts::created_at
+                    .eq(created_at)
+                    .and(service_accounts::id.gt(after))),
         )
         .load(conn)
         .map(Some)

@@ -77,13 +77,18 @@ pub fn create_for_member<'a>(
     if !ids::plausible(user_id) {
         return Err(no_such_user_in("user_id", user_id));
     }
-    let caller = authorize(conn, who, Scope::ProjectsWrite, Target::NewKeyFor(user_id), now)?;
+    let caller = authorize(
+        conn,
+        who,
+        Scope::ProjectsWrite,
+        Target::NewKeyFor(user_id),
+        now,
+    )?;
     active_project(conn, project_id, RowLock::Share)?;
     let member = user::find(conn, user_id)?.ok_or_else(|| no_such_user_in("user_id", user_id))?;
     if !project_api_key::is_member(conn, project_id, user_id)? {
         return Err(ApiError::InvalidRequest {
-            message: "This user is not a member of the project; add them to it first."
-                .to_owned(),
+            message: "This user is not a member of the project; add them to it first.".to_owned(),
             param: Some("user_id".to_owned()),
             code: Some("not_a_project_member"),
         });
@@ -95,7 +100,14 @@ pub fn create_for_member<'a>(
         });
     }
     caller.may_grant_permissions(&new.scopes)?;
-    issue(conn, &caller.actor(), project_id, NewKeyOwner::User(user_id), &new, now)
+    issue(
+        conn,
+        &caller.actor(),
+        project_id,
+        NewKeyOwner::User(user_id),
+        &new,
+        now,
+    )
 }
 
 /// The one way a project key comes to exist: draws a secret of the owner's format, stores the

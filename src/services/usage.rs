@@ -1,9 +1,9 @@
 //! Writing batched `last_used_at` values (the bookkeeping is `cache::usage`).
 
 use crate::cache::Invalidation;
+use crate::db::DbConnection;
 use crate::error::{ApiError, error_chain};
 use crate::models::{admin_api_key, project_api_key};
-use crate::db::DbConnection;
 use crate::services::{Change, write, write_statement};
 use crate::state::AppState;
 
@@ -25,7 +25,10 @@ pub async fn flush(state: &AppState) -> Result<usize, ApiError> {
         if !project_batch.is_empty() {
             project_api_key::record_last_used(conn, &project_batch)?;
         }
-        let ids = admin_batch.into_iter().chain(project_batch).map(|(id, _)| id);
+        let ids = admin_batch
+            .into_iter()
+            .chain(project_batch)
+            .map(|(id, _)| id);
         Ok(Change::new(()).invalidate(Invalidation::Views(ids.collect())))
     };
     if admin.is_empty() || project.is_empty() {

@@ -22,8 +22,8 @@ use crate::models::user::{self, User, UserChanges};
 use crate::models::{admin_api_key, invite, project_api_key};
 use crate::services::Change;
 use crate::services::caller::{Principal, Target, authorize};
-use crate::services::project_keys;
 use crate::services::guard::{Guarded, keep_an_admin};
+use crate::services::project_keys;
 
 /// What a change of a user asks for; at least one field is set.
 #[derive(Debug, Default)]

@@ -24,7 +24,11 @@ fn accounts(project: &str) -> String {
 
 /// A service account named `name` in `project` (asserting 200): the create response.
 async fn account(app: &TestApp, project: &str, name: &str) -> Value {
-    let (status, body) = read(app.post_json(&accounts(project), &json!({ "name": name })).await).await;
+    let (status, body) = read(
+        app.post_json(&accounts(project), &json!({ "name": name }))
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
@@ -33,11 +37,17 @@ async fn a_service_account_is_made_with_a_first_key_shown_once(app: TestApp) {
     let project = project(&app).await;
     let made = account(&app, &project, "Billing worker").await;
     assert_eq!(made["object"], "organization.project.service_account");
-    assert!(made["id"].as_str().unwrap().starts_with("svc_acct_"), "{made}");
+    assert!(
+        made["id"].as_str().unwrap().starts_with("svc_acct_"),
+        "{made}"
+    );
     assert_eq!(made["name"], "Billing worker");
     assert_eq!(made["role"], "member");
     let key = &made["api_key"];
-    assert_eq!(key["object"], "organization.project.service_account.api_key");
+    assert_eq!(
+        key["object"],
+        "organization.project.service_account.api_key"
+    );
     assert_eq!(key["name"], "Secret Key");
     let value = key["value"].as_str().unwrap();
     assert!(value.starts_with("sk-svcacct-"), "{key}");
@@ -49,7 +59,10 @@ async fn a_service_account_is_made_with_a_first_key_shown_once(app: TestApp) {
     assert_eq!(headers["x-api-key-project-id"], project.as_str());
 
     // Never shown again: the key object has its redacted form only.
-    let path = format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap());
+    let path = format!(
+        "{PROJECTS}/{project}/api_keys/{}",
+        key["id"].as_str().unwrap()
+    );
     let (_, shown) = read(app.get(&path).await).await;
     assert!(shown.get("value").is_none());
     assert!(!shown.to_string().contains(&value[12..]), "{shown}");
@@ -95,14 +108,21 @@ async fn a_service_account_is_retrieved_listed_and_changed(app: TestApp) {
     let (_, page) = read(app.get(&format!("{}?limit=1", accounts(&project))).await).await;
     assert_eq!(crate::helpers::ids(&page), [first["id"].as_str().unwrap()]);
     assert_eq!(page["has_more"], true);
-    let after = format!("{}?after={}", accounts(&project), first["id"].as_str().unwrap());
+    let after = format!(
+        "{}?after={}",
+        accounts(&project),
+        first["id"].as_str().unwrap()
+    );
     let (_, next) = read(app.get(&after).await).await;
     assert_eq!(crate::helpers::ids(&next), [second["id"].as_str().unwrap()]);
 
     let body = json!({ "name": "renamed", "role": "owner" });
     let (status, changed) = read(app.post_json(&path, &body).await).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
-    assert_eq!((&changed["name"], &changed["role"]), (&json!("renamed"), &json!("owner")));
+    assert_eq!(
+        (&changed["name"], &changed["role"]),
+        (&json!("renamed"), &json!("owner"))
+    );
     let response = app.post_json(&path, &json!({ "role": "admin" })).await;
     assert_error(response, StatusCode::BAD_REQUEST, "an unknown role").await;
     let response = app.post_json(&path, &json!({})).await;
@@ -110,7 +130,11 @@ async fn a_service_account_is_retrieved_listed_and_changed(app: TestApp) {
 
     let other = project_of_other(&app).await;
     let elsewhere = format!("{}/{}", accounts(&other), first["id"].as_str().unwrap());
-    assert_eq!(app.get(&elsewhere).await.status(), StatusCode::NOT_FOUND, "another project's");
+    assert_eq!(
+        app.get(&elsewhere).await.status(),
+        StatusCode::NOT_FOUND,
+        "another project's"
+    );
     let unknown = format!("{}/svc_acct_nope", accounts(&project));
     assert_eq!(app.get(&unknown).await.status(), StatusCode::NOT_FOUND);
     let no_project = format!("{}/x", accounts("proj_nope"));
@@ -124,24 +148,33 @@ async fn project_of_other(app: &TestApp) -> String {
 async fn a_service_account_gets_more_keys_with_scopes_the_caller_covers(app: TestApp) {
     let project = project(&app).await;
     let made = account(&app, &project, "bot").await;
-    let path = format!("{}/{}/api_keys", accounts(&project), made["id"].as_str().unwrap());
+    let path = format!(
+        "{}/{}/api_keys",
+        accounts(&project),
+        made["id"].as_str().unwrap()
+    );
     let body = json!({ "name": "Production App", "scopes": ["api.responses.write"] });
     let (status, key) = read(app.post_json(&path, &body).await).await;
     assert_eq!(status, StatusCode::OK, "{key}");
-    assert_eq!(key["object"], "organization.project.service_account.api_key");
+    assert_eq!(
+        key["object"],
+        "organization.project.service_account.api_key"
+    );
     assert_eq!(key["name"], "Production App");
     let value = key["value"].as_str().unwrap();
-    let (status, _, _) = forward(&app, value, &format!("{FORWARD}?permission=api.responses.write")).await;
+    let (status, _, _) = forward(
+        &app,
+        value,
+        &format!("{FORWARD}?permission=api.responses.write"),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, code, _) = forward(&app, value, &format!("{FORWARD}?permission=api.files.read")).await;
+    let (status, code, _) =
+        forward(&app, value, &format!("{FORWARD}?permission=api.files.read")).await;
     assert_eq!((status, code), (403, json!("missing_permission")));
 
     // An empty body makes a key named as the first one, with no scopes.
-    let response = app
-        .request(Method::POST, &path)
-        .send()
-        .await
-        .unwrap();
+    let response = app.request(Method::POST, &path).send().await.unwrap();
     let (status, bare) = read(response).await;
     assert_eq!(status, StatusCode::OK, "{bare}");
     assert_eq!(bare["name"], "Secret Key");
@@ -155,11 +188,15 @@ async fn a_service_account_gets_more_keys_with_scopes_the_caller_covers(app: Tes
         .await;
     let narrow = narrow["value"].as_str().unwrap();
     let beyond = json!({ "scopes": ["api.*"] });
-    let response = app.send_as(narrow, Method::POST, &path, Some(&beyond)).await;
+    let response = app
+        .send_as(narrow, Method::POST, &path, Some(&beyond))
+        .await;
     let error = assert_error(response, StatusCode::FORBIDDEN, "a wider pattern").await;
     assert_eq!(error["code"], "missing_permission");
     let within = json!({ "scopes": ["api.responses.read"] });
-    let response = app.send_as(narrow, Method::POST, &path, Some(&within)).await;
+    let response = app
+        .send_as(narrow, Method::POST, &path, Some(&within))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -192,22 +229,38 @@ async fn deleting_a_service_account_deletes_its_keys_at_once(app: TestApp) {
 async fn a_service_accounts_key_is_not_deleted_on_its_own(app: TestApp) {
     let project = project(&app).await;
     let made = account(&app, &project, "bot").await;
-    let path = format!("{PROJECTS}/{project}/api_keys/{}", made["api_key"]["id"].as_str().unwrap());
-    let error = assert_error(app.delete(&path).await, StatusCode::BAD_REQUEST, "an account's key").await;
+    let path = format!(
+        "{PROJECTS}/{project}/api_keys/{}",
+        made["api_key"]["id"].as_str().unwrap()
+    );
+    let error = assert_error(
+        app.delete(&path).await,
+        StatusCode::BAD_REQUEST,
+        "an account's key",
+    )
+    .await;
     assert_eq!(error["code"], "service_account_key");
-    assert_eq!(passes(&app, made["api_key"]["value"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        passes(&app, made["api_key"]["value"].as_str().unwrap()).await,
+        200
+    );
 }
 
 async fn an_archived_projects_service_accounts_can_be_read_but_not_changed(app: TestApp) {
     let project = project(&app).await;
     let made = account(&app, &project, "bot").await;
-    let (status, _) = read(app.post_json(&format!("{PROJECTS}/{project}/archive"), &json!({})).await).await;
+    let (status, _) = read(
+        app.post_json(&format!("{PROJECTS}/{project}/archive"), &json!({}))
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let path = format!("{}/{}", accounts(&project), made["id"].as_str().unwrap());
     assert_eq!(app.get(&path).await.status(), StatusCode::OK);
     assert_eq!(app.get(&accounts(&project)).await.status(), StatusCode::OK);
     let attempts = [
-        app.post_json(&accounts(&project), &json!({ "name": "late" })).await,
+        app.post_json(&accounts(&project), &json!({ "name": "late" }))
+            .await,
         app.post_json(&path, &json!({ "name": "late" })).await,
         app.post_json(&format!("{path}/api_keys"), &json!({})).await,
         app.delete(&path).await,

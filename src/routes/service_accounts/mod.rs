@@ -247,7 +247,9 @@ pub async fn update(
     caller.require(Scope::ProjectsWrite)?;
     let body: UpdateServiceAccountRequest = body.parse().await?;
     if body.name.is_none() && body.role.is_none() {
-        return Err(ApiError::invalid_request("Send at least one of `name` and `role`."));
+        return Err(ApiError::invalid_request(
+            "Send at least one of `name` and `role`.",
+        ));
     }
     let update = ServiceAccountUpdate {
         name: body.name.map(|n| KeyName::parse("name", &n)).transpose()?,
