@@ -13,7 +13,8 @@ use diesel::QueryResult;
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::domain::{Permissions, Role, Scopes};
+use crate::domain::rate_limits::Limits;
+use crate::domain::{Permissions, ProjectRole, Role, Scopes};
 use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
 
@@ -29,6 +30,10 @@ pub enum EventType {
     UserAdded,
     UserUpdated,
     UserDeleted,
+    ProjectCreated,
+    ProjectUpdated,
+    ProjectArchived,
+    RateLimitUpdated,
     ServiceAccountCreated,
     ServiceAccountUpdated,
     ServiceAccountDeleted,
@@ -36,7 +41,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, for validating the `event_types[]` filter.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 16] = [
         EventType::ApiKeyCreated,
         EventType::ApiKeyUpdated,
         EventType::ApiKeyDeleted,
@@ -46,6 +51,10 @@ impl EventType {
         EventType::UserAdded,
         EventType::UserUpdated,
         EventType::UserDeleted,
+        EventType::ProjectCreated,
+        EventType::ProjectUpdated,
+        EventType::ProjectArchived,
+        EventType::RateLimitUpdated,
         EventType::ServiceAccountCreated,
         EventType::ServiceAccountUpdated,
         EventType::ServiceAccountDeleted,
@@ -62,6 +71,10 @@ impl EventType {
             EventType::UserAdded => "user.added",
             EventType::UserUpdated => "user.updated",
             EventType::UserDeleted => "user.deleted",
+            EventType::ProjectCreated => "project.created",
+            EventType::ProjectUpdated => "project.updated",
+            EventType::ProjectArchived => "project.archived",
+            EventType::RateLimitUpdated => "rate_limit.updated",
             EventType::ServiceAccountCreated => "service_account.created",
             EventType::ServiceAccountUpdated => "service_account.updated",
             EventType::ServiceAccountDeleted => "service_account.deleted",
@@ -116,6 +129,35 @@ pub enum AuditEvent {
     },
     /// A user was deleted, with their keys.
     UserDeleted { user_id: String },
+    /// A project was made.
+    ProjectCreated { project_id: String, name: String },
+    /// A project was changed; only the fields that were set are present.
+    ProjectUpdated {
+        project_id: String,
+        changes: ProjectChangesRequested,
+    },
+    /// A project was archived.
+    ProjectArchived { project_id: String },
+    /// A member was added to a project (upstream's `user.added`, with the project).
+    ProjectUserAdded {
+        project_id: String,
+        user_id: String,
+        role: ProjectRole,
+    },
+    /// A project member's role changed (upstream's `user.updated`, with the project).
+    ProjectUserUpdated {
+        project_id: String,
+        user_id: String,
+        role: ProjectRole,
+    },
+    /// A member left a project (upstream's `user.deleted`, with the project).
+    ProjectUserRemoved { project_id: String, user_id: String },
+    /// A project's limits for a model changed: `rate_limit_id` is `rl-<model>`.
+    RateLimitUpdated {
+        project_id: String,
+        rate_limit_id: String,
+        changes: Limits,
+    },
     /// A service account was made in a project.
     ServiceAccountCreated {
         project_id: String,
@@ -151,6 +193,16 @@ pub struct ServiceAccountChangesRequested {
     pub role: Option<ProjectRole>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// The `changes_requested` of `project.updated`: upstream calls the name `title`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The new external key id (`null` when cleared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_key_id: Option<Option<String>>,
 }
 
 /// The `changes_requested` of `user.updated`.
@@ -242,6 +294,34 @@ struct UserUpdatedJson<'a> {
 }
 
 #[derive(Serialize)]
+struct ProjectCreatedJson<'a> {
+    id: &'a str,
+    data: ProjectCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ProjectCreatedData<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChangesJson<'a, T> {
+    id: &'a str,
+    changes_requested: T,
+}
+
+#[derive(Serialize)]
+struct ProjectRoleJson {
+    role: ProjectRole,
+}
+
+#[derive(Serialize)]
+struct ProjectUserAddedJson<'a> {
+    id: &'a str,
+    data: ProjectRoleJson,
+}
+
+#[derive(Serialize)]
 struct ServiceAccountCreatedJson<'a> {
     id: &'a str,
     data: ServiceAccountCreatedData<'a>,
@@ -282,11 +362,37 @@ impl AuditEvent {
             AuditEvent::UserAdded { .. } => EventType::UserAdded,
             AuditEvent::UserUpdated { .. } => EventType::UserUpdated,
             AuditEvent::UserDeleted { .. } => EventType::UserDeleted,
+            AuditEvent::ProjectCreated { .. } => EventType::ProjectCreated,
+            AuditEvent::ProjectUpdated { .. } => EventType::ProjectUpdated,
+            AuditEvent::ProjectArchived { .. } => EventType::ProjectArchived,
+            AuditEvent::ProjectUserAdded { .. } => EventType::UserAdded,
+            AuditEvent::ProjectUserUpdated { .. } => EventType::UserUpdated,
+            AuditEvent::ProjectUserRemoved { .. } => EventType::UserDeleted,
+            AuditEvent::RateLimitUpdated { .. } => EventType::RateLimitUpdated,
             AuditEvent::ServiceAccountCreated { .. } => EventType::ServiceAccountCreated,
             AuditEvent::ServiceAccountUpdated { .. } => EventType::ServiceAccountUpdated,
             AuditEvent::ServiceAccountDeleted { .. } => EventType::ServiceAccountDeleted,
             AuditEvent::ProjectKeyCreated { .. } => EventType::ApiKeyCreated,
             AuditEvent::ProjectKeyDeleted { .. } => EventType::ApiKeyDeleted,
+        }
+    }
+
+    /// The project the event is scoped to (the entry's `project`), if any.
+    pub fn project_id(&self) -> Option<&str> {
+        match self {
+            AuditEvent::ProjectCreated { project_id, .. }
+            | AuditEvent::ProjectUpdated { project_id, .. }
+            | AuditEvent::ProjectArchived { project_id }
+            | AuditEvent::ProjectUserAdded { project_id, .. }
+            | AuditEvent::ProjectUserUpdated { project_id, .. }
+            | AuditEvent::ProjectUserRemoved { project_id, .. }
+            | AuditEvent::RateLimitUpdated { project_id, .. }
+            | AuditEvent::ServiceAccountCreated { project_id, .. }
+            | AuditEvent::ServiceAccountUpdated { project_id, .. }
+            | AuditEvent::ServiceAccountDeleted { project_id, .. }
+            | AuditEvent::ProjectKeyCreated { project_id, .. }
+            | AuditEvent::ProjectKeyDeleted { project_id, .. } => Some(project_id),
+            _ => None,
         }
     }
 
@@ -301,7 +407,14 @@ impl AuditEvent {
             | AuditEvent::InviteDeleted { invite_id } => invite_id,
             AuditEvent::UserAdded { user_id, .. }
             | AuditEvent::UserUpdated { user_id, .. }
-            | AuditEvent::UserDeleted { user_id } => user_id,
+            | AuditEvent::UserDeleted { user_id }
+            | AuditEvent::ProjectUserAdded { user_id, .. }
+            | AuditEvent::ProjectUserUpdated { user_id, .. }
+            | AuditEvent::ProjectUserRemoved { user_id, .. } => user_id,
+            AuditEvent::ProjectCreated { project_id, .. }
+            | AuditEvent::ProjectUpdated { project_id, .. }
+            | AuditEvent::ProjectArchived { project_id } => project_id,
+            AuditEvent::RateLimitUpdated { rate_limit_id, .. } => rate_limit_id,
             AuditEvent::ServiceAccountCreated {
                 service_account_id, ..
             }
@@ -342,6 +455,10 @@ impl AuditEvent {
             | AuditEvent::InviteAccepted { invite_id: key_id }
             | AuditEvent::InviteDeleted { invite_id: key_id }
             | AuditEvent::UserDeleted { user_id: key_id }
+            | AuditEvent::ProjectArchived { project_id: key_id }
+            | AuditEvent::ProjectUserRemoved {
+                user_id: key_id, ..
+            }
             | AuditEvent::ServiceAccountDeleted {
                 service_account_id: key_id,
                 ..
@@ -373,6 +490,39 @@ impl AuditEvent {
             } => serde_json::to_string(&ProjectKeyCreatedJson {
                 id: key_id,
                 data: ProjectKeyCreatedData { scopes, name },
+            }),
+            AuditEvent::ProjectCreated { project_id, name } => {
+                serde_json::to_string(&ProjectCreatedJson {
+                    id: project_id,
+                    data: ProjectCreatedData { name },
+                })
+            }
+            AuditEvent::ProjectUpdated {
+                project_id,
+                changes,
+            } => serde_json::to_string(&ChangesJson {
+                id: project_id,
+                changes_requested: changes,
+            }),
+            AuditEvent::ProjectUserAdded { user_id, role, .. } => {
+                serde_json::to_string(&ProjectUserAddedJson {
+                    id: user_id,
+                    data: ProjectRoleJson { role: *role },
+                })
+            }
+            AuditEvent::ProjectUserUpdated { user_id, role, .. } => {
+                serde_json::to_string(&ChangesJson {
+                    id: user_id,
+                    changes_requested: ProjectRoleJson { role: *role },
+                })
+            }
+            AuditEvent::RateLimitUpdated {
+                rate_limit_id,
+                changes,
+                ..
+            } => serde_json::to_string(&ChangesJson {
+                id: rate_limit_id,
+                changes_requested: changes,
             }),
             AuditEvent::InviteSent {
                 invite_id,
@@ -505,6 +655,7 @@ pub fn record(
             resource_id: event.resource_id().to_owned(),
             details: event.details_json(),
             actor_user_id: Some(actor.user_id().to_owned()),
+            project_id: event.project_id().map(str::to_owned),
         },
     )
 }

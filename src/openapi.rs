@@ -49,6 +49,16 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::invites::retrieve,
         crate::routes::invites::delete,
         crate::routes::invites::accept,
+        crate::routes::projects::list,
+        crate::routes::projects::create,
+        crate::routes::projects::retrieve,
+        crate::routes::projects::modify,
+        crate::routes::projects::archive,
+        crate::routes::projects::users::list,
+        crate::routes::projects::users::create,
+        crate::routes::projects::users::retrieve,
+        crate::routes::projects::users::modify,
+        crate::routes::projects::users::delete,
         crate::routes::service_accounts::list,
         crate::routes::service_accounts::create,
         crate::routes::service_accounts::retrieve,
@@ -93,6 +103,18 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::invites::json::AcceptInviteRequest,
         crate::routes::invites::json::AcceptInviteResponse,
         crate::models::invite::InviteStatus,
+        crate::routes::projects::json::ProjectJson,
+        List<crate::routes::projects::json::ProjectJson>,
+        crate::routes::projects::json::ProjectCreateRequest,
+        crate::routes::projects::json::ProjectUpdateRequest,
+        crate::routes::projects::json::ProjectStatus,
+        crate::routes::projects::json::Residency,
+        crate::routes::projects::users::ProjectUserJson,
+        List<crate::routes::projects::users::ProjectUserJson>,
+        crate::routes::projects::users::ProjectUserDeleteResponse,
+        crate::routes::projects::users::ProjectUserCreateRequest,
+        crate::routes::projects::users::ProjectUserUpdateRequest,
+        crate::domain::ProjectRole,
         crate::routes::service_accounts::json::ServiceAccountJson,
         List<crate::routes::service_accounts::json::ServiceAccountJson>,
         crate::routes::service_accounts::json::ServiceAccountCreated,
@@ -132,6 +154,7 @@ use crate::routes::list::{List, MAX_LIMIT};
         (name = "Verification", description = "For the operator's other services and proxies: is this key good, whose is it, what may it do?"),
         (name = "Users", description = "The members of the organisation, who own keys."),
         (name = "Invites", description = "Invitations to join the organisation, and accepting them with their token."),
+        (name = "Projects", description = "Projects, their members and their per-model rate limits: where the keys applications use live."),
         (name = "Probes", description = "For orchestrators: is the process up, can it serve? No key needed; served at the root only, not under `/v1`.")
     )
 )]
@@ -213,6 +236,7 @@ impl Modify for Bounds {
             ("CreateAdminApiKeyRequest", "name"),
             ("UpdateAdminApiKeyRequest", "name"),
             ("AcceptInviteRequest", "name"),
+            ("ProjectCreateRequest", "name"),
         ] {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
                 && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field)

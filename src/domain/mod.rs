@@ -9,6 +9,8 @@ pub mod idempotency;
 mod lifetime;
 mod name;
 pub mod permissions;
+mod project_role;
+pub mod rate_limits;
 mod role;
 pub mod scopes;
 pub mod secret;
@@ -17,6 +19,7 @@ pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
+pub use project_role::ProjectRole;
 pub use role::Role;
 pub use scopes::{Scope, Scopes};
 

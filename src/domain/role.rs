@@ -82,7 +82,10 @@ mod tests {
     fn a_reader_may_hold_only_read_scopes() {
         let reader = Role::Reader.ceiling();
         for scope in Scope::ALL {
-            let write = matches!(scope, Scope::AdminApiKeysWrite | Scope::UsersWrite);
+            let write = matches!(
+                scope,
+                Scope::AdminApiKeysWrite | Scope::ProjectsWrite | Scope::UsersWrite
+            );
             assert_eq!(reader.contains(scope), !write, "{scope}");
             assert!(Role::Owner.ceiling().contains(scope));
         }

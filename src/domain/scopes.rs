@@ -36,6 +36,13 @@ pub enum Scope {
     /// Ask whether another key is good (`/introspect`, RFC 7662).
     #[serde(rename = "keys.introspect")]
     KeysIntrospect,
+    /// List and retrieve projects, their members and their rate limits.
+    #[serde(rename = "projects.read")]
+    ProjectsRead,
+    /// Create, change and archive projects; add, change and remove their members; set their
+    /// rate limits.
+    #[serde(rename = "projects.write")]
+    ProjectsWrite,
     /// List and retrieve users and invites.
     #[serde(rename = "users.read")]
     UsersRead,
@@ -46,20 +53,23 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in stored order.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::AdminApiKeysRead,
         Scope::AdminApiKeysWrite,
         Scope::AuditLogsRead,
         Scope::KeysIntrospect,
+        Scope::ProjectsRead,
+        Scope::ProjectsWrite,
         Scope::UsersRead,
         Scope::UsersWrite,
     ];
 
     /// The scopes that change nothing (introspection only records a use, as any request).
-    pub const READ: [Scope; 4] = [
+    pub const READ: [Scope; 5] = [
         Scope::AdminApiKeysRead,
         Scope::AuditLogsRead,
         Scope::KeysIntrospect,
+        Scope::ProjectsRead,
         Scope::UsersRead,
     ];
 
@@ -69,6 +79,8 @@ impl Scope {
             Scope::AdminApiKeysWrite => "admin_api_keys.write",
             Scope::AuditLogsRead => "audit_logs.read",
             Scope::KeysIntrospect => "keys.introspect",
+            Scope::ProjectsRead => "projects.read",
+            Scope::ProjectsWrite => "projects.write",
             Scope::UsersRead => "users.read",
             Scope::UsersWrite => "users.write",
         }
@@ -207,6 +219,8 @@ mod tests {
                 Scope::AdminApiKeysWrite,
                 Scope::AuditLogsRead,
                 Scope::KeysIntrospect,
+                Scope::ProjectsRead,
+                Scope::ProjectsWrite,
                 Scope::UsersRead,
                 Scope::UsersWrite
             ]

@@ -24,6 +24,8 @@ pub struct AuditLogRow {
     /// The user behind the actor; `None` only on rows older than the column that the
     /// migration could not attribute.
     pub actor_user_id: Option<String>,
+    /// The project the event is scoped to, if any.
+    pub project_id: Option<String>,
 }
 
 /// Filters of a listing; empty lists mean "any".
@@ -38,6 +40,8 @@ pub struct AuditFilter {
     pub resource_ids: Vec<String>,
     /// Only events whose actor is this user or one of their keys.
     pub owner_id: Option<String>,
+    /// Only events scoped to one of these projects.
+    pub project_ids: Vec<String>,
 }
 
 /// Which side of a cursor a page is on.
@@ -140,6 +144,8 @@ pub fn list_page(
                 .filter(member!(&filter.event_types, type_))
                 .filter(member!(&filter.actor_ids, actor_id))
                 .filter(member!(&filter.resource_ids, resource_id))
+                // A NULL project makes the test NULL: such entries match only without a filter.
+                .filter(member!(&filter.project_ids, project_id.assume_not_null()))
                 .filter(
                     any_owner
                         .into_sql::<Bool>()

@@ -3,6 +3,8 @@
 //! The query string is parsed by hand because the array filters repeat their key
 //! (`event_types[]=a&event_types[]=b`), which `web::Query` cannot collect.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -18,6 +20,7 @@ use crate::extract::QueryParams;
 use crate::ids;
 use crate::models::admin_api_key::Order;
 use crate::models::audit_log::{self, AuditCursor, AuditFilter, AuditLogRow};
+use crate::models::project;
 use crate::routes::list::{List, Pagination, take_owner_id};
 use crate::routes::method_not_allowed;
 use crate::state::AppState;
@@ -88,6 +91,58 @@ pub struct AuditLog {
     #[serde(rename = "user.deleted", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub user_deleted: Option<Box<RawValue>>,
+    /// The project the change was made in, for changes to projects, their members and their
+    /// rate limits; absent for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<AuditLogProject>,
+    /// `{"id", "data": {"name"}}` of the new project.
+    #[serde(rename = "project.created", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub project_created: Option<Box<RawValue>>,
+    /// `{"id", "changes_requested": {...}}`: the fields that were set (`title`, the new name;
+    /// `external_key_id`).
+    #[serde(rename = "project.updated", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub project_updated: Option<Box<RawValue>>,
+    /// `{"id"}` of the archived project.
+    #[serde(rename = "project.archived", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub project_archived: Option<Box<RawValue>>,
+    /// `{"id": "rl-<model>", "changes_requested": {...}}`: the limits that were set.
+    #[serde(rename = "rate_limit.updated", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit_updated: Option<Box<RawValue>>,
+    /// `{"id", "data": {"role"}}` of the new service account.
+    #[serde(
+        rename = "service_account.created",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_created: Option<Box<RawValue>>,
+    /// `{"id", "changes_requested": {...}}`: the fields that were set (`role`, `name`).
+    #[serde(
+        rename = "service_account.updated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_updated: Option<Box<RawValue>>,
+    /// `{"id"}` of the deleted service account.
+    #[serde(
+        rename = "service_account.deleted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_deleted: Option<Box<RawValue>>,
+}
+
+/// The project an entry is scoped to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLogProject {
+    /// The project's id.
+    pub id: String,
+    /// The project's name now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Query parameters (documentation only; see `parse_query`).
@@ -118,6 +173,9 @@ pub struct AuditLogQuery {
     resource_ids: Option<Vec<String>>,
     /// Only events made by this user or by one of their keys (an extension).
     owner_id: Option<String>,
+    /// Only events scoped to these projects (repeat the parameter for several).
+    #[serde(rename = "project_ids[]")]
+    project_ids: Option<Vec<String>>,
     /// Page size (bounds in the schema).
     #[param(default = 20)]
     limit: Option<i64>,
@@ -163,16 +221,35 @@ pub async fn list_entries(
         before,
         filter,
     } = parse_query(req.query_string())?;
-    let (rows, has_more) = run_blocking(&state.pool, move |conn| {
+    let rows = run_blocking(&state.pool, move |conn| {
         let cursor = match (&after, &before) {
             (Some(id), _) => Some(cursor_at(conn, "after", id, AuditCursor::After)?),
             (None, Some(id)) => Some(cursor_at(conn, "before", id, AuditCursor::Before)?),
             (None, None) => None,
         };
-        Ok(audit_log::list_page(conn, cursor.as_ref(), &filter, limit)?)
+        let (rows, has_more) = audit_log::list_page(conn, cursor.as_ref(), &filter, limit)?;
+        let mut projects: Vec<String> = rows.iter().filter_map(|r| r.project_id.clone()).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        let names = project::names_of(conn, &projects)?;
+        Ok((rows, has_more, names))
     })
     .await?;
-    let data = rows.into_iter().map(AuditLog::from).collect();
+    let (rows, has_more, names) = (rows.0, rows.1, rows.2);
+    let names: HashMap<String, String> = names.into_iter().collect();
+    let data = rows
+        .into_iter()
+        .map(|row| {
+            let project = row.project_id.clone().map(|id| AuditLogProject {
+                name: names.get(&id).cloned(),
+                id,
+            });
+            AuditLog {
+                project,
+                ..AuditLog::from(row)
+            }
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(List::new(data, has_more, |entry: &AuditLog| &entry.id)))
 }
 
@@ -200,7 +277,7 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
     let mut query = QueryParams::parse(query)?;
     // Upstream filters this service has nothing to match against: refuse rather than
     // silently return a wider result than asked for.
-    query.refuse(&["project_ids", "actor_emails", "tenant_only"])?;
+    query.refuse(&["actor_emails", "tenant_only"])?;
     let page = Pagination::take(&mut query, Order::Desc, false)?;
     let before = query.take("before")?;
     if page.after.is_some() && before.is_some() {
@@ -226,6 +303,7 @@ fn parse_query(query: &str) -> Result<Params, ApiError> {
         actor_ids: take_ids(&mut query, "actor_ids[]", "keys or users")?,
         resource_ids: take_ids(&mut query, "resource_ids[]", "keys, users or invites")?,
         owner_id: take_owner_id(&mut query)?,
+        project_ids: take_ids(&mut query, "project_ids[]", "projects")?,
     };
     query.finish()?;
     Ok(Params {
@@ -270,6 +348,14 @@ impl From<AuditLogRow> for AuditLog {
             user_added: None,
             user_updated: None,
             user_deleted: None,
+            project: None,
+            project_created: None,
+            project_updated: None,
+            project_archived: None,
+            rate_limit_updated: None,
+            service_account_created: None,
+            service_account_updated: None,
+            service_account_deleted: None,
             kind: row.type_,
         };
         match EventType::parse(&entry.kind) {
@@ -282,6 +368,13 @@ impl From<AuditLogRow> for AuditLog {
             Some(EventType::UserAdded) => entry.user_added = details,
             Some(EventType::UserUpdated) => entry.user_updated = details,
             Some(EventType::UserDeleted) => entry.user_deleted = details,
+            Some(EventType::ProjectCreated) => entry.project_created = details,
+            Some(EventType::ProjectUpdated) => entry.project_updated = details,
+            Some(EventType::ProjectArchived) => entry.project_archived = details,
+            Some(EventType::RateLimitUpdated) => entry.rate_limit_updated = details,
+            Some(EventType::ServiceAccountCreated) => entry.service_account_created = details,
+            Some(EventType::ServiceAccountUpdated) => entry.service_account_updated = details,
+            Some(EventType::ServiceAccountDeleted) => entry.service_account_deleted = details,
             None => {}
         }
         entry

@@ -10,6 +10,7 @@ pub mod introspect;
 pub mod invites;
 pub mod list;
 pub mod project_api_keys;
+pub mod projects;
 pub mod service_accounts;
 pub mod users;
 
@@ -31,6 +32,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(audit_logs::routes)
             .configure(users::routes)
             .configure(invites::routes)
+            .configure(projects::routes)
             .configure(service_accounts::routes)
             .configure(project_api_keys::routes),
     )

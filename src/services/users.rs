@@ -19,7 +19,7 @@ use crate::domain::{KeyName, Permissions, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::user::{self, User, UserChanges};
-use crate::models::{admin_api_key, invite, project_api_key};
+use crate::models::{admin_api_key, invite, project_api_key, project_user};
 use crate::services::Change;
 use crate::services::caller::{Principal, Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
@@ -155,8 +155,9 @@ fn new_ceiling(
 }
 
 /// Deletes the user `user_id` and, in the same transaction, every key they own (each with its
-/// `api_key.deleted` entry) and every invite they made that is not accepted yet (each with
-/// `invite.deleted`), then `user.deleted`. Refused (409 `last_owner`) if no one could
+/// `api_key.deleted` entry), every invite they made that is not accepted yet (each with
+/// `invite.deleted`) and every project membership (each with a project's `user.deleted`), then
+/// `user.deleted`. Refused (409 `last_owner`) if no one could
 /// run the organisation afterwards.
 pub fn delete<'a>(
     conn: &mut DbConnection,
@@ -194,12 +195,23 @@ pub fn delete<'a>(
         for invite_id in invite::delete_unaccepted_by(conn, user_id)? {
             audit::record(conn, now, &actor, &AuditEvent::InviteDeleted { invite_id })?;
         }
+        let projects = project_user::delete_of_user(conn, user_id)?;
+        for project_id in &projects {
+            let event = AuditEvent::ProjectUserRemoved {
+                project_id: project_id.clone(),
+                user_id: user_id.to_owned(),
+            };
+            audit::record(conn, now, &actor, &event)?;
+        }
         user::delete(conn, user_id)?;
         let event = AuditEvent::UserDeleted {
             user_id: user_id.to_owned(),
         };
         audit::record(conn, now, &actor, &event)?;
         let change = Change::new(()).invalidate(Invalidation::User(user_id.to_owned()));
+        let change = projects.into_iter().fold(change, |change, project_id| {
+            change.invalidate(Invalidation::Project(project_id))
+        });
         let change = project_keys::deleted_keys(conn, &actor, project_keys, now, change)?;
         Ok((keys, hashes, change))
     })?;

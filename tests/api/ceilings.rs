@@ -111,6 +111,8 @@ async fn responder(app: &TestApp, permissions: &[&str]) -> String {
         "admin_api_keys.write",
         "audit_logs.read",
         "keys.introspect",
+        "projects.read",
+        "projects.write",
         "users.read",
         "users.write",
     ];

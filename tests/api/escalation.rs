@@ -19,11 +19,13 @@ const INVITES: &str = "/v1/organization/invites";
 const KEYS: &str = "/v1/organization/admin_api_keys";
 const USERS: &str = "/v1/organization/users";
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 8] = [
     "admin_api_keys.read",
     "admin_api_keys.write",
     "audit_logs.read",
     "keys.introspect",
+    "projects.read",
+    "projects.write",
     "users.read",
     "users.write",
 ];

@@ -247,6 +247,7 @@ async fn accepting_makes_a_reader_whose_key_holds_exactly_the_read_scopes(app: T
             "admin_api_keys.read",
             "audit_logs.read",
             "keys.introspect",
+            "projects.read",
             "users.read"
         ])
     );
@@ -303,6 +304,8 @@ async fn accepting_an_owner_invite_gives_a_key_with_every_scope(app: TestApp) {
             "admin_api_keys.write",
             "audit_logs.read",
             "keys.introspect",
+            "projects.read",
+            "projects.write",
             "users.read",
             "users.write"
         ])
@@ -692,6 +695,7 @@ async fn inviting_needs_every_scope_the_invitees_key_will_hold(app: TestApp) {
             "admin_api_keys.read",
             "audit_logs.read",
             "keys.introspect",
+            "projects.read",
         ],
     )
     .await;

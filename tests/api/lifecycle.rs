@@ -135,6 +135,8 @@ async fn new_keys_inherit_the_creators_scopes_and_are_enabled(app: TestApp) {
             "admin_api_keys.write",
             "audit_logs.read",
             "keys.introspect",
+            "projects.read",
+            "projects.write",
             "users.read",
             "users.write"
         ])
@@ -289,7 +291,7 @@ async fn the_last_active_writer_cannot_be_disabled_deleted_or_demoted(app: TestA
             still["enabled"].clone(),
             still["scopes"].as_array().unwrap().len()
         ),
-        (json!(true), 6)
+        (json!(true), 8)
     );
 
     // With a second key able to run the organisation the same change is allowed.

@@ -77,6 +77,8 @@ mod organisation;
 mod outage;
 mod permissions;
 mod project_keys;
+mod project_users;
+mod projects;
 mod rate_limit;
 mod raw;
 mod replicas;

@@ -57,12 +57,12 @@ pub async fn member_key(app: &TestApp, project: &str, user: &str, scopes: &[&str
 }
 
 /// Forward auth of `key` at `path`: status, error code (or null) and the response headers.
-pub async fn forward(app: &TestApp, key: &str, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-    let response = app
-        .request_as(key, Method::GET, path)
-        .send()
-        .await
-        .unwrap();
+pub async fn forward(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let response = app.request_as(key, Method::GET, path).send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -97,7 +97,10 @@ async fn a_members_key_passes_forward_auth_with_its_project_owner_and_scopes(app
 
     let (status, code, headers) = forward(&app, value(&key), FORWARD).await;
     assert_eq!(status, 200, "{code}");
-    assert_eq!(header(&headers, "x-api-key-id"), key["id"].as_str().unwrap());
+    assert_eq!(
+        header(&headers, "x-api-key-id"),
+        key["id"].as_str().unwrap()
+    );
     assert_eq!(header(&headers, "x-api-key-project-id"), project);
     assert_eq!(header(&headers, "x-api-key-owner-type"), "user");
     assert_eq!(header(&headers, "x-api-key-owner-id"), user);
@@ -115,14 +118,24 @@ async fn the_project_filter_refuses_keys_of_other_projects_and_admin_keys(app: T
     let user = member_of(&app, &shop).await;
     let key = member_key(&app, &shop, &user, &[]).await;
     let cases = [
-        (value(&key), format!("{FORWARD}?project={shop}"), 200, "its own project"),
+        (
+            value(&key),
+            format!("{FORWARD}?project={shop}"),
+            200,
+            "its own project",
+        ),
         (
             value(&key),
             format!("{FORWARD}?project={other}&project={shop}"),
             200,
             "one of several",
         ),
-        (value(&key), format!("{FORWARD}?project={other}"), 403, "another project"),
+        (
+            value(&key),
+            format!("{FORWARD}?project={other}"),
+            403,
+            "another project",
+        ),
         (
             &app.admin_key,
             format!("{FORWARD}?project={shop}"),
@@ -144,7 +157,11 @@ async fn the_project_filter_refuses_keys_of_other_projects_and_admin_keys(app: T
         }
     }
     let (status, code, _) = forward(&app, value(&key), &format!("{FORWARD}?project=")).await;
-    assert_eq!((status, code), (400, json!("invalid_project")), "an empty project");
+    assert_eq!(
+        (status, code),
+        (400, json!("invalid_project")),
+        "an empty project"
+    );
 }
 
 async fn project_key_scopes_are_checked_like_permissions(app: TestApp) {
@@ -167,7 +184,11 @@ async fn project_key_scopes_are_checked_like_permissions(app: TestApp) {
             assert_eq!(code, "missing_permission");
         }
     }
-    assert_eq!(passes(&app, value(&unscoped)).await, 200, "nothing required");
+    assert_eq!(
+        passes(&app, value(&unscoped)).await,
+        200,
+        "nothing required"
+    );
 }
 
 async fn the_admin_api_refuses_project_keys_with_a_401_that_says_so(app: TestApp) {
@@ -180,7 +201,10 @@ async fn the_admin_api_refuses_project_keys_with_a_401_that_says_so(app: TestApp
     let service_key = account["api_key"]["value"].as_str().unwrap().to_owned();
     assert!(service_key.starts_with("sk-svcacct-"));
 
-    for (token, why) in [(value(&key), "a member's key"), (&service_key, "a service account's key")] {
+    for (token, why) in [
+        (value(&key), "a member's key"),
+        (&service_key, "a service account's key"),
+    ] {
         let response = app
             .request_as(token, Method::GET, "/v1/organization/admin_api_keys")
             .send()
@@ -188,7 +212,10 @@ async fn the_admin_api_refuses_project_keys_with_a_401_that_says_so(app: TestApp
             .unwrap();
         let error = assert_error(response, StatusCode::UNAUTHORIZED, why).await;
         assert_eq!(error["code"], "project_key_not_allowed", "{why}");
-        assert!(error["message"].as_str().unwrap().contains("admin API"), "{why}");
+        assert!(
+            error["message"].as_str().unwrap().contains("admin API"),
+            "{why}"
+        );
         assert!(!error.to_string().contains(&token[10..]), "{why}: echoed");
     }
     // The checksum is checked first: a mistyped project key is just invalid.
@@ -264,8 +291,11 @@ async fn archiving_the_project_stops_its_keys_on_the_next_request(app: TestApp) 
         assert!(inactive(&app, token).await);
     }
     let (_, shown) = read(
-        app.get(&format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap()))
-            .await,
+        app.get(&format!(
+            "{PROJECTS}/{project}/api_keys/{}",
+            key["id"].as_str().unwrap()
+        ))
+        .await,
     )
     .await;
     assert_eq!(shown["owner_project_access"], "inactive", "{shown}");
@@ -273,7 +303,10 @@ async fn archiving_the_project_stops_its_keys_on_the_next_request(app: TestApp) 
 
 async fn removing_or_disabling_the_member_stops_their_key_on_the_next_request(app: TestApp) {
     let project = project(&app).await;
-    let (leaver, disabled) = (member_of(&app, &project).await, member_of(&app, &project).await);
+    let (leaver, disabled) = (
+        member_of(&app, &project).await,
+        member_of(&app, &project).await,
+    );
     let leaver_key = member_key(&app, &project, &leaver, &[]).await;
     let disabled_key = member_key(&app, &project, &disabled, &[]).await;
     for key in [&leaver_key, &disabled_key] {
@@ -289,9 +322,15 @@ async fn removing_or_disabling_the_member_stops_their_key_on_the_next_request(ap
     for key in [&leaver_key, &disabled_key] {
         let (status, code, _) = forward(&app, value(key), FORWARD).await;
         assert_eq!((status, code), (401, json!("owner_inactive")));
-        let path = format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap());
+        let path = format!(
+            "{PROJECTS}/{project}/api_keys/{}",
+            key["id"].as_str().unwrap()
+        );
         let (_, shown) = read(app.get(&path).await).await;
-        assert_eq!(shown["owner_project_access"], "inactive", "the key object remains");
+        assert_eq!(
+            shown["owner_project_access"], "inactive",
+            "the key object remains"
+        );
     }
     // Enabled again, the member's key works again.
     let (status, _) = read(app.post_json(&users, &json!({ "enabled": true })).await).await;
@@ -308,13 +347,19 @@ async fn deleting_a_user_deletes_their_project_keys(app: TestApp) {
     assert_eq!(response.status(), StatusCode::OK);
     let (status, code, _) = forward(&app, value(&key), FORWARD).await;
     assert_eq!((status, code), (401, json!("invalid_api_key")));
-    let path = format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap());
+    let path = format!(
+        "{PROJECTS}/{project}/api_keys/{}",
+        key["id"].as_str().unwrap()
+    );
     assert_eq!(app.get(&path).await.status(), StatusCode::NOT_FOUND);
     let audit = format!(
         "/v1/organization/audit_logs?event_types[]=api_key.deleted&project_ids[]={project}"
     );
     let (_, entries) = read(app.get(&audit).await).await;
-    assert_eq!(entries["data"][0]["api_key.deleted"]["id"], key["id"], "{entries}");
+    assert_eq!(
+        entries["data"][0]["api_key.deleted"]["id"], key["id"],
+        "{entries}"
+    );
 }
 
 async fn a_cached_project_key_check_makes_no_database_statement(app: TestApp) {
@@ -338,7 +383,11 @@ async fn a_cached_project_key_check_makes_no_database_statement(app: TestApp) {
         let path = format!("{FORWARD}?project={project}&permission=chat:{n}");
         assert_eq!(forward(&app, value(&key), &path).await.0, 200);
     }
-    assert_eq!(app.queries() - before, 0, "a cached check queried the database");
+    assert_eq!(
+        app.queries() - before,
+        0,
+        "a cached check queried the database"
+    );
 }
 
 async fn project_key_uses_show_as_last_used_at(app: TestApp) {
@@ -350,16 +399,25 @@ async fn project_key_uses_show_as_last_used_at(app: TestApp) {
     assert_eq!(passes(&app, value(&key)).await, 200);
     let used = admin_api_keys::clock::Clock::now(&app.clock);
     app.flush_usage().await;
-    let path = format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap());
+    let path = format!(
+        "{PROJECTS}/{project}/api_keys/{}",
+        key["id"].as_str().unwrap()
+    );
     let (_, shown) = read(app.get(&path).await).await;
     assert_eq!(shown["last_used_at"], used, "{shown}");
 }
 
 async fn keys_are_listed_with_their_owner_and_access(app: TestApp) {
     let project = project(&app).await;
-    let (stays, leaves) = (member_of(&app, &project).await, member_of(&app, &project).await);
+    let (stays, leaves) = (
+        member_of(&app, &project).await,
+        member_of(&app, &project).await,
+    );
+    // A second apart, so that creation order is the listing order.
     let kept = member_key(&app, &project, &stays, &[]).await;
+    app.clock.advance(1);
     let left = member_key(&app, &project, &leaves, &[]).await;
+    app.clock.advance(1);
     let accounts = format!("{PROJECTS}/{project}/service_accounts");
     let (_, account) = read(app.post_json(&accounts, &json!({ "name": "bot" })).await).await;
     app.delete(&format!("{PROJECTS}/{project}/users/{leaves}"))
@@ -372,16 +430,35 @@ async fn keys_are_listed_with_their_owner_and_access(app: TestApp) {
     assert_eq!(data.len(), 3, "{all}");
     assert_eq!(data[0]["id"], kept["id"]);
     assert_eq!(data[0]["object"], "organization.project.api_key");
-    assert!(data[0]["redacted_value"].as_str().unwrap().starts_with("sk-proj-..."));
-    assert!(data[0].get("value").is_none(), "a list never shows a secret");
+    assert!(
+        data[0]["redacted_value"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk-proj-...")
+    );
+    assert!(
+        data[0].get("value").is_none(),
+        "a list never shows a secret"
+    );
     assert_eq!(data[2]["owner"]["type"], "service_account");
     assert_eq!(data[2]["owner"]["service_account"]["id"], account["id"]);
     assert_eq!(data[2]["owner"]["service_account"]["role"], "member");
 
-    let (_, active) = read(app.get(&format!("{keys}?owner_project_access=active")).await).await;
-    let (_, inactive) = read(app.get(&format!("{keys}?owner_project_access=inactive")).await).await;
+    let (_, active) = read(
+        app.get(&format!("{keys}?owner_project_access=active"))
+            .await,
+    )
+    .await;
+    let (_, inactive) = read(
+        app.get(&format!("{keys}?owner_project_access=inactive"))
+            .await,
+    )
+    .await;
     assert_eq!(crate::helpers::ids(&active).len(), 2, "{active}");
-    assert_eq!(crate::helpers::ids(&inactive), [left["id"].as_str().unwrap()]);
+    assert_eq!(
+        crate::helpers::ids(&inactive),
+        [left["id"].as_str().unwrap()]
+    );
     assert_eq!(inactive["data"][0]["owner"]["user"]["role"], "none");
 
     let (_, page) = read(app.get(&format!("{keys}?limit=1")).await).await;
@@ -421,10 +498,14 @@ async fn a_member_key_needs_a_member_and_scopes_the_caller_covers(app: TestApp) 
         .await;
     let caller = made["value"].as_str().unwrap();
     let within = json!({ "user_id": user, "scopes": ["chat:completions"] });
-    let response = app.send_as(caller, Method::POST, &keys, Some(&within)).await;
+    let response = app
+        .send_as(caller, Method::POST, &keys, Some(&within))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let beyond = json!({ "user_id": user, "scopes": ["billing:read"] });
-    let response = app.send_as(caller, Method::POST, &keys, Some(&beyond)).await;
+    let response = app
+        .send_as(caller, Method::POST, &keys, Some(&beyond))
+        .await;
     let error = assert_error(response, StatusCode::FORBIDDEN, "escalation").await;
     assert_eq!(error["code"], "missing_permission");
 
@@ -444,7 +525,10 @@ async fn deleting_a_members_key_stops_it_at_once(app: TestApp) {
     let user = member_of(&app, &project).await;
     let key = member_key(&app, &project, &user, &[]).await;
     assert_eq!(passes(&app, value(&key)).await, 200);
-    let path = format!("{PROJECTS}/{project}/api_keys/{}", key["id"].as_str().unwrap());
+    let path = format!(
+        "{PROJECTS}/{project}/api_keys/{}",
+        key["id"].as_str().unwrap()
+    );
     let (status, body) = read(app.delete(&path).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -453,9 +537,14 @@ async fn deleting_a_members_key_stops_it_at_once(app: TestApp) {
     );
     assert_eq!(passes(&app, value(&key)).await, 401);
     assert_eq!(app.delete(&path).await.status(), StatusCode::NOT_FOUND);
-    let audit = format!("/v1/organization/audit_logs?project_ids[]={project}&event_types[]=api_key.created");
+    let audit = format!(
+        "/v1/organization/audit_logs?project_ids[]={project}&event_types[]=api_key.created"
+    );
     let (_, entries) = read(app.get(&audit).await).await;
-    assert_eq!(entries["data"][0]["api_key.created"]["id"], key["id"], "{entries}");
+    assert_eq!(
+        entries["data"][0]["api_key.created"]["id"], key["id"],
+        "{entries}"
+    );
 }
 
 /// Retries `check` for up to a second.
@@ -489,20 +578,35 @@ async fn losing_access_reaches_forward_auth_on_another_replica_within_a_second()
     let service_key = account["api_key"]["value"].as_str().unwrap().to_owned();
     let archived_member = member_of(&a, &other).await;
     let archived_key = member_key(&a, &other, &archived_member, &[]).await;
-    let keys = [value(&leaver_key), value(&disabled_key), &service_key, value(&archived_key)];
+    let keys = [
+        value(&leaver_key),
+        value(&disabled_key),
+        &service_key,
+        value(&archived_key),
+    ];
     for key in keys {
         within_a_second("a new key", async || passes(&b, key).await == 200).await;
         // Cached on B now.
         assert_eq!(passes(&b, key).await, 200);
     }
     a.delete(&format!("{PROJECTS}/{shop}/users/{leaver}")).await;
-    within_a_second("a removed member", async || passes(&b, keys[0]).await == 401).await;
+    within_a_second("a removed member", async || {
+        passes(&b, keys[0]).await == 401
+    })
+    .await;
     let users = format!("/v1/organization/users/{disabled}");
     a.post_json(&users, &json!({ "enabled": false })).await;
     within_a_second("a disabled user", async || passes(&b, keys[1]).await == 401).await;
     let account_path = format!("{accounts}/{}", account["id"].as_str().unwrap());
     a.delete(&account_path).await;
-    within_a_second("a deleted service account", async || passes(&b, keys[2]).await == 401).await;
-    a.post_json(&format!("{PROJECTS}/{other}/archive"), &json!({})).await;
-    within_a_second("an archived project", async || passes(&b, keys[3]).await == 401).await;
+    within_a_second("a deleted service account", async || {
+        passes(&b, keys[2]).await == 401
+    })
+    .await;
+    a.post_json(&format!("{PROJECTS}/{other}/archive"), &json!({}))
+        .await;
+    within_a_second("an archived project", async || {
+        passes(&b, keys[3]).await == 401
+    })
+    .await;
 }

@@ -28,9 +28,11 @@ const AKR: &str = "admin_api_keys.read";
 const AKW: &str = "admin_api_keys.write";
 const ALR: &str = "audit_logs.read";
 const KI: &str = "keys.introspect";
+const PR: &str = "projects.read";
+const PW: &str = "projects.write";
 const UR: &str = "users.read";
 const UW: &str = "users.write";
-const ALL: [&str; 6] = [AKR, AKW, ALR, KI, UR, UW];
+const ALL: [&str; 8] = [AKR, AKW, ALR, KI, PR, PW, UR, UW];
 
 fn user_path(id: &str) -> String {
     format!("{USERS}/{id}")
@@ -243,7 +245,7 @@ async fn promoting_a_reader_gives_their_keys_nothing_new(app: TestApp) {
     let reader = app.add_member("reader").await;
     let victim = app.add_member("reader").await;
     let (key_id, key) = app.key_for(&reader, None).await;
-    let read_scopes = json!([AKR, ALR, KI, UR]);
+    let read_scopes = json!([AKR, ALR, KI, PR, UR]);
     let (_, shown) = read(app.get(&format!("{KEYS}/{key_id}")).await).await;
     assert_eq!(
         shown["scopes"], read_scopes,

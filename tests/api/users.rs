@@ -536,6 +536,7 @@ async fn a_key_for_another_user_follows_the_owner_id_rules(app: TestApp) {
             "admin_api_keys.read",
             "audit_logs.read",
             "keys.introspect",
+            "projects.read",
             "users.read"
         ])
     );
