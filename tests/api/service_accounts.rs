@@ -91,6 +91,8 @@ async fn a_service_account_can_be_made_without_a_key(app: TestApp) {
 async fn a_service_account_is_retrieved_listed_and_changed(app: TestApp) {
     let project = project(&app).await;
     let first = account(&app, &project, "one").await;
+    // A second apart, so that creation order is the listing order.
+    app.clock.advance(1);
     let second = account(&app, &project, "two").await;
     let path = format!("{}/{}", accounts(&project), first["id"].as_str().unwrap());
     let (status, shown) = read(app.get(&path).await).await;
