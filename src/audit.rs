@@ -45,11 +45,14 @@ pub enum EventType {
     ProjectUpdated,
     ProjectArchived,
     RateLimitUpdated,
+    ServiceAccountCreated,
+    ServiceAccountUpdated,
+    ServiceAccountDeleted,
 }
 
 impl EventType {
     /// Every type, for validating the `event_types[]` filter.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 16] = [
         EventType::ApiKeyCreated,
         EventType::ApiKeyUpdated,
         EventType::ApiKeyDeleted,
@@ -63,6 +66,9 @@ impl EventType {
         EventType::ProjectUpdated,
         EventType::ProjectArchived,
         EventType::RateLimitUpdated,
+        EventType::ServiceAccountCreated,
+        EventType::ServiceAccountUpdated,
+        EventType::ServiceAccountDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,9 @@ impl EventType {
             EventType::ProjectUpdated => "project.updated",
             EventType::ProjectArchived => "project.archived",
             EventType::RateLimitUpdated => "rate_limit.updated",
+            EventType::ServiceAccountCreated => "service_account.created",
+            EventType::ServiceAccountUpdated => "service_account.updated",
+            EventType::ServiceAccountDeleted => "service_account.deleted",
         }
     }
 
@@ -160,6 +169,41 @@ pub enum AuditEvent {
         rate_limit_id: String,
         changes: Limits,
     },
+    /// A service account was made in a project.
+    ServiceAccountCreated {
+        project_id: String,
+        service_account_id: String,
+        role: String,
+    },
+    /// A service account was changed; only the fields that were set are present.
+    ServiceAccountUpdated {
+        project_id: String,
+        service_account_id: String,
+        changes: ServiceAccountChangesRequested,
+    },
+    /// A service account was deleted, with its keys.
+    ServiceAccountDeleted {
+        project_id: String,
+        service_account_id: String,
+    },
+    /// A project key was made (upstream's `api_key.created`, with the project).
+    ProjectKeyCreated {
+        project_id: String,
+        key_id: String,
+        name: String,
+        scopes: Permissions,
+    },
+    /// A project key was deleted (upstream's `api_key.deleted`, with the project).
+    ProjectKeyDeleted { project_id: String, key_id: String },
+}
+
+/// The `changes_requested` of `service_account.updated`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceAccountChangesRequested {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<ProjectRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The `changes_requested` of `project.updated`: upstream calls the name `title`.
@@ -288,6 +332,35 @@ struct ProjectUserAddedJson<'a> {
     data: ProjectRoleJson,
 }
 
+#[derive(Serialize)]
+struct ServiceAccountCreatedJson<'a> {
+    id: &'a str,
+    data: ServiceAccountCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ServiceAccountCreatedData<'a> {
+    role: &'a str,
+}
+
+#[derive(Serialize)]
+struct ServiceAccountUpdatedJson<'a> {
+    id: &'a str,
+    changes_requested: &'a ServiceAccountChangesRequested,
+}
+
+#[derive(Serialize)]
+struct ProjectKeyCreatedJson<'a> {
+    id: &'a str,
+    data: ProjectKeyCreatedData<'a>,
+}
+
+#[derive(Serialize)]
+struct ProjectKeyCreatedData<'a> {
+    scopes: &'a Permissions,
+    name: &'a str,
+}
+
 impl AuditEvent {
     pub fn event_type(&self) -> EventType {
         match self {
@@ -307,6 +380,11 @@ impl AuditEvent {
             AuditEvent::ProjectUserUpdated { .. } => EventType::UserUpdated,
             AuditEvent::ProjectUserRemoved { .. } => EventType::UserDeleted,
             AuditEvent::RateLimitUpdated { .. } => EventType::RateLimitUpdated,
+            AuditEvent::ServiceAccountCreated { .. } => EventType::ServiceAccountCreated,
+            AuditEvent::ServiceAccountUpdated { .. } => EventType::ServiceAccountUpdated,
+            AuditEvent::ServiceAccountDeleted { .. } => EventType::ServiceAccountDeleted,
+            AuditEvent::ProjectKeyCreated { .. } => EventType::ApiKeyCreated,
+            AuditEvent::ProjectKeyDeleted { .. } => EventType::ApiKeyDeleted,
         }
     }
 
@@ -319,7 +397,12 @@ impl AuditEvent {
             | AuditEvent::ProjectUserAdded { project_id, .. }
             | AuditEvent::ProjectUserUpdated { project_id, .. }
             | AuditEvent::ProjectUserRemoved { project_id, .. }
-            | AuditEvent::RateLimitUpdated { project_id, .. } => Some(project_id),
+            | AuditEvent::RateLimitUpdated { project_id, .. }
+            | AuditEvent::ServiceAccountCreated { project_id, .. }
+            | AuditEvent::ServiceAccountUpdated { project_id, .. }
+            | AuditEvent::ServiceAccountDeleted { project_id, .. }
+            | AuditEvent::ProjectKeyCreated { project_id, .. }
+            | AuditEvent::ProjectKeyDeleted { project_id, .. } => Some(project_id),
             _ => None,
         }
     }
@@ -343,6 +426,17 @@ impl AuditEvent {
             | AuditEvent::ProjectUpdated { project_id, .. }
             | AuditEvent::ProjectArchived { project_id } => project_id,
             AuditEvent::RateLimitUpdated { rate_limit_id, .. } => rate_limit_id,
+            AuditEvent::ServiceAccountCreated {
+                service_account_id, ..
+            }
+            | AuditEvent::ServiceAccountUpdated {
+                service_account_id, ..
+            }
+            | AuditEvent::ServiceAccountDeleted {
+                service_account_id, ..
+            } => service_account_id,
+            AuditEvent::ProjectKeyCreated { key_id, .. }
+            | AuditEvent::ProjectKeyDeleted { key_id, .. } => key_id,
         }
     }
 
@@ -375,7 +469,39 @@ impl AuditEvent {
             | AuditEvent::ProjectArchived { project_id: key_id }
             | AuditEvent::ProjectUserRemoved {
                 user_id: key_id, ..
-            } => serde_json::to_string(&Deleted { id: key_id }),
+            }
+            | AuditEvent::ServiceAccountDeleted {
+                service_account_id: key_id,
+                ..
+            }
+            | AuditEvent::ProjectKeyDeleted { key_id, .. } => {
+                serde_json::to_string(&Deleted { id: key_id })
+            }
+            AuditEvent::ServiceAccountCreated {
+                service_account_id,
+                role,
+                ..
+            } => serde_json::to_string(&ServiceAccountCreatedJson {
+                id: service_account_id,
+                data: ServiceAccountCreatedData { role },
+            }),
+            AuditEvent::ServiceAccountUpdated {
+                service_account_id,
+                changes,
+                ..
+            } => serde_json::to_string(&ServiceAccountUpdatedJson {
+                id: service_account_id,
+                changes_requested: changes,
+            }),
+            AuditEvent::ProjectKeyCreated {
+                key_id,
+                name,
+                scopes,
+                ..
+            } => serde_json::to_string(&ProjectKeyCreatedJson {
+                id: key_id,
+                data: ProjectKeyCreatedData { scopes, name },
+            }),
             AuditEvent::ProjectCreated { project_id, name } => {
                 serde_json::to_string(&ProjectCreatedJson {
                     id: project_id,

@@ -1,9 +1,16 @@
-//! The bearer authentication in front of every API route, and the authenticated caller.
+//! The one verification path every way of presenting a key goes through (this API's own
+//! bearer authentication, forward auth, introspection), and the authenticated caller.
 //!
 //! Policy: the key is checked before anything else about the request (body, query, path), so
 //! a caller without a valid key learns nothing but 401. The `Authorization` header is never
 //! logged. Steady state costs no database round trip (see `cache`), and neither does a
 //! well-formed key that was never issued: its hash is not in the set of live hashes.
+//!
+//! A key's prefix says what it is ([`KeyFormat`]) and so which table holds it: admin keys
+//! (`admin_api_keys`) authenticate this API; project keys (`sk-proj-`, `sk-svcacct-`, in
+//! `project_api_keys`) only the services behind the proxy (forward auth, introspection), and
+//! this API refuses them with a 401 that says so. [`verify`] answers with a [`Verdict`] of
+//! either kind; each route maps it to its own wire form.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -19,15 +26,18 @@ use tracing_actix_web::RootSpan;
 use crate::audit::Origin;
 use crate::cache::invalidation::LEASE;
 use crate::cache::keyset::prefix_of;
-use crate::cache::{Cache, CachedKey, HashPrefix, Lookup, Presence};
+use crate::cache::{
+    Cache, CachedKey, CachedProjectKey, HashPrefix, Lookup, Presence, ProjectLookup,
+};
 use crate::client_addr::ClientAddr;
 use crate::db::run_blocking;
-use crate::domain::secret::{digest_key, hex, is_well_formed};
+use crate::domain::secret::{KeyDigest, KeyFormat, digest_key, hex};
 use crate::domain::{Scope, Scopes};
 use crate::error::ApiError;
+use crate::lookup_limit::Unit;
 use crate::metrics::{self, AuthOutcome, Via};
-use crate::models::admin_api_key;
 use crate::models::user::User;
+use crate::models::{admin_api_key, project_api_key};
 use crate::state::AppState;
 
 /// The authenticated caller of a request: the key that was presented, its owner and scopes
@@ -75,6 +85,38 @@ impl AdminKey {
     }
 }
 
+/// A verified project key (`sk-proj-` or `sk-svcacct-`): its project, owner and scopes (the
+/// fields of [`CachedProjectKey`], shared with the cache).
+#[derive(Clone, Debug)]
+pub struct ProjectKey(Arc<CachedProjectKey>);
+
+impl std::ops::Deref for ProjectKey {
+    type Target = CachedProjectKey;
+
+    fn deref(&self) -> &CachedProjectKey {
+        &self.0
+    }
+}
+
+/// What verification says of a usable key: which kind it is, and the key as cached.
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// An admin key (`sk-admin-`).
+    Admin(AdminKey),
+    /// A project key of a member or a service account.
+    Project(ProjectKey),
+}
+
+impl Verdict {
+    /// The key's id.
+    pub fn key_id(&self) -> &str {
+        match self {
+            Self::Admin(key) => &key.key_id,
+            Self::Project(key) => &key.key_id,
+        }
+    }
+}
+
 /// 403 unless `held` contains `scope`.
 pub fn require_scope(held: Scopes, scope: Scope) -> Result<(), ApiError> {
     if held.contains(scope) {
@@ -112,7 +154,10 @@ pub async fn require_admin_key(
                 Ok(token) => (authenticate(state, req.request(), token).await, Some(token)),
                 Err(e) => (Err(e), None),
             };
-            metrics::auth(Via::Api, outcome(&result, token));
+            metrics::auth(
+                Via::Api,
+                outcome(result.as_ref().map(|key| key.has_access()), token),
+            );
             result
         }
         None => Err(ApiError::Internal(
@@ -121,7 +166,7 @@ pub async fn require_admin_key(
     };
     match authenticated {
         Ok(key) => {
-            record_key_id(req.request(), &key);
+            record_key_id(req.request(), &key.key_id);
             req.extensions_mut().insert(key);
             next.call(req)
                 .await
@@ -132,18 +177,22 @@ pub async fn require_admin_key(
     }
 }
 
-/// What the metrics call the answer to a presented key (`token`, when one could be read).
-/// The codes are those of the 401s below and of the ways in (`routes::forward_auth`).
-pub fn outcome(result: &Result<AdminKey, ApiError>, token: Option<&str>) -> AuthOutcome {
+/// What the metrics call the answer to a presented key: `result` is whether a usable key
+/// has some access, or why it was refused (`token`, when one could be read). The codes are
+/// those of the 401s below and of the ways in (`routes::forward_auth`).
+pub fn outcome(result: Result<bool, &ApiError>, token: Option<&str>) -> AuthOutcome {
     match result {
-        Ok(key) if key.has_access() => AuthOutcome::Ok,
-        Ok(_) => AuthOutcome::NoAccess,
+        Ok(true) => AuthOutcome::Ok,
+        Ok(false) => AuthOutcome::NoAccess,
         Err(ApiError::Unauthorized { code, .. }) => match *code {
             "missing_api_key" => AuthOutcome::Missing,
-            "invalid_api_key" if token.is_some_and(is_well_formed) => AuthOutcome::Unknown,
+            "invalid_api_key" if token.is_some_and(|t| KeyFormat::of(t).is_some()) => {
+                AuthOutcome::Unknown
+            }
             "api_key_disabled" => AuthOutcome::Disabled,
             "api_key_expired" => AuthOutcome::Expired,
-            "user_disabled" => AuthOutcome::OwnerDisabled,
+            "user_disabled" | "owner_inactive" => AuthOutcome::OwnerDisabled,
+            "project_key_not_allowed" => AuthOutcome::WrongKind,
             "multiple_api_keys" | "multiple_authorization_headers" => AuthOutcome::MultipleKeys,
             _ => AuthOutcome::Malformed,
         },
@@ -156,11 +205,22 @@ pub fn outcome(result: &Result<AdminKey, ApiError>, token: Option<&str>) -> Auth
     }
 }
 
+impl Verdict {
+    /// Whether the key can do anything: an admin key with some effective scope or
+    /// permission; any usable project key (its scopes are checked per request).
+    pub fn has_access(&self) -> bool {
+        match self {
+            Self::Admin(key) => key.has_access(),
+            Self::Project(_) => true,
+        }
+    }
+}
+
 /// Puts the id of the key that authenticated `req` on its request span (see `telemetry`),
 /// so the access line says which key made the request.
-pub fn record_key_id(req: &HttpRequest, key: &AdminKey) {
+pub fn record_key_id(req: &HttpRequest, key_id: &str) {
     if let Some(span) = req.extensions().get::<RootSpan>() {
-        span.record("key_id", tracing::field::display(&key.key_id));
+        span.record("key_id", tracing::field::display(key_id));
     }
 }
 
@@ -216,64 +276,74 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Checks a presented key: format first (garbage never reaches the cache or the database),
-/// then the auth cache, then the set of live hashes (a hash not in it is refused without a
-/// lookup), the database only for a hash in the set, then enabled and expiry against the
-/// clock. Records the use for `last_used_at`, at most once per key per second.
-///
-/// `req` says who the client is (`client_addr`), consulted only when the set cannot vouch that
-/// a hash is absent (see `lookup_limit`): the lookup then takes a unit of that client's budget,
-/// and a client with none left gets 429 instead of a lookup.
+/// Checks a presented admin key for this API's own routes: see [`verify`]. A project key is
+/// refused with a 401 that says it cannot be used here.
 pub async fn authenticate(
     state: &AppState,
     req: &HttpRequest,
     token: &str,
 ) -> Result<AdminKey, ApiError> {
-    authenticate_charging(state, token, || Some(state.trusted_proxies.client_of(req))).await
+    match KeyFormat::of(token) {
+        Some(KeyFormat::Admin) => {
+            verify_admin(state, token, || Some(state.trusted_proxies.client_of(req))).await
+        }
+        Some(_) => Err(project_key_refused()),
+        None => Err(invalid_key()),
+    }
 }
 
-/// [`authenticate`] for a token a resource server introspects: the token is its user's, so a
+/// Checks a presented key of any kind: format first (garbage never reaches the cache or the
+/// database), then the cache, then the set of live hashes (a hash not in it is refused without
+/// a lookup), the database only for a hash in the set (the table the key's prefix names), then
+/// enabled, expiry and the owner's standing against the clock. Records the use for
+/// `last_used_at`, at most once per key per second.
+///
+/// `req` says who the client is (`client_addr`), consulted only when the set cannot vouch that
+/// a hash is absent (see `lookup_limit`): the lookup then takes a unit of that client's budget,
+/// and a client with none left gets 429 instead of a lookup.
+pub async fn verify(state: &AppState, req: &HttpRequest, token: &str) -> Result<Verdict, ApiError> {
+    verify_charging(state, token, || Some(state.trusted_proxies.client_of(req))).await
+}
+
+/// [`verify`] for a token a resource server introspects: the token is its user's, so a
 /// lookup is charged to nobody's budget (the resource server is itself an authenticated
 /// caller; see `lookup_limit`).
-pub async fn authenticate_introspected(
-    state: &AppState,
-    token: &str,
-) -> Result<AdminKey, ApiError> {
-    authenticate_charging(state, token, || None).await
+pub async fn verify_introspected(state: &AppState, token: &str) -> Result<Verdict, ApiError> {
+    verify_charging(state, token, || None).await
 }
 
-async fn authenticate_charging(
+async fn verify_charging(
+    state: &AppState,
+    token: &str,
+    payer: impl FnOnce() -> Option<ClientAddr>,
+) -> Result<Verdict, ApiError> {
+    match KeyFormat::of(token) {
+        Some(KeyFormat::Admin) => verify_admin(state, token, payer).await.map(Verdict::Admin),
+        Some(_) => verify_project(state, token, payer)
+            .await
+            .map(Verdict::Project),
+        None => Err(invalid_key()),
+    }
+}
+
+async fn verify_admin(
     state: &AppState,
     token: &str,
     payer: impl FnOnce() -> Option<ClientAddr>,
 ) -> Result<AdminKey, ApiError> {
-    if !is_well_formed(token) {
-        return Err(invalid_key());
-    }
     let digest = digest_key(token);
     let now = state.clock.now();
     let key = match state.cache.lookup(&digest, now) {
         Lookup::Known(key) => key,
         Lookup::Unknown => return Err(invalid_key()),
         Lookup::Miss(ticket) => {
-            let unit = match presence(&state.cache, prefix_of(&digest)).await {
-                Presence::Live => None,
-                Presence::Absent => return Err(invalid_key()),
-                Presence::Unsure => match payer() {
-                    Some(client) => Some(state.lookup_limit.take(client).map_err(rate_limited)?),
-                    None => None,
-                },
-            };
+            let unit = may_look_up(state, &digest, payer, invalid_key).await?;
             let hash = hex(&digest);
             let record = run_blocking(&state.pool, move |conn| {
                 Ok(admin_api_key::find_auth_record(conn, &hash)?)
             })
             .await?;
-            if record.is_some()
-                && let Some(unit) = unit
-            {
-                state.lookup_limit.refund(unit);
-            }
+            refund_if_found(state, record.is_some(), unit);
             state
                 .cache
                 .fill(digest, ticket, record, now)
@@ -286,6 +356,62 @@ async fn authenticate_charging(
         state.usage.record(&key.key_id, now);
     }
     Ok(AdminKey::new(key))
+}
+
+async fn verify_project(
+    state: &AppState,
+    token: &str,
+    payer: impl FnOnce() -> Option<ClientAddr>,
+) -> Result<ProjectKey, ApiError> {
+    let digest = digest_key(token);
+    let now = state.clock.now();
+    let key = match state.cache.lookup_project(&digest, now) {
+        ProjectLookup::Known(key) => key,
+        ProjectLookup::Unknown => return Err(invalid_project_key()),
+        ProjectLookup::Miss(ticket) => {
+            let unit = may_look_up(state, &digest, payer, invalid_project_key).await?;
+            let hash = hex(&digest);
+            let record = run_blocking(&state.pool, move |conn| {
+                Ok(project_api_key::find_auth_record(conn, &hash)?)
+            })
+            .await?;
+            refund_if_found(state, record.is_some(), unit);
+            state
+                .cache
+                .fill_project(digest, ticket, record, now)
+                .ok_or_else(invalid_project_key)?
+        }
+    };
+    check_project_key(&key, now)?;
+    if key.first_use_in(now) {
+        state.usage.record_project(&key.key_id, now);
+    }
+    Ok(ProjectKey(key))
+}
+
+/// Before a lookup of `digest`: refused (with `unknown`) if the set of live hashes vouches it
+/// is absent; a unit of the payer's budget if the set cannot vouch either way.
+async fn may_look_up(
+    state: &AppState,
+    digest: &KeyDigest,
+    payer: impl FnOnce() -> Option<ClientAddr>,
+    unknown: fn() -> ApiError,
+) -> Result<Option<Unit>, ApiError> {
+    match presence(&state.cache, prefix_of(digest)).await {
+        Presence::Live => Ok(None),
+        Presence::Absent => Err(unknown()),
+        Presence::Unsure => match payer() {
+            Some(client) => Ok(Some(state.lookup_limit.take(client).map_err(rate_limited)?)),
+            None => Ok(None),
+        },
+    }
+}
+
+/// A lookup that found a key costs its client nothing.
+fn refund_if_found(state: &AppState, found: bool, unit: Option<Unit>) {
+    if found && let Some(unit) = unit {
+        state.lookup_limit.refund(unit);
+    }
 }
 
 /// What the set of live hashes says of `prefix`. With a listener, a hash not in the set may
@@ -323,6 +449,48 @@ pub fn invalid_key() -> ApiError {
         "invalid_api_key",
         "The admin API key provided is not valid, or has been deleted.",
     )
+}
+
+/// The 401 for a project key presented to this API.
+pub fn project_key_refused() -> ApiError {
+    ApiError::unauthorized(
+        "project_key_not_allowed",
+        "Project API keys (`sk-proj-...`, `sk-svcacct-...`) cannot be used with the admin API; \
+         they are for the services behind the proxy. Send an admin key (`sk-admin-...`).",
+    )
+}
+
+/// The 401 for a project key that is not (or no longer) known.
+pub fn invalid_project_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_api_key",
+        "The project API key provided is not valid, or has been deleted.",
+    )
+}
+
+/// 401 for a project key that is disabled, expired at `now`, or whose owner no longer has
+/// access to its project (archived, member removed, user disabled).
+pub fn check_project_key(key: &CachedProjectKey, now: i64) -> Result<(), ApiError> {
+    if !key.enabled {
+        return Err(ApiError::unauthorized(
+            "api_key_disabled",
+            "The project API key provided is disabled.",
+        ));
+    }
+    if key.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return Err(ApiError::unauthorized(
+            "api_key_expired",
+            "The project API key provided has expired.",
+        ));
+    }
+    if !key.owner_has_access {
+        return Err(ApiError::unauthorized(
+            "owner_inactive",
+            "The owner of this project API key no longer has access to its project (the \
+             project is archived, or the member left it or is disabled).",
+        ));
+    }
+    Ok(())
 }
 
 /// The 429 for a client that may look up an unknown key again after `wait`, in whole seconds

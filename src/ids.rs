@@ -15,6 +15,9 @@ pub const AUDIT_LOG: &str = "audit_log-";
 /// Prefix of project ids (OpenAI's shape).
 pub const PROJECT: &str = "proj_";
 
+/// Prefix of service account ids (OpenAI's shape).
+pub const SERVICE_ACCOUNT: &str = "svc_acct_";
+
 /// A random identifier such as `key_…` or `user_…`.
 pub fn random_id(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + 24);
@@ -32,7 +35,7 @@ pub fn random_id(prefix: &str) -> String {
 /// letters or digits), so that an error message may repeat it; `None` for anything else (it
 /// may be a secret pasted into the wrong place).
 pub fn ours(id: &str) -> Option<&str> {
-    let random = [KEY, USER, INVITE, AUDIT_LOG, PROJECT]
+    let random = [KEY, USER, INVITE, AUDIT_LOG, PROJECT, SERVICE_ACCOUNT]
         .iter()
         .find_map(|prefix| id.strip_prefix(prefix))?;
     (random.len() == 24 && random.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(id)

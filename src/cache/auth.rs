@@ -114,31 +114,8 @@ impl Cache {
         let key = Arc::new(CachedKey::new(record, owner, now));
         self.admit(ticket, Some(&key.key_id), |guarded| {
             self.unknown.remove(&digest);
-            if let Some(previous) = guarded.digests.insert(key.key_id.clone(), digest)
-                && previous != digest
-            {
-                self.known.remove(&previous);
-            }
-            let of_owner = guarded.by_owner.entry(key.owner.id.clone()).or_default();
-            if !of_owner.contains(&digest) {
-                of_owner.push(digest);
-                guarded.by_owner_len += 1;
-            }
+            self.index(guarded, &key.key_id, digest, Some(&key.owner.id), None);
             self.known.insert(digest, Arc::clone(&key));
-            // Evicted keys leave their index entries behind; prune once an index has grown
-            // to twice the cache (amortised: one pass per `capacity` fills at most).
-            if guarded.digests.len() > 2 * self.capacity {
-                guarded
-                    .digests
-                    .retain(|_, digest| self.known.peek(digest).is_some());
-            }
-            if guarded.by_owner_len > 2 * self.capacity {
-                guarded.by_owner.retain(|_, digests| {
-                    digests.retain(|digest| self.known.peek(digest).is_some());
-                    !digests.is_empty()
-                });
-                guarded.by_owner_len = guarded.by_owner.values().map(Vec::len).sum();
-            }
         });
         Some(key)
     }

@@ -7,7 +7,10 @@
 //! `gone:<hash prefix>` when a key is deleted or its hash rewritten (the prefix is the first 16
 //! hex digits of the stored hash: what the set of live hashes holds, see `keyset`), and
 //! `reset:` when the table is truncated; usage flushes stay silent. Triggers on `users` (migration
-//! `users_roles_invites`) send `user:<user id>` when a user is changed or deleted. The trigger fires
+//! `users_roles_invites`) send `user:<user id>` when a user is changed or deleted. Project keys
+//! (migration `project_keys_notify`) send `live:`, `gone:` and `changed:` as admin keys do; a
+//! change to who may use a project's keys (a project archived or changed, a member added,
+//! changed or removed, a service account changed or deleted) sends `project:<project id>`. The trigger fires
 //! inside the writing transaction, so the notification goes out on commit, whoever committed:
 //! this service, another replica, or an operator's `psql`.
 //!
@@ -62,7 +65,7 @@ pub const BULK: usize = 64;
 pub const RECONNECT_INTERVAL: Duration = crate::db::RECONNECT_INTERVAL;
 
 /// What a notification payload asks of the cache: `live:<prefix>`, `gone:<prefix>`,
-/// `changed:<id>`, `user:<id>` or `reset:`.
+/// `changed:<id>`, `user:<id>`, `project:<id>` or `reset:`.
 /// A payload this version does not understand (among them `created:<id>` of the first
 /// trigger, which names no hash) drops everything and reloads the set, to be safe.
 pub fn parse(payload: &str) -> Invalidation {
@@ -72,6 +75,7 @@ pub fn parse(payload: &str) -> Invalidation {
         Some(("gone", hex)) => prefix(hex).map_or(Invalidation::All, Invalidation::KeyDeleted),
         Some(("changed", id)) if !id.is_empty() => Invalidation::Key(id.to_owned()),
         Some(("user", id)) if !id.is_empty() => Invalidation::User(id.to_owned()),
+        Some(("project", id)) if !id.is_empty() => Invalidation::Project(id.to_owned()),
         _ => Invalidation::All,
     }
 }
@@ -231,6 +235,8 @@ mod tests {
             ("changed:", Invalidation::All),
             ("user:user_1", Invalidation::User("user_1".into())),
             ("user:", Invalidation::All),
+            ("project:proj_1", Invalidation::Project("proj_1".into())),
+            ("project:", Invalidation::All),
             ("reset:", Invalidation::All),
             ("renamed:key_1", Invalidation::All),
             ("", Invalidation::All),

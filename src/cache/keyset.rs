@@ -1,6 +1,6 @@
 //! The set of live key hashes: which hashes the database holds, without asking it.
 //!
-//! Policy: every stored key's hash is in the set, by its 64-bit prefix (the first 8 bytes of
+//! Policy: every stored key's hash (admin keys and project keys alike) is in the set, by its 64-bit prefix (the first 8 bytes of
 //! its SHA-256, [`HashPrefix`]). A presented key whose prefix is not in the set is refused
 //! without a lookup; one whose prefix is in it is looked up (a prefix shared by an invented
 //! key and a stored one is a 2^-64 chance per stored key, and cannot be aimed at: finding a
@@ -17,7 +17,7 @@ use diesel::QueryResult;
 
 use crate::db::DbConnection;
 use crate::domain::secret::KeyDigest;
-use crate::models::admin_api_key;
+use crate::models::{admin_api_key, project_api_key};
 
 /// Hashes read per query when the set is loaded.
 pub const LOAD_PAGE: i64 = 10_000;
@@ -46,22 +46,30 @@ pub fn prefix_of_hex(key_hash: &str) -> Option<HashPrefix> {
     u64::from_str_radix(first, 16).ok()
 }
 
-/// Reads every stored key's hash, page by page on the `key_hash` index, into a set sized for
-/// the table (so the load allocates the set once, and a page of hashes at a time besides). Not
-/// one snapshot: a key made or deleted during the load is reconciled by its invalidation,
-/// applied after.
+/// Reads every stored key's hash (admin keys and project keys), page by page on each table's
+/// `key_hash` index, into a set sized for the table (so the load allocates the set once, and a
+/// page of hashes at a time besides). Not one snapshot: a key made or deleted during the load
+/// is reconciled by its invalidation, applied after.
 pub fn load(conn: &mut DbConnection) -> QueryResult<KeySet> {
-    let stored = admin_api_key::count(conn)?;
+    let stored = admin_api_key::count(conn)? + project_api_key::count(conn)?;
     let mut set = KeySet::with_capacity(usize::try_from(stored).unwrap_or(0));
+    load_table(conn, &mut set, admin_api_key::hashes_page)?;
+    load_table(conn, &mut set, project_api_key::hashes_page)?;
+    Ok(set)
+}
+
+type HashesPage = fn(&mut DbConnection, Option<&str>, i64) -> QueryResult<Vec<String>>;
+
+fn load_table(conn: &mut DbConnection, set: &mut KeySet, page_of: HashesPage) -> QueryResult<()> {
     let mut after: Option<String> = None;
     loop {
-        let page = admin_api_key::hashes_page(conn, after.as_deref(), LOAD_PAGE)?;
+        let page = page_of(conn, after.as_deref(), LOAD_PAGE)?;
         // A hash that is not hex was not written by this service, and no key can match it.
         for prefix in page.iter().filter_map(|hash| prefix_of_hex(hash)) {
             set.insert(prefix);
         }
         if page.len() < LOAD_PAGE as usize {
-            return Ok(set);
+            return Ok(());
         }
         after = page.last().cloned();
     }

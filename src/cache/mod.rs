@@ -3,6 +3,9 @@
 //!
 //! - [`auth`]: key hash → auth record (with the owner), and hashes the database does not know.
 //!   A change to a user drops the records of all their keys.
+//! - [`project`]: project key hash → its auth record (project, owner and the owner's standing).
+//!   A change to the project's access (archive, members, service accounts) drops the records
+//!   of all its keys, and a change to a user those of their project keys too.
 //! - [`views`]: retrieved keys by id, with their rendered JSON.
 //! - [`usage`]: `last_used_at` uses not yet written, overlaid on what is shown.
 //! - [`keyset`]: the set of live key hashes (by 64-bit prefix): a hash not in it is refused
@@ -39,6 +42,7 @@
 pub mod auth;
 pub mod invalidation;
 pub mod keyset;
+pub mod project;
 pub mod sqlite_watch;
 pub mod usage;
 pub mod views;
@@ -58,6 +62,7 @@ type Bounded<K, V> = quick_cache::sync::Cache<K, V, UnitWeighter, DefaultHashBui
 
 pub use auth::{CachedKey, Lookup};
 pub use keyset::{HashPrefix, KeySet};
+pub use project::{CachedProjectKey, ProjectLookup};
 pub use views::CachedView;
 
 use crate::domain::secret::{ApiKeySecret, KeyDigest, digest_key};
@@ -141,6 +146,8 @@ pub struct FillTicket(u64);
 /// The caches; see the module docs for their policy.
 pub struct Cache {
     known: Bounded<KeyDigest, std::sync::Arc<CachedKey>>,
+    /// Project keys (`sk-proj-`, `sk-svcacct-`) by hash; indexed with `known`'s entries.
+    project_keys: Bounded<KeyDigest, std::sync::Arc<CachedProjectKey>>,
     unknown: Bounded<KeyDigest, i64>,
     views: Bounded<String, std::sync::Arc<CachedView>>,
     ttl_secs: i64,
@@ -194,6 +201,10 @@ struct Guarded {
     by_owner: HashMap<String, Vec<KeyDigest>>,
     /// Entries across `by_owner`.
     by_owner_len: usize,
+    /// The digests of project keys cached for each project; pruned like `digests`.
+    by_project: HashMap<String, Vec<KeyDigest>>,
+    /// Entries across `by_project`.
+    by_project_len: usize,
 }
 
 impl Cache {
@@ -202,6 +213,7 @@ impl Cache {
         let capacity = options.capacity.max(1);
         Self {
             known: bounded(capacity, CacheName::Auth),
+            project_keys: bounded(capacity, CacheName::ProjectKeys),
             unknown: bounded(capacity, CacheName::UnknownKeys),
             views: bounded(capacity, CacheName::Views),
             ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
@@ -216,6 +228,8 @@ impl Cache {
                 digests: HashMap::new(),
                 by_owner: HashMap::new(),
                 by_owner_len: 0,
+                by_project: HashMap::new(),
+                by_project_len: 0,
             }),
             hasher: RandomState::new(),
             keys: RwLock::new(Keys {
@@ -244,8 +258,7 @@ impl Cache {
             Invalidation::Key(key_id) => self.forget_key(key_id),
             Invalidation::User(user_id) => self.forget_owner(user_id),
             Invalidation::Views(key_ids) => self.forget_views(key_ids.iter().map(String::as_str)),
-            // No project key is cached yet (project keys arrive with their verification path).
-            Invalidation::Project(_) => {}
+            Invalidation::Project(project_id) => self.forget_project(project_id),
             Invalidation::All => self.reset(),
         }
     }
@@ -257,13 +270,14 @@ impl Cache {
         guarded.key_stamps[self.stripe(key_id)] = stamp;
         if let Some(digest) = guarded.digests.remove(key_id) {
             self.known.remove(&digest);
+            self.project_keys.remove(&digest);
         }
         self.views.remove(key_id);
     }
 
-    /// Drops the auth records of every key of the user `user_id`, and every view (views show
-    /// the owner). Rare (a user was changed), so it also voids every fill in flight rather
-    /// than track which of them read this user.
+    /// Drops the auth records of every key of the user `user_id` (admin keys and the project
+    /// keys they own), and every view (views show the owner). Rare (a user was changed), so it
+    /// also voids every fill in flight rather than track which of them read this user.
     pub fn forget_owner(&self, user_id: &str) {
         let mut guarded = self.lock();
         guarded.all_stamp = self.next_sequence();
@@ -271,9 +285,23 @@ impl Cache {
             guarded.by_owner_len -= digests.len();
             for digest in &digests {
                 self.known.remove(digest);
+                self.project_keys.remove(digest);
             }
         }
         self.views.clear();
+    }
+
+    /// Drops the auth records of every key of the project `project_id`: who may use them
+    /// changed. Rare, so like [`Cache::forget_owner`] it voids every fill in flight.
+    pub fn forget_project(&self, project_id: &str) {
+        let mut guarded = self.lock();
+        guarded.all_stamp = self.next_sequence();
+        if let Some(digests) = guarded.by_project.remove(project_id) {
+            guarded.by_project_len -= digests.len();
+            for digest in &digests {
+                self.project_keys.remove(digest);
+            }
+        }
     }
 
     /// Drops the cached views of `key_ids`: their `last_used_at` was just written.
@@ -306,7 +334,10 @@ impl Cache {
         guarded.digests.clear();
         guarded.by_owner.clear();
         guarded.by_owner_len = 0;
+        guarded.by_project.clear();
+        guarded.by_project_len = 0;
         self.known.clear();
+        self.project_keys.clear();
         self.unknown.clear();
         self.views.clear();
     }
@@ -446,6 +477,7 @@ impl Cache {
     pub fn entries(&self, name: CacheName) -> usize {
         match name {
             CacheName::Auth => self.known.len(),
+            CacheName::ProjectKeys => self.project_keys.len(),
             CacheName::UnknownKeys => self.unknown.len(),
             CacheName::Views => self.views.len(),
         }
@@ -482,7 +514,10 @@ impl Cache {
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty() && self.unknown.is_empty() && self.views.is_empty()
+        self.known.is_empty()
+            && self.project_keys.is_empty()
+            && self.unknown.is_empty()
+            && self.views.is_empty()
     }
 
     fn trusted(&self) -> bool {
@@ -504,6 +539,60 @@ impl Cache {
 
     fn stripe(&self, key_id: &str) -> usize {
         (self.hasher.hash_one(key_id) as usize) & (STRIPES - 1)
+    }
+
+    /// Indexes a key being cached under `digest`: by id, by owning user and by project (the
+    /// indexes let invalidations drop entries without a scan). Evicted keys leave their index
+    /// entries behind; an index that has grown to twice the cache is pruned (amortised: one
+    /// pass per `capacity` fills at most).
+    fn index(
+        &self,
+        guarded: &mut Guarded,
+        key_id: &str,
+        digest: KeyDigest,
+        user_id: Option<&str>,
+        project_id: Option<&str>,
+    ) {
+        if let Some(previous) = guarded.digests.insert(key_id.to_owned(), digest)
+            && previous != digest
+        {
+            self.known.remove(&previous);
+            self.project_keys.remove(&previous);
+        }
+        if let Some(user_id) = user_id {
+            let of_owner = guarded.by_owner.entry(user_id.to_owned()).or_default();
+            if !of_owner.contains(&digest) {
+                of_owner.push(digest);
+                guarded.by_owner_len += 1;
+            }
+        }
+        if let Some(project_id) = project_id {
+            let of_project = guarded.by_project.entry(project_id.to_owned()).or_default();
+            if !of_project.contains(&digest) {
+                of_project.push(digest);
+                guarded.by_project_len += 1;
+            }
+        }
+        let cached = |digest: &KeyDigest| {
+            self.known.peek(digest).is_some() || self.project_keys.peek(digest).is_some()
+        };
+        if guarded.digests.len() > 2 * self.capacity {
+            guarded.digests.retain(|_, digest| cached(digest));
+        }
+        if guarded.by_owner_len > 2 * self.capacity {
+            guarded.by_owner.retain(|_, digests| {
+                digests.retain(cached);
+                !digests.is_empty()
+            });
+            guarded.by_owner_len = guarded.by_owner.values().map(Vec::len).sum();
+        }
+        if guarded.by_project_len > 2 * self.capacity {
+            guarded.by_project.retain(|_, digests| {
+                digests.retain(cached);
+                !digests.is_empty()
+            });
+            guarded.by_project_len = guarded.by_project.values().map(Vec::len).sum();
+        }
     }
 
     /// Runs `insert` with the guard held, unless caching is off or the entry of `key_id` (or,
@@ -558,6 +647,7 @@ impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("known", &self.known.len())
+            .field("project_keys", &self.project_keys.len())
             .field("unknown", &self.unknown.len())
             .field("views", &self.views.len())
             .field("live_hashes", &self.read_keys().set.len())

@@ -1,6 +1,7 @@
-//! The admin key format, its generation and hashing.
+//! The key formats, their generation and hashing.
 //!
-//! Format: `sk-admin-` + 40 base62 characters from a CSPRNG (238 bits) + 6 base62 characters
+//! Format: a prefix saying what the key is (`sk-admin-` for admin keys, `sk-proj-` for a
+//! project key owned by a member, `sk-svcacct-` for a service account's key) + 40 base62 characters from a CSPRNG (238 bits) + 6 base62 characters
 //! encoding the CRC32 of everything before them. The checksum lets this service (and secret
 //! scanners) reject a mistyped or invented key without touching the database.
 //!
@@ -26,6 +27,15 @@ pub const KEY_RANDOM_LEN: usize = 40;
 pub const KEY_CHECKSUM_LEN: usize = 6;
 /// Total length of a key.
 pub const KEY_LEN: usize = KEY_PREFIX.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
+/// Every project key owned by a project member starts with this.
+pub const PROJECT_KEY_PREFIX: &str = "sk-proj-";
+/// Total length of a member's project key.
+pub const PROJECT_KEY_LEN: usize = PROJECT_KEY_PREFIX.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
+/// Every service account's key starts with this.
+pub const SERVICE_ACCOUNT_KEY_PREFIX: &str = "sk-svcacct-";
+/// Total length of a service account's key.
+pub const SERVICE_ACCOUNT_KEY_LEN: usize =
+    SERVICE_ACCOUNT_KEY_PREFIX.len() + KEY_RANDOM_LEN + KEY_CHECKSUM_LEN;
 /// Every invite's accept token starts with this; the rest is shaped like a key's.
 pub const INVITE_TOKEN_PREFIX: &str = "sk-invite-";
 /// Total length of an accept token.
@@ -71,6 +81,46 @@ pub fn generate_key() -> ApiKeySecret {
     generate(KEY_PREFIX)
 }
 
+/// What kind of key a presented secret says it is, by its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// `sk-admin-`: authenticates this API.
+    Admin,
+    /// `sk-proj-`: a project key owned by a member.
+    Project,
+    /// `sk-svcacct-`: a project key owned by a service account.
+    ServiceAccount,
+}
+
+impl KeyFormat {
+    /// The prefix of keys of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Admin => KEY_PREFIX,
+            Self::Project => PROJECT_KEY_PREFIX,
+            Self::ServiceAccount => SERVICE_ACCOUNT_KEY_PREFIX,
+        }
+    }
+
+    /// The kind of key `token` is, if it has the prefix, length, alphabet and checksum of one
+    /// we issue.
+    pub fn of(token: &str) -> Option<Self> {
+        [Self::Admin, Self::Project, Self::ServiceAccount]
+            .into_iter()
+            .find(|format| well_formed(token, format.prefix()))
+    }
+
+    /// True for the keys kept in `project_api_keys`.
+    pub fn is_project(self) -> bool {
+        self != Self::Admin
+    }
+}
+
+/// Draws a new project key of `format` (a member's or a service account's).
+pub fn generate_project_key(format: KeyFormat) -> ApiKeySecret {
+    generate(format.prefix())
+}
+
 /// Draws a new invite accept token, like a key but with its own prefix.
 pub fn generate_invite_token() -> ApiKeySecret {
     generate(INVITE_TOKEN_PREFIX)
@@ -100,7 +150,7 @@ fn base62_checksum(body: &str) -> [u8; KEY_CHECKSUM_LEN] {
     out
 }
 
-/// True when `token` has the prefix, length, alphabet and checksum of a key we issue.
+/// True when `token` has the prefix, length, alphabet and checksum of an admin key we issue.
 pub fn is_well_formed(token: &str) -> bool {
     well_formed(token, KEY_PREFIX)
 }
@@ -176,6 +226,14 @@ const SECRET_SHAPES: &[SecretShape] = &[
     SecretShape {
         prefix: INVITE_TOKEN_PREFIX,
         len: INVITE_TOKEN_LEN,
+    },
+    SecretShape {
+        prefix: PROJECT_KEY_PREFIX,
+        len: PROJECT_KEY_LEN,
+    },
+    SecretShape {
+        prefix: SERVICE_ACCOUNT_KEY_PREFIX,
+        len: SERVICE_ACCOUNT_KEY_LEN,
     },
 ];
 
@@ -407,6 +465,41 @@ mod tests {
         let text = format!("token={}", token.expose());
         assert_eq!(redact_secrets(&text), format!("token={}", token.redacted()));
         assert!(!redact_secrets(&text).contains(&token.expose()[12..20]));
+    }
+
+    #[test]
+    fn project_and_service_account_keys_have_their_own_shapes_and_are_redacted_too() {
+        for (format, len) in [
+            (KeyFormat::Project, PROJECT_KEY_LEN),
+            (KeyFormat::ServiceAccount, SERVICE_ACCOUNT_KEY_LEN),
+        ] {
+            let key = generate_project_key(format);
+            assert_eq!(key.expose().len(), len);
+            assert_eq!(KeyFormat::of(key.expose()), Some(format));
+            assert!(
+                !is_well_formed(key.expose()),
+                "{format:?} is not an admin key"
+            );
+            let mut bytes = key.expose().as_bytes().to_vec();
+            bytes[20] = if bytes[20] == b'a' { b'b' } else { b'a' };
+            assert_eq!(KeyFormat::of(std::str::from_utf8(&bytes).unwrap()), None);
+            let text = format!("key={} and {}", key.expose(), &key.expose()[..15]);
+            let redacted = redact_secrets(&text);
+            assert_eq!(
+                redacted,
+                format!("key={} and {}...", key.redacted(), &key.expose()[..8])
+            );
+            assert!(!redacted.contains(&key.expose()[12..20]), "{redacted}");
+        }
+        assert_eq!(
+            KeyFormat::of(generate_key().expose()),
+            Some(KeyFormat::Admin)
+        );
+        assert!(
+            generate_project_key(KeyFormat::Project)
+                .redacted()
+                .starts_with("sk-proj-...")
+        );
     }
 
     #[test]

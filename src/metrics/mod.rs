@@ -104,8 +104,10 @@ label_enum! {
         Unknown => "unknown",
         Disabled => "disabled",
         Expired => "expired",
-        /// The key's owner is disabled.
+        /// The key's owner is disabled, or (a project key) lost access to the project.
         OwnerDisabled => "owner_disabled",
+        /// A project key presented to the admin API.
+        WrongKind => "wrong_kind",
         /// Two different keys, or several `Authorization` headers.
         MultipleKeys => "multiple_keys",
         /// A usable key left with no effective scope and no effective permission.
@@ -122,6 +124,8 @@ label_enum! {
     CacheName {
         /// Key hash → auth record.
         Auth => "auth",
+        /// Project key hash → auth record.
+        ProjectKeys => "project_keys",
         /// Hashes the database did not know.
         UnknownKeys => "unknown_keys",
         /// Keys as retrieve shows them.

@@ -6,6 +6,8 @@ pub mod audit_log;
 pub mod idempotency;
 pub mod invite;
 pub mod project;
+pub mod project_api_key;
 pub mod project_user;
 pub mod rate_limit;
+pub mod service_account;
 pub mod user;

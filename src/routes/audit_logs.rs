@@ -116,6 +116,27 @@ pub struct AuditLog {
     #[serde(rename = "rate_limit.updated", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub rate_limit_updated: Option<Box<RawValue>>,
+    /// `{"id", "data": {"role"}}` of the new service account.
+    #[serde(
+        rename = "service_account.created",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_created: Option<Box<RawValue>>,
+    /// `{"id", "changes_requested": {...}}`: the fields that were set (`role`, `name`).
+    #[serde(
+        rename = "service_account.updated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_updated: Option<Box<RawValue>>,
+    /// `{"id"}` of the deleted service account.
+    #[serde(
+        rename = "service_account.deleted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub service_account_deleted: Option<Box<RawValue>>,
 }
 
 /// The project an entry is scoped to.
@@ -342,6 +363,9 @@ impl From<AuditLogRow> for AuditLog {
             project_updated: None,
             project_archived: None,
             rate_limit_updated: None,
+            service_account_created: None,
+            service_account_updated: None,
+            service_account_deleted: None,
             kind: row.type_,
         };
         match EventType::parse(&entry.kind) {
@@ -358,6 +382,9 @@ impl From<AuditLogRow> for AuditLog {
             Some(EventType::ProjectUpdated) => entry.project_updated = details,
             Some(EventType::ProjectArchived) => entry.project_archived = details,
             Some(EventType::RateLimitUpdated) => entry.rate_limit_updated = details,
+            Some(EventType::ServiceAccountCreated) => entry.service_account_created = details,
+            Some(EventType::ServiceAccountUpdated) => entry.service_account_updated = details,
+            Some(EventType::ServiceAccountDeleted) => entry.service_account_deleted = details,
             None => {}
         }
         entry

@@ -6,27 +6,33 @@
 //! - The proxy sends the original request's headers; the key is its `Authorization: Bearer`
 //!   token or, failing that, the value of the configured key header (`X-Api-Key` by default).
 //!   Two different keys in one request are refused rather than one picked.
-//! - The key is checked exactly as this service checks its own callers
-//!   (`auth::authenticate`: format, auth cache, the database only on a miss, enabled, expiry,
-//!   owner, the unknown-key lookup limit), and the use counts for `last_used_at`. No body is
-//!   read, so every method is accepted: proxies forward the original one.
+//! - The key is checked on the one verification path (`auth::verify`: format, cache, the
+//!   database only on a miss, enabled, expiry, owner, the unknown-key lookup limit), and the use
+//!   counts for `last_used_at`. Admin keys and project keys (`sk-proj-`, `sk-svcacct-`) are both
+//!   accepted; a project key whose owner lost access to the project (archived, member removed,
+//!   user disabled) is refused with 401 `owner_inactive`. No body is read, so every method is
+//!   accepted: proxies forward the original one.
+//! - `?project=` (repeatable) restricts the location to keys of those projects: any other key,
+//!   an admin key included, gets 403 `wrong_project`.
 //! - Required permissions come from the proxy's configuration: `?permission=` (repeatable) and
 //!   the `X-Required-Permission` header (comma-separated, repeatable). The key must cover every
-//!   one. Extra ones a client manages to add can only make the check stricter.
+//!   one: an admin key with its permissions, a project key with its scopes (the same patterns).
+//!   Extra ones a client manages to add can only make the check stricter.
 //! - A key's permissions count within its owner's ceiling (see `services::users`), and a key
 //!   left with no effective scope and no effective permission is refused whatever is
-//!   required (403 `no_effective_access`).
+//!   required (403 `no_effective_access`). A project key with no scopes passes checks that
+//!   require nothing.
 //! - 200 with an empty body and the `X-Api-Key-*` headers for the upstream; 401 (with
 //!   `WWW-Authenticate: Bearer`) and the codes of this service's own authentication; 403
 //!   `missing_permission`, which names no permission (the list may come from the client).
 //! - `/forward-auth/<anything>` is the same check for proxies that append the original path
 //!   (Envoy's `path_prefix`): there the path and the query parameters other than `permission`
-//!   belong to the original request and are ignored.
+//!   and `project` belong to the original request and are ignored.
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::{self, AdminKey};
+use crate::auth::{self, AdminKey, ProjectKey, Verdict};
 use crate::domain::permissions::{self, MAX_PERMISSIONS};
 use crate::domain::{Permissions, Scope};
 use crate::error::ApiError;
@@ -44,6 +50,10 @@ pub const OWNER_ID: &str = "x-api-key-owner-id";
 pub const SCOPES: &str = "x-api-key-scopes";
 /// Response header: the key's permissions, space-separated.
 pub const PERMISSIONS: &str = "x-api-key-permissions";
+/// Response header: the project of a project key.
+pub const PROJECT_ID: &str = "x-api-key-project-id";
+/// Response header: what owns the key, `user` or `service_account`.
+pub const OWNER_TYPE: &str = "x-api-key-owner-type";
 
 /// Registers `/forward-auth` and `/forward-auth/{path}` (relative to `/v1` or the root) for
 /// every method.
@@ -63,11 +73,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Check a key for a proxy
 ///
 /// Authenticates the key of the request a reverse proxy is about to pass upstream (its
-/// `Authorization: Bearer` token, else the `X-Api-Key` header) and checks that it holds every
-/// required permission. 200 means let it through, with the key's id, owner, scopes and
-/// permissions in response headers for the upstream. Every method answers alike (documented
-/// here as GET) and no body is read. `/forward-auth/{path}` does the same for proxies that
-/// append the original path, ignoring that path and every query parameter but `permission`.
+/// `Authorization: Bearer` token, else the `X-Api-Key` header), an admin key or a project key,
+/// and checks that it holds every required permission (a project key: in its scopes) and, when
+/// the location names projects, that it is a key of one of them. 200 means let it through,
+/// with the key's id, owner, project, scopes and permissions in response headers for the
+/// upstream. Every method answers alike (documented here as GET) and no body is read.
+/// `/forward-auth/{path}` does the same for proxies that append the original path, ignoring
+/// that path and every query parameter but `permission` and `project`.
 #[utoipa::path(
     get,
     path = "/forward-auth",
@@ -78,18 +90,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
          description = "A permission the key must hold (covered by one of its own, patterns included); repeat for several, all required."),
         ("X-Required-Permission" = Option<String>, Header,
          description = "More required permissions, comma-separated, for proxies that configure headers rather than URLs."),
+        ("project" = Option<Vec<String>>, Query, explode = true,
+         description = "A project whose keys may pass; repeat for several. When given, only project keys of one of them pass (admin keys do not)."),
     ),
     responses(
         (status = 200, description = "The key is good and holds every required permission; pass the request on.",
          headers(
              ("X-Api-Key-Id" = String, description = "The key's id."),
-             ("X-Api-Key-Owner-Id" = String, description = "The id of the user who owns the key."),
-             ("X-Api-Key-Scopes" = String, description = "The key's effective scopes (within its owner's role), space-separated."),
-             ("X-Api-Key-Permissions" = String, description = "The key's effective permissions (its own, within its owner's ceiling), space-separated; empty when it has none."),
+             ("X-Api-Key-Owner-Id" = String, description = "The id of the key's owner: a user, or for a service account's key the service account."),
+             ("X-Api-Key-Owner-Type" = String, description = "`user` or `service_account`."),
+             ("X-Api-Key-Project-Id" = String, description = "The key's project; sent for project keys only."),
+             ("X-Api-Key-Scopes" = String, description = "An admin key's effective scopes (within its owner's role), or a project key's scopes, space-separated."),
+             ("X-Api-Key-Permissions" = String, description = "An admin key's effective permissions (its own, within its owner's ceiling), or a project key's scopes (what `permission` was checked against), space-separated; empty when it has none."),
          )),
-        (status = 400, description = "A required permission (from the proxy's configuration) is not a valid permission, or the query has a parameter other than `permission`.", body = crate::error::ErrorResponse),
-        (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired or whose owner is disabled, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
-        (status = 403, description = "The key lacks a required permission (`missing_permission`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`).", body = crate::error::ErrorResponse),
+        (status = 400, description = "A required permission or project (from the proxy's configuration) is not valid, or the query has a parameter other than `permission` and `project`.", body = crate::error::ErrorResponse),
+        (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired, whose owner is disabled or (a project key) whose owner lost access to the project, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `owner_inactive`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
+        (status = 403, description = "The key lacks a required permission (`missing_permission`), is not a key of a project the location allows (`wrong_project`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`).", body = crate::error::ErrorResponse),
         (status = 429, response = crate::error::responses::RateLimited),
         (status = 500, response = crate::error::responses::ServerError),
         (status = 503, response = crate::error::responses::Unavailable),
@@ -103,8 +119,9 @@ pub async fn forward_auth(
     let key = authenticate(&state, &req).await?;
     let mut query = QueryParams::parse(req.query_string())?;
     let required = required_permissions(&req, &mut query)?;
+    let projects = allowed_projects(&mut query)?;
     query.finish()?;
-    let_through(&key, &required)
+    let_through(&key, &required, &projects)
 }
 
 /// `/forward-auth/{path}`: as [`forward_auth`], except that query parameters other than
@@ -118,17 +135,21 @@ async fn forward_auth_any_path(
     let key = authenticate(&state, &req).await?;
     let mut query = QueryParams::parse(req.query_string())?;
     let required = required_permissions(&req, &mut query)?;
-    let_through(&key, &required)
+    let projects = allowed_projects(&mut query)?;
+    let_through(&key, &required, &projects)
 }
 
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AdminKey, ApiError> {
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Verdict, ApiError> {
     let (result, token) = match presented_key(req, state.forward_auth_key_header.as_ref()) {
-        Ok(token) => (auth::authenticate(state, req, token).await, Some(token)),
+        Ok(token) => (auth::verify(state, req, token).await, Some(token)),
         Err(e) => (Err(e), None),
     };
-    metrics::auth(Via::ForwardAuth, auth::outcome(&result, token));
+    metrics::auth(
+        Via::ForwardAuth,
+        auth::outcome(result.as_ref().map(Verdict::has_access), token),
+    );
     let key = result?;
-    auth::record_key_id(req, &key);
+    auth::record_key_id(req, key.key_id());
     Ok(key)
 }
 
@@ -203,6 +224,26 @@ fn required_permissions(
     Ok(required.into_iter().collect())
 }
 
+/// The most projects one location may name.
+const MAX_PROJECTS: usize = 64;
+
+/// The projects `?project=` allows (empty: any). An empty or implausible one is refused, not
+/// skipped, as for permissions.
+fn allowed_projects(query: &mut QueryParams) -> Result<Vec<String>, ApiError> {
+    let projects = query.take_each("project[]");
+    if projects.len() > MAX_PROJECTS || !projects.iter().all(|p| crate::ids::plausible(p)) {
+        return Err(ApiError::InvalidRequest {
+            message: format!(
+                "The allowed projects (`project` in the query) must be at most {MAX_PROJECTS} \
+                 project ids."
+            ),
+            param: None,
+            code: Some("invalid_project"),
+        });
+    }
+    Ok(projects)
+}
+
 fn invalid_required_permission() -> ApiError {
     ApiError::InvalidRequest {
         message: format!(
@@ -216,9 +257,37 @@ fn invalid_required_permission() -> ApiError {
     }
 }
 
-/// 200 with the key's headers if it can do something and covers every one of `required`,
-/// else 403.
-fn let_through(key: &AdminKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
+/// 200 with the key's headers if it can do something, covers every one of `required` and is
+/// a key of one of `projects` (when any is named), else 403.
+fn let_through(
+    key: &Verdict,
+    required: &Permissions,
+    projects: &[String],
+) -> Result<HttpResponse, ApiError> {
+    let project = match key {
+        Verdict::Admin(_) => None,
+        Verdict::Project(key) => Some(key.project_id.as_str()),
+    };
+    if !projects.is_empty() && !project.is_some_and(|p| projects.iter().any(|a| a == p)) {
+        return Err(ApiError::Forbidden {
+            message: "This key does not belong to a project this resource accepts.".to_owned(),
+            code: "wrong_project".to_owned(),
+        });
+    }
+    match key {
+        Verdict::Admin(key) => admin_headers(key, required),
+        Verdict::Project(key) => project_headers(key, required),
+    }
+}
+
+fn missing_permission() -> ApiError {
+    ApiError::Forbidden {
+        message: "This key lacks a permission that this resource requires.".to_owned(),
+        code: "missing_permission".to_owned(),
+    }
+}
+
+fn admin_headers(key: &AdminKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
     if !key.has_access() {
         return Err(ApiError::Forbidden {
             message: "This key can do nothing: within its owner's role and permissions it \
@@ -228,20 +297,37 @@ fn let_through(key: &AdminKey, required: &Permissions) -> Result<HttpResponse, A
         });
     }
     if key.permissions.first_uncovered(required).is_some() {
-        return Err(ApiError::Forbidden {
-            message: "This key lacks a permission that this resource requires.".to_owned(),
-            code: "missing_permission".to_owned(),
-        });
+        return Err(missing_permission());
     }
     let scopes: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
     let permissions = key.permissions.to_db();
-    let mut response = HttpResponse::Ok();
-    for (name, value) in [
+    respond(&[
         (KEY_ID, key.key_id.as_str()),
         (OWNER_ID, key.owner.id.as_str()),
+        (OWNER_TYPE, "user"),
         (SCOPES, &scopes.join(" ")),
         (PERMISSIONS, &permissions),
-    ] {
+    ])
+}
+
+fn project_headers(key: &ProjectKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
+    if key.scopes.first_uncovered(required).is_some() {
+        return Err(missing_permission());
+    }
+    respond(&[
+        (KEY_ID, key.key_id.as_str()),
+        (OWNER_ID, key.owner.id()),
+        (OWNER_TYPE, key.owner.kind()),
+        (PROJECT_ID, key.project_id.as_str()),
+        (SCOPES, &key.scopes_header),
+        (PERMISSIONS, &key.scopes_header),
+    ])
+}
+
+/// 200 with `headers`.
+fn respond(headers: &[(&'static str, &str)]) -> Result<HttpResponse, ApiError> {
+    let mut response = HttpResponse::Ok();
+    for &(name, value) in headers {
         // Ids, scope names and permissions are all visible ASCII (checked when stored).
         let value = HeaderValue::from_str(value)
             .map_err(|_| ApiError::Internal(format!("{name} is not a header value").into()))?;

@@ -2,10 +2,12 @@
 //! whether a key is good, whose it is and what it may do.
 //!
 //! Policy: the caller presents its own admin key holding `keys.introspect` (the RFC asks for
-//! the endpoint to be protected against token scanning). The token is checked exactly as this
-//! service checks its own callers (`auth::authenticate`: format, auth cache, the database only
-//! on a miss, enabled, expiry, owner), so a cached key costs no database round trip and an
-//! unknown one costs one per TTL (then the negative cache answers). Whatever makes a token
+//! the endpoint to be protected against token scanning). The token, an admin key or a project
+//! key, is checked on the one verification path (`auth::verify_introspected`: format, cache,
+//! the database only on a miss, enabled, expiry, owner and, for a project key, the owner's
+//! access to the project), so a cached key costs no database round trip and an unknown one
+//! costs one per TTL (then the negative cache answers). A project key's answer is built from
+//! the cache alone: it carries no `key` object. Whatever makes a token
 //! unusable, the answer is `{"active": false}` with no reason. Introspecting an active key
 //! counts as a use of it for `last_used_at`.
 
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::auth::{self, AdminKey};
+use crate::auth::{self, AdminKey, ProjectKey, Verdict};
 use crate::domain::{Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
@@ -42,10 +44,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectRequest {
-    /// The admin key to check.
+    /// The key to check: an admin key or a project key.
     #[schema(value_type = String, required = true)]
     pub token: Option<String>,
-    /// Accepted as RFC 7662 allows, and ignored: every token here is an admin key.
+    /// Accepted as RFC 7662 allows, and ignored: a key's prefix says what it is.
     #[schema(nullable = true)]
     pub token_type_hint: Option<String>,
 }
@@ -61,22 +63,31 @@ impl RequestBody for IntrospectRequest {
 /// What introspection says of a token. For anything but a usable key only `active: false`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Introspection {
-    /// Whether the token is an admin key that works now.
+    /// Whether the token is a key that works now.
     pub active: bool,
-    /// Always `admin_api_key` when active.
+    /// `admin_api_key` or `project_api_key` when active.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "admin_api_key")]
     pub token_type: Option<&'static str>,
+    /// The project of a project key; left out for an admin key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// What owns the key: `user`, or `service_account` for a service account's project key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "user")]
+    pub owner_type: Option<&'static str>,
     /// The key's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// The id of the key's owner.
+    /// The id of the key's owner (a user, or a service account).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// The key's effective scopes (its own, within its owner's role), space-separated.
+    /// An admin key's effective scopes (its own, within its owner's role), or a project key's
+    /// scopes, space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The key's effective permissions: its own, within its owner's ceiling.
+    /// An admin key's effective permissions (its own, within its owner's ceiling), or a project
+    /// key's scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]
     pub permissions: Option<Permissions>,
@@ -86,7 +97,7 @@ pub struct Introspection {
     /// When the key stops working, in Unix seconds; left out if it never expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
-    /// The key object, as retrieve shows it.
+    /// An admin key's object, as retrieve shows it (not sent for project keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::routes::admin_api_keys::json::AdminApiKey>)]
     pub key: Option<Box<RawValue>>,
@@ -97,6 +108,8 @@ impl Introspection {
         Self {
             active: false,
             token_type: None,
+            project_id: None,
+            owner_type: None,
             client_id: None,
             sub: None,
             scope: None,
@@ -108,12 +121,14 @@ impl Introspection {
     }
 }
 
-/// Introspect an admin key
+/// Introspect a key
 ///
-/// Says whether `token` is an admin key that works now and, if so, whose it is and what it
-/// may do (RFC 7662). Anything else (malformed, unknown, deleted, expired, disabled, a
-/// disabled owner, or a key left with no effective scope and no effective permission) is
-/// `{"active": false}`, without a reason. Needs `keys.introspect`.
+/// Says whether `token` is a key that works now (an admin key, or a project key of a member or
+/// a service account) and, if so, whose it is, which project it belongs to and what it may do
+/// (RFC 7662). Anything else (malformed, unknown, deleted, expired, disabled, a disabled
+/// owner, a project key whose owner lost access to the project, or an admin key left with no
+/// effective scope and no effective permission) is `{"active": false}`, without a reason.
+/// Needs `keys.introspect`.
 #[utoipa::path(
     post,
     path = "/introspect",
@@ -144,13 +159,17 @@ pub async fn introspect(
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
-    let verdict = auth::authenticate_introspected(&state, &token).await;
-    metrics::auth(Via::Introspection, auth::outcome(&verdict, Some(&token)));
+    let verdict = auth::verify_introspected(&state, &token).await;
+    metrics::auth(
+        Via::Introspection,
+        auth::outcome(verdict.as_ref().map(Verdict::has_access), Some(&token)),
+    );
     let answer = match verdict {
         // A key that can do nothing (its owner's role and ceiling leave it no scope and no
         // permission) is as good as no key to a resource server.
-        Ok(key) if key.has_access() => describe(&state, &key).await?,
-        Ok(_) => Introspection::inactive(),
+        Ok(Verdict::Admin(key)) if key.has_access() => describe(&state, &key).await?,
+        Ok(Verdict::Admin(_)) => Introspection::inactive(),
+        Ok(Verdict::Project(key)) => describe_project(&key),
         Err(ApiError::Unauthorized { .. }) => Introspection::inactive(),
         Err(other) => return Err(other),
     };
@@ -171,6 +190,8 @@ async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, Api
     Ok(Introspection {
         active: true,
         token_type: Some("admin_api_key"),
+        project_id: None,
+        owner_type: Some("user"),
         client_id: Some(key.key_id.clone()),
         sub: Some(key.owner.id.clone()),
         scope: Some(scope.join(" ")),
@@ -179,4 +200,21 @@ async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, Api
         exp: key.expires_at,
         key: Some(object),
     })
+}
+
+/// The answer for a usable project key, from the cache alone.
+fn describe_project(key: &ProjectKey) -> Introspection {
+    Introspection {
+        active: true,
+        token_type: Some("project_api_key"),
+        project_id: Some(key.project_id.clone()),
+        owner_type: Some(key.owner.kind()),
+        client_id: Some(key.key_id.clone()),
+        sub: Some(key.owner.id().to_owned()),
+        scope: Some(key.scopes_header.clone()),
+        permissions: Some(key.scopes.clone()),
+        iat: Some(key.created_at),
+        exp: key.expires_at,
+        key: None,
+    }
 }

@@ -10,7 +10,9 @@ pub mod introspect;
 pub mod invites;
 pub mod list;
 pub mod metrics;
+pub mod project_api_keys;
 pub mod projects;
+pub mod service_accounts;
 pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -31,7 +33,9 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(audit_logs::routes)
             .configure(users::routes)
             .configure(invites::routes)
-            .configure(projects::routes),
+            .configure(projects::routes)
+            .configure(service_accounts::routes)
+            .configure(project_api_keys::routes),
     )
     .configure(introspect::routes)
     .configure(forward_auth::routes);

@@ -15,9 +15,11 @@ pub mod guard;
 pub mod idempotency;
 pub mod invites;
 pub mod keys;
+pub mod project_keys;
 pub mod project_users;
 pub mod projects;
 pub mod rate_limits;
+pub mod service_accounts;
 pub mod usage;
 pub mod users;
 

@@ -91,7 +91,8 @@ pub fn add<'a>(
         role,
     };
     audit::record(conn, now, &caller.actor(), &event)?;
-    Ok(Change::new((added, user)))
+    // A member added back regains their keys: a cached "no access" answer must go.
+    Ok(Change::new((added, user)).invalidate(Invalidation::Project(project_id.to_owned())))
 }
 
 fn find_member(conn: &mut DbConnection, member: &Member) -> Result<User, ApiError> {

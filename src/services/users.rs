@@ -19,10 +19,11 @@ use crate::domain::{KeyName, Permissions, Role, Scope};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::user::{self, User, UserChanges};
-use crate::models::{admin_api_key, invite, project_user};
+use crate::models::{admin_api_key, invite, project_api_key, project_user};
 use crate::services::Change;
 use crate::services::caller::{Principal, Target, authorize};
 use crate::services::guard::{Guarded, keep_an_admin};
+use crate::services::project_keys;
 
 /// What a change of a user asks for; at least one field is set.
 #[derive(Debug, Default)]
@@ -189,6 +190,8 @@ pub fn delete<'a>(
             };
             audit::record(conn, now, &actor, &event)?;
         }
+        // Their project keys go with them (the key rows reference the user).
+        let project_keys = project_api_key::delete_of_user(conn, user_id)?;
         for invite_id in invite::delete_unaccepted_by(conn, user_id)? {
             audit::record(conn, now, &actor, &AuditEvent::InviteDeleted { invite_id })?;
         }
@@ -205,13 +208,14 @@ pub fn delete<'a>(
             user_id: user_id.to_owned(),
         };
         audit::record(conn, now, &actor, &event)?;
-        Ok((keys, hashes, projects))
+        let change = Change::new(()).invalidate(Invalidation::User(user_id.to_owned()));
+        let change = projects.into_iter().fold(change, |change, project_id| {
+            change.invalidate(Invalidation::Project(project_id))
+        });
+        let change = project_keys::deleted_keys(conn, &actor, project_keys, now, change)?;
+        Ok((keys, hashes, change))
     })?;
-    let (deleted_keys, hashes, projects) = deleted_keys;
-    let change = Change::new(()).invalidate(Invalidation::User(user_id.to_owned()));
-    let change = projects.into_iter().fold(change, |change, project_id| {
-        change.invalidate(Invalidation::Project(project_id))
-    });
+    let (deleted_keys, hashes, change) = deleted_keys;
     let change = hashes.iter().fold(change, |change, hash| {
         change.invalidate(Invalidation::deleted(hash))
     });

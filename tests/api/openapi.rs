@@ -121,6 +121,56 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "post",
             "update-project-rate-limits",
         ),
+        (
+            "/organization/projects/{project_id}/service_accounts",
+            "get",
+            "list-project-service-accounts",
+        ),
+        (
+            "/organization/projects/{project_id}/service_accounts",
+            "post",
+            "create-project-service-account",
+        ),
+        (
+            "/organization/projects/{project_id}/service_accounts/{service_account_id}",
+            "get",
+            "retrieve-project-service-account",
+        ),
+        (
+            "/organization/projects/{project_id}/service_accounts/{service_account_id}",
+            "post",
+            "update-project-service-account",
+        ),
+        (
+            "/organization/projects/{project_id}/service_accounts/{service_account_id}",
+            "delete",
+            "delete-project-service-account",
+        ),
+        (
+            "/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys",
+            "post",
+            "CreateanAPIkeyforaserviceaccount",
+        ),
+        (
+            "/organization/projects/{project_id}/api_keys",
+            "get",
+            "list-project-api-keys",
+        ),
+        (
+            "/organization/projects/{project_id}/api_keys",
+            "post",
+            "create-project-api-key",
+        ),
+        (
+            "/organization/projects/{project_id}/api_keys/{api_key_id}",
+            "get",
+            "retrieve-project-api-key",
+        ),
+        (
+            "/organization/projects/{project_id}/api_keys/{api_key_id}",
+            "delete",
+            "delete-project-api-key",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");

@@ -1,0 +1,11 @@
+DROP TRIGGER service_accounts_auth_truncate ON service_accounts;
+DROP TRIGGER service_accounts_auth_change ON service_accounts;
+DROP TRIGGER project_users_auth_truncate ON project_users;
+DROP TRIGGER project_users_auth_change ON project_users;
+DROP TRIGGER projects_auth_truncate ON projects;
+DROP TRIGGER projects_auth_change ON projects;
+DROP FUNCTION project_access_notify_auth();
+DROP TRIGGER project_api_keys_auth_update ON project_api_keys;
+DROP TRIGGER project_api_keys_auth_truncate ON project_api_keys;
+DROP TRIGGER project_api_keys_auth_insert_delete ON project_api_keys;
+DROP FUNCTION project_api_keys_notify_auth();
