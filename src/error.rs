@@ -69,6 +69,17 @@ pub enum ApiError {
          {retry_after_secs} seconds. Keys this service already knows keep working."
     )]
     RateLimited { retry_after_secs: u64 },
+    /// A project key's project has spent its request budget for the model (429): OpenAI's
+    /// `x-ratelimit-*-requests` headers and `Retry-After` say which budget and for how long.
+    #[error(
+        "This project has reached its request limit for this model ({} per {}); retry after \
+         {retry_after_secs} seconds.", quota.limit, if *per_day { "day" } else { "minute" }
+    )]
+    ModelRateLimited {
+        quota: crate::model_limits::Quota,
+        per_day: bool,
+        retry_after_secs: u64,
+    },
     /// The database cannot be reached or the pool has no free connection (503).
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
@@ -131,7 +142,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Unavailable(_) | Self::Internal(_) => "server_error",
-            Self::RateLimited { .. } => "requests",
+            Self::RateLimited { .. } | Self::ModelRateLimited { .. } => "requests",
             _ => "invalid_request_error",
         }
     }
@@ -156,7 +167,7 @@ impl ApiError {
             Self::RequestTimeout => Some("request_timeout"),
             Self::PayloadTooLarge { .. } => Some("payload_too_large"),
             Self::UnsupportedEncoding => Some("unsupported_content_encoding"),
-            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::RateLimited { .. } | Self::ModelRateLimited { .. } => Some("rate_limit_exceeded"),
             Self::Unavailable(_) => Some("service_unavailable"),
             Self::Internal(_) => None,
         }
@@ -200,7 +211,9 @@ impl ResponseError for ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::ModelRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -220,6 +233,17 @@ impl ResponseError for ApiError {
         }
         if let Self::RateLimited { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        if let Self::ModelRateLimited {
+            quota,
+            retry_after_secs,
+            ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            for (name, value) in crate::model_limits::quota_headers(quota) {
+                response.insert_header((name, value));
+            }
         }
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
             response.insert_header((

@@ -21,14 +21,14 @@
 //! - Memory: one entry per pair that was used (at most projects × known models);
 //!   [`ModelLimiter::sweep`] drops the pairs whose budgets are full again and whose limits
 //!   are no longer remembered.
-//! - Time comes from the application's [`Clock`] (monotonic), so tests move it.
+//! - Time is the caller's (the application clock's monotonic time), so tests move it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clock::Clock;
+use actix_web::http::header::{HeaderName, HeaderValue};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -67,14 +67,18 @@ pub enum Decision {
     Unlimited,
     /// The request took a unit of every budget; the quota of the one closest to running out.
     Allowed(Quota),
-    /// A budget has no unit left: nothing was taken. Its quota, and how long until it has one.
-    Limited { quota: Quota, retry_after: Duration },
+    /// A budget has no unit left: nothing was taken. Its quota, whether it is the daily one,
+    /// and how long until it has a unit.
+    Limited {
+        quota: Quota,
+        per_day: bool,
+        retry_after: Duration,
+    },
 }
 
 /// The budgets of every (project, model) pair in use; see the module policy.
 pub struct ModelLimiter {
     budgets: Mutex<HashMap<String, HashMap<String, Arrivals>>>,
-    clock: Arc<dyn Clock>,
     /// Moves with every invalidation of remembered limits.
     generation: AtomicU64,
 }
@@ -144,10 +148,9 @@ fn probe(limit: u64, window: Duration, arrival: Duration, now: Duration) -> Prob
 }
 
 impl ModelLimiter {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    pub fn new() -> Self {
         Self {
             budgets: Mutex::new(HashMap::new()),
-            clock,
             generation: AtomicU64::new(0),
         }
     }
@@ -218,12 +221,18 @@ impl ModelLimiter {
         models.get_mut(model).expect("inserted above")
     }
 
-    /// Takes one request from `project`'s budgets for `model` under `limits`, or says why not.
-    pub fn check(&self, project: &str, model: &str, limits: RequestLimits) -> Decision {
+    /// Takes one request from `project`'s budgets for `model` under `limits` at `now`
+    /// (monotonic), or says why not.
+    pub fn check(
+        &self,
+        project: &str,
+        model: &str,
+        limits: RequestLimits,
+        now: Duration,
+    ) -> Decision {
         if limits.is_unlimited() {
             return Decision::Unlimited;
         }
-        let now = self.clock.monotonic();
         let mut budgets = self.lock();
         let arrivals = budgets
             .get(project)
@@ -239,13 +248,18 @@ impl ModelLimiter {
                 .map(|limit| probe(limit, DAY, arrivals.day, now)),
         ];
         // A refusal names the budget that waits longest; a pass, the one with least left.
-        if let Some((quota, retry_after)) = probes
+        if let Some((index, quota, retry_after)) = probes
             .iter()
-            .flatten()
-            .filter_map(|p| p.outcome.err().map(|wait| (p.quota, wait)))
-            .max_by_key(|(_, wait)| *wait)
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+            .filter_map(|(i, p)| p.outcome.err().map(|wait| (i, p.quota, wait)))
+            .max_by_key(|(_, _, wait)| *wait)
         {
-            return Decision::Limited { quota, retry_after };
+            return Decision::Limited {
+                quota,
+                per_day: index == 1,
+                retry_after,
+            };
         }
         let tightest = probes
             .iter()
@@ -265,8 +279,7 @@ impl ModelLimiter {
     }
 
     /// Forgets the pairs whose budgets are full again and whose limits were invalidated.
-    pub fn sweep(&self) {
-        let now = self.clock.monotonic();
+    pub fn sweep(&self, now: Duration) {
         let mut budgets = self.lock();
         budgets.retain(|_, models| {
             models.retain(|_, arrivals| {
@@ -288,6 +301,12 @@ impl ModelLimiter {
         self.budgets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Default for ModelLimiter {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -315,6 +334,24 @@ pub fn reset_header(reset: Duration) -> String {
     }
 }
 
+/// OpenAI's `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
+/// `x-ratelimit-reset-requests` for `quota`.
+pub fn quota_headers(quota: &Quota) -> [(HeaderName, HeaderValue); 3] {
+    let reset = HeaderValue::from_str(&reset_header(quota.reset))
+        .expect("digits and unit letters are a header value");
+    [
+        (
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderValue::from(quota.limit),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderValue::from(quota.remaining),
+        ),
+        (HeaderName::from_static("x-ratelimit-reset-requests"), reset),
+    ]
+}
+
 /// Whole seconds to wait for a `Retry-After` header: at least 1, rounded up.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_nanos().div_ceil(1_000_000_000).max(1) as u64
@@ -323,11 +360,38 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use std::cell::Cell;
 
-    fn limiter() -> (ModelLimiter, ManualClock) {
-        let clock = ManualClock::new(1_000);
-        (ModelLimiter::new(Arc::new(clock.clone())), clock)
+    /// A limiter and a hand-moved clock.
+    struct Clocked {
+        limiter: ModelLimiter,
+        now: Cell<Duration>,
+    }
+
+    impl Clocked {
+        fn check(&self, project: &str, model: &str, limits: RequestLimits) -> Decision {
+            self.limiter.check(project, model, limits, self.now.get())
+        }
+        fn advance(&self, secs: u64) {
+            self.now.set(self.now.get() + Duration::from_secs(secs));
+        }
+        fn sweep(&self) {
+            self.limiter.sweep(self.now.get());
+        }
+    }
+
+    impl std::ops::Deref for Clocked {
+        type Target = ModelLimiter;
+        fn deref(&self) -> &ModelLimiter {
+            &self.limiter
+        }
+    }
+
+    fn limiter() -> Clocked {
+        Clocked {
+            limiter: ModelLimiter::new(),
+            now: Cell::new(Duration::from_secs(1_000)),
+        }
     }
 
     fn per_minute(n: u64) -> RequestLimits {
@@ -338,7 +402,7 @@ mod tests {
     }
 
     /// Requests let through before the first refusal.
-    fn spend(limiter: &ModelLimiter, project: &str, model: &str, limits: RequestLimits) -> u64 {
+    fn spend(limiter: &Clocked, project: &str, model: &str, limits: RequestLimits) -> u64 {
         (0..100_000)
             .take_while(|_| {
                 matches!(
@@ -351,10 +415,14 @@ mod tests {
 
     #[test]
     fn a_project_may_spend_its_whole_minute_at_once_then_waits_for_the_refill() {
-        let (limiter, clock) = limiter();
+        let limiter = limiter();
+        let clock = &limiter;
         assert_eq!(spend(&limiter, "proj_a", "gpt-4o", per_minute(3)), 3);
-        let Decision::Limited { quota, retry_after } =
-            limiter.check("proj_a", "gpt-4o", per_minute(3))
+        let Decision::Limited {
+            quota,
+            per_day: false,
+            retry_after,
+        } = limiter.check("proj_a", "gpt-4o", per_minute(3))
         else {
             panic!("the fourth request in a minute must be refused");
         };
@@ -371,7 +439,7 @@ mod tests {
 
     #[test]
     fn the_remaining_count_falls_by_one_per_request() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         let remaining: Vec<u64> = (0..3)
             .map(|_| match limiter.check("proj_a", "m", per_minute(3)) {
                 Decision::Allowed(quota) => quota.remaining,
@@ -383,7 +451,7 @@ mod tests {
 
     #[test]
     fn projects_and_models_have_budgets_of_their_own() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         assert_eq!(spend(&limiter, "proj_a", "m1", per_minute(2)), 2);
         assert_eq!(spend(&limiter, "proj_a", "m2", per_minute(2)), 2);
         assert_eq!(spend(&limiter, "proj_b", "m1", per_minute(2)), 2);
@@ -392,13 +460,19 @@ mod tests {
 
     #[test]
     fn the_daily_budget_refuses_even_when_the_minute_has_room() {
-        let (limiter, clock) = limiter();
+        let limiter = limiter();
+        let clock = &limiter;
         let limits = RequestLimits {
             per_minute: Some(10),
             per_day: Some(4),
         };
         assert_eq!(spend(&limiter, "p", "m", limits), 4);
-        let Decision::Limited { quota, retry_after } = limiter.check("p", "m", limits) else {
+        let Decision::Limited {
+            quota,
+            per_day: true,
+            retry_after,
+        } = limiter.check("p", "m", limits)
+        else {
             panic!("the day's budget is spent");
         };
         assert_eq!(quota.limit, 4);
@@ -413,7 +487,8 @@ mod tests {
 
     #[test]
     fn a_refused_request_takes_nothing_from_either_budget() {
-        let (limiter, clock) = limiter();
+        let limiter = limiter();
+        let clock = &limiter;
         let limits = RequestLimits {
             per_minute: Some(1),
             per_day: Some(100),
@@ -447,7 +522,7 @@ mod tests {
 
     #[test]
     fn zero_refuses_everything_and_none_limits_nothing() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         assert!(matches!(
             limiter.check("p", "m", per_minute(0)),
             Decision::Limited { .. }
@@ -461,7 +536,8 @@ mod tests {
 
     #[test]
     fn sweeping_forgets_only_full_budgets() {
-        let (limiter, clock) = limiter();
+        let limiter = limiter();
+        let clock = &limiter;
         limiter.check("p", "m", per_minute(10));
         let ticket = limiter.limits("q", "m").unwrap_err();
         limiter.remember("q", "m", per_minute(10), ticket);
@@ -477,7 +553,7 @@ mod tests {
 
     #[test]
     fn limits_are_remembered_until_their_project_is_invalidated() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         let ticket = limiter.limits("p", "m").unwrap_err();
         limiter.remember("p", "m", per_minute(5), ticket);
         assert_eq!(limiter.limits("p", "m").unwrap(), per_minute(5));
@@ -490,7 +566,7 @@ mod tests {
 
     #[test]
     fn limits_read_before_an_invalidation_are_not_remembered() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         let stale = limiter.limits("p", "m").unwrap_err();
         limiter.forget_project("p");
         limiter.remember("p", "m", per_minute(5), stale);
@@ -503,7 +579,7 @@ mod tests {
 
     #[test]
     fn forgetting_limits_keeps_what_was_spent() {
-        let (limiter, _) = limiter();
+        let limiter = limiter();
         assert_eq!(spend(&limiter, "p", "m", per_minute(2)), 2);
         limiter.forget_project("p");
         assert!(matches!(

@@ -238,6 +238,7 @@ impl Application {
             loop {
                 ticks.tick().await;
                 state.lookup_limit.sweep();
+                state.cache.model_limits.sweep(state.clock.monotonic());
             }
         });
         let (state, watch_from) = (self.state.clone(), self.watch_from);

@@ -150,6 +150,9 @@ pub struct Cache {
     project_keys: Bounded<KeyDigest, std::sync::Arc<CachedProjectKey>>,
     unknown: Bounded<KeyDigest, i64>,
     views: Bounded<String, std::sync::Arc<CachedView>>,
+    /// Each project's per-model request budgets and limits (forward auth's rate limits); its
+    /// remembered limits are dropped with the project's keys.
+    pub model_limits: crate::model_limits::ModelLimiter,
     ttl_secs: i64,
     capacity: usize,
     /// Until when (nanoseconds after `epoch`) the caches may be used; `u64::MAX` without a
@@ -216,6 +219,7 @@ impl Cache {
             project_keys: bounded(capacity, CacheName::ProjectKeys),
             unknown: bounded(capacity, CacheName::UnknownKeys),
             views: bounded(capacity, CacheName::Views),
+            model_limits: crate::model_limits::ModelLimiter::new(),
             ttl_secs: i64::try_from(options.ttl.as_secs()).unwrap_or(i64::MAX),
             capacity,
             lease: AtomicU64::new(u64::MAX),
@@ -294,6 +298,7 @@ impl Cache {
     /// Drops the auth records of every key of the project `project_id`: who may use them
     /// changed. Rare, so like [`Cache::forget_owner`] it voids every fill in flight.
     pub fn forget_project(&self, project_id: &str) {
+        self.model_limits.forget_project(project_id);
         let mut guarded = self.lock();
         guarded.all_stamp = self.next_sequence();
         if let Some(digests) = guarded.by_project.remove(project_id) {
@@ -340,6 +345,7 @@ impl Cache {
         self.project_keys.clear();
         self.unknown.clear();
         self.views.clear();
+        self.model_limits.forget_all();
     }
 
     /// Stops using the caches, and empties them, until the lease is renewed.

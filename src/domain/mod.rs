@@ -18,7 +18,7 @@ pub mod secret;
 
 pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
-pub use model::{BodyModel, ModelName};
+pub use model::BodyModel;
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
 pub use project_role::ProjectRole;

@@ -1,51 +1,9 @@
-//! Model names, as rate limits are kept per model (`rl-<model>`), and the model a proxied
-//! request names.
-//!
-//! Policy: a model name is 1 to 96 bytes of ASCII letters, digits and `.`, `-`, `_`, `:`, `/`
-//! (`gpt-4o-mini`, `meta-llama/Llama-3.1-8B-Instruct`, `llama3:8b`); anything else is refused
-//! with a 400, never guessed or trimmed. Names are case-sensitive, as inference servers treat
-//! them.
-
-use super::Invalid;
-
-/// The longest model name, in bytes.
-pub const MAX_MODEL_BYTES: usize = 96;
+//! The model a proxied request names in its body (forward auth's per-model rate limits; model
+//! names themselves are `rate_limits::ModelName`).
 
 /// The largest forwarded body searched for its `model`. A larger one (or one the proxy says it
 /// cut short) cannot be vouched for: a later `model` field could name another model.
 pub const MAX_BODY_SCAN_BYTES: usize = 256 * 1024;
-
-/// A checked model name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModelName(String);
-
-impl ModelName {
-    /// Checks `raw`; `param` names the field in the error.
-    pub fn parse(param: &'static str, raw: &str) -> Result<Self, Invalid> {
-        if raw.is_empty() || raw.len() > MAX_MODEL_BYTES || !raw.bytes().all(allowed) {
-            return Err(Invalid::new(
-                param,
-                format!(
-                    "`{param}` must be a model name of 1 to {MAX_MODEL_BYTES} ASCII letters, \
-                     digits, `.`, `-`, `_`, `:` or `/`."
-                ),
-            ));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-fn allowed(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/')
-}
 
 /// What a forwarded request body says about its model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,36 +95,6 @@ impl<'de> serde::de::Visitor<'de> for TopLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn model_names_of_common_servers_are_accepted() {
-        for name in [
-            "gpt-4o-mini",
-            "meta-llama/Llama-3.1-8B-Instruct",
-            "llama3:8b",
-            "o1",
-            &"m".repeat(MAX_MODEL_BYTES),
-        ] {
-            assert_eq!(ModelName::parse("model", name).unwrap().as_str(), name);
-        }
-    }
-
-    #[test]
-    fn anything_else_is_refused_not_trimmed() {
-        for (name, why) in [
-            ("", "empty"),
-            (" gpt-4o", "leading space"),
-            ("gpt 4o", "space inside"),
-            ("gpt-4o\n", "newline"),
-            ("gpt-4o?x=1", "query characters"),
-            ("modèle", "non-ASCII"),
-            (&"m".repeat(MAX_MODEL_BYTES + 1), "too long"),
-        ] {
-            let err = ModelName::parse("model", name).unwrap_err();
-            assert_eq!(err.param, "model", "{why}");
-            assert!(!err.message.contains(name) || name.is_empty(), "{why}");
-        }
-    }
 
     #[test]
     fn the_model_of_a_chat_request_is_found_wherever_it_stands() {

@@ -10,8 +10,16 @@
 //!   database only on a miss, enabled, expiry, owner, the unknown-key lookup limit), and the use
 //!   counts for `last_used_at`. Admin keys and project keys (`sk-proj-`, `sk-svcacct-`) are both
 //!   accepted; a project key whose owner lost access to the project (archived, member removed,
-//!   user disabled) is refused with 401 `owner_inactive`. No body is read, so every method is
-//!   accepted: proxies forward the original one.
+//!   user disabled) is refused with 401 `owner_inactive`. Every method is accepted: proxies
+//!   forward the original one.
+//! - Rate limits (project keys only): when the request names a model, by `?model=` or the
+//!   `X-Model` header the proxy sets, or in the JSON body a proxy forwards (Envoy `ext_authz`
+//!   `with_request_body`; read up to 256 KiB, never required), the project's per-model
+//!   `max_requests_per_1_minute` and `max_requests_per_1_day` apply (`services::request_limits`):
+//!   200 then carries OpenAI's `x-ratelimit-*-requests` headers, and a spent budget is a 429
+//!   `rate_limit_exceeded` with them and `Retry-After`. Sources that disagree, or a body too
+//!   large to vouch for with no model named by the proxy, are refused with 400. A request that
+//!   names no model is not limited per model. Budgets are per replica (see `model_limits`).
 //! - `?project=` (repeatable) restricts the location to keys of those projects: any other key,
 //!   an admin key included, gets 403 `wrong_project`.
 //! - Required permissions come from the proxy's configuration: `?permission=` (repeatable) and
@@ -33,11 +41,16 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::{self, AdminKey, ProjectKey, Verdict};
+use crate::domain::BodyModel;
+use crate::domain::model::{MAX_BODY_SCAN_BYTES, model_in_body};
 use crate::domain::permissions::{self, MAX_PERMISSIONS};
+use crate::domain::rate_limits::ModelName;
 use crate::domain::{Permissions, Scope};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::metrics::{self, Via};
+use crate::model_limits::quota_headers;
+use crate::services::request_limits;
 use crate::state::AppState;
 
 /// The header a proxy may set to name the permissions a location needs.
@@ -77,9 +90,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// and checks that it holds every required permission (a project key: in its scopes) and, when
 /// the location names projects, that it is a key of one of them. 200 means let it through,
 /// with the key's id, owner, project, scopes and permissions in response headers for the
-/// upstream. Every method answers alike (documented here as GET) and no body is read.
-/// `/forward-auth/{path}` does the same for proxies that append the original path, ignoring
-/// that path and every query parameter but `permission` and `project`.
+/// upstream. For a project key and a request that names a model (`model`, `X-Model`, or the
+/// `model` of a JSON body the proxy forwards), one request is taken from the project's
+/// per-model budgets: 429 when they are spent. Every method answers alike (documented here as
+/// GET). `/forward-auth/{path}` does the same for proxies that append the original path,
+/// ignoring that path and every query parameter but `permission` and `project`.
 #[utoipa::path(
     get,
     path = "/forward-auth",
@@ -90,6 +105,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
          description = "A permission the key must hold (covered by one of its own, patterns included); repeat for several, all required."),
         ("X-Required-Permission" = Option<String>, Header,
          description = "More required permissions, comma-separated, for proxies that configure headers rather than URLs."),
+        ("model" = Option<String>, Query,
+         description = "The model the request is for, for the project's per-model rate limits (project keys). Not read on `/forward-auth/{path}`, where the query is the original request's."),
+        ("X-Model" = Option<String>, Header,
+         description = "The model the request is for, set by the proxy; must agree with `model` and with a forwarded body's `model`."),
         ("project" = Option<Vec<String>>, Query, explode = true,
          description = "A project whose keys may pass; repeat for several. When given, only project keys of one of them pass (admin keys do not)."),
     ),
@@ -102,11 +121,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
              ("X-Api-Key-Project-Id" = String, description = "The key's project; sent for project keys only."),
              ("X-Api-Key-Scopes" = String, description = "An admin key's effective scopes (within its owner's role), or a project key's scopes, space-separated."),
              ("X-Api-Key-Permissions" = String, description = "An admin key's effective permissions (its own, within its owner's ceiling), or a project key's scopes (what `permission` was checked against), space-separated; empty when it has none."),
+             ("x-ratelimit-limit-requests" = u64, description = "With a project key and a named model: the limit of the budget closest to running out (per minute or per day)."),
+             ("x-ratelimit-remaining-requests" = u64, description = "Requests left in that budget."),
+             ("x-ratelimit-reset-requests" = String, description = "Until that budget is full again, as OpenAI writes it (`20ms`, `6m0s`)."),
          )),
-        (status = 400, description = "A required permission or project (from the proxy's configuration) is not valid, or the query has a parameter other than `permission` and `project`.", body = crate::error::ErrorResponse),
+        (status = 400, description = "A required permission, project or model (from the proxy's configuration) is not valid, the query has a parameter other than `permission`, `project` and `model`, the model sources disagree (`ambiguous_model`), or a forwarded body is too large to tell its model (`model_unreadable`).", body = crate::error::ErrorResponse),
         (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired, whose owner is disabled or (a project key) whose owner lost access to the project, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `owner_inactive`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
         (status = 403, description = "The key lacks a required permission (`missing_permission`), is not a key of a project the location allows (`wrong_project`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`).", body = crate::error::ErrorResponse),
-        (status = 429, response = crate::error::responses::RateLimited),
+        (status = 429, description = "The project's request limit for the model is spent (`rate_limit_exceeded`, with `Retry-After` and the `x-ratelimit-*-requests` headers), or this client presented too many unknown keys.", body = crate::error::ErrorResponse,
+         headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 500, response = crate::error::responses::ServerError),
         (status = 503, response = crate::error::responses::Unavailable),
     ),
@@ -115,13 +138,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub async fn forward_auth(
     state: web::Data<AppState>,
     req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = authenticate(&state, &req).await?;
     let mut query = QueryParams::parse(req.query_string())?;
     let required = required_permissions(&req, &mut query)?;
     let projects = allowed_projects(&mut query)?;
+    let model = query_model(&mut query)?;
     query.finish()?;
-    let_through(&key, &required, &projects)
+    let response = let_through(&key, &required, &projects)?;
+    limit_requests(&state, &req, &key, model, body, response).await
 }
 
 /// `/forward-auth/{path}`: as [`forward_auth`], except that query parameters other than
@@ -131,12 +157,150 @@ pub async fn forward_auth(
 async fn forward_auth_any_path(
     state: web::Data<AppState>,
     req: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = authenticate(&state, &req).await?;
     let mut query = QueryParams::parse(req.query_string())?;
     let required = required_permissions(&req, &mut query)?;
     let projects = allowed_projects(&mut query)?;
-    let_through(&key, &required, &projects)
+    // `model` in this query is the original request's, which its client controls.
+    let response = let_through(&key, &required, &projects)?;
+    limit_requests(&state, &req, &key, None, body, response).await
+}
+
+/// `?model=`: the model the proxy says the request is for. Given twice or empty (a templated
+/// value that came out empty) it is refused, not skipped.
+fn query_model(query: &mut QueryParams) -> Result<Option<ModelName>, ApiError> {
+    let mut models = query.take_each("model[]");
+    if models.len() > 1 {
+        return Err(ApiError::invalid_param(
+            "model",
+            "`model` may be given only once.",
+        ));
+    }
+    models
+        .pop()
+        .map(|model| ModelName::parse("model", &model).map_err(|_| invalid_model()))
+        .transpose()
+}
+
+/// For a project key and a request that names a model: takes one request from the project's
+/// budget for the model, adding OpenAI's `x-ratelimit-*-requests` headers to `response`, or
+/// refuses it with 429. Other keys and requests pass as they are.
+async fn limit_requests(
+    state: &AppState,
+    req: &HttpRequest,
+    key: &Verdict,
+    query_model: Option<ModelName>,
+    body: web::Payload,
+    mut response: HttpResponse,
+) -> Result<HttpResponse, ApiError> {
+    let Verdict::Project(key) = key else {
+        return Ok(response);
+    };
+    let Some(model) = requested_model(req, query_model, body).await? else {
+        return Ok(response);
+    };
+    if let Some(quota) = request_limits::take_request(state, &key.project_id, &model).await? {
+        let headers = response.headers_mut();
+        for (name, value) in quota_headers(&quota) {
+            headers.insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The header a proxy sets to name the request's model.
+pub const MODEL: &str = "x-model";
+/// The header Envoy's `ext_authz` sets when it forwarded only the start of the body.
+const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
+
+/// The model the request is for: named by the proxy (`?model=`, `X-Model`) or by the JSON
+/// body it forwarded. Two sources that disagree are refused (a client could otherwise be
+/// counted against one model and served another); so is a body too large to vouch for when
+/// the proxy names no model.
+async fn requested_model(
+    req: &HttpRequest,
+    query_model: Option<ModelName>,
+    body: web::Payload,
+) -> Result<Option<ModelName>, ApiError> {
+    let mut headers = req.headers().get_all(MODEL);
+    let header_model = match (headers.next(), headers.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(
+            value
+                .to_str()
+                .map_err(|_| invalid_model())
+                .and_then(|m| ModelName::parse("model", m).map_err(|_| invalid_model()))?,
+        ),
+        (Some(_), Some(_)) => return Err(ambiguous_model()),
+    };
+    let named = match (query_model, header_model) {
+        (Some(q), Some(h)) if q != h => return Err(ambiguous_model()),
+        (q, h) => q.or(h),
+    };
+    let complete = !req
+        .headers()
+        .get(PARTIAL_BODY)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let in_body = match read_bounded(body).await? {
+        Some(bytes) => model_in_body(&bytes, complete),
+        None => BodyModel::Unreadable,
+    };
+    match (named, in_body) {
+        (_, BodyModel::Ambiguous) => Err(ambiguous_model()),
+        (Some(named), BodyModel::Named(m)) if named.as_str() != m => Err(ambiguous_model()),
+        (Some(named), _) => Ok(Some(named)),
+        (None, BodyModel::Named(m)) => ModelName::parse("model", &m)
+            .map(Some)
+            .map_err(|_| invalid_model()),
+        (None, BodyModel::Unnamed) => Ok(None),
+        (None, BodyModel::Unreadable) => Err(ApiError::InvalidRequest {
+            message: format!(
+                "The forwarded body is larger than {MAX_BODY_SCAN_BYTES} bytes (or was cut \
+                 short), so its model cannot be told; have the proxy name the model with \
+                 `X-Model` or `?model=`."
+            ),
+            param: None,
+            code: Some("model_unreadable"),
+        }),
+    }
+}
+
+/// The forwarded body, if it is at most [`MAX_BODY_SCAN_BYTES`] (empty when none was sent);
+/// `None` when it is larger (the rest is left unread).
+async fn read_bounded(mut body: web::Payload) -> Result<Option<web::BytesMut>, ApiError> {
+    use futures_util::StreamExt;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::invalid_param("body", "The body could not be read."))?;
+        if bytes.len() + chunk.len() > MAX_BODY_SCAN_BYTES {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
+fn invalid_model() -> ApiError {
+    ApiError::InvalidRequest {
+        message: "The model named for rate limiting (`model`, `X-Model` or the body's `model`) \
+                  must be 1 to 128 ASCII letters, digits and `-._:/@+`."
+            .to_owned(),
+        param: Some("model".to_owned()),
+        code: Some("invalid_model"),
+    }
+}
+
+fn ambiguous_model() -> ApiError {
+    ApiError::InvalidRequest {
+        message: "The request names more than one model (`model`, `X-Model` and the body's \
+                  `model` disagree, or one is given twice); name one."
+            .to_owned(),
+        param: Some("model".to_owned()),
+        code: Some("ambiguous_model"),
+    }
 }
 
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Verdict, ApiError> {

@@ -19,6 +19,7 @@ pub mod project_keys;
 pub mod project_users;
 pub mod projects;
 pub mod rate_limits;
+pub mod request_limits;
 pub mod service_accounts;
 pub mod usage;
 pub mod users;

@@ -82,7 +82,7 @@ fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
         .unwrap()
 }
 
-fn value(key: &Value) -> &str {
+pub fn value(key: &Value) -> &str {
     key["value"].as_str().unwrap()
 }
 

@@ -103,7 +103,7 @@ try {
   await page.waitForFunction(
     (count) => document.querySelectorAll("#swagger-ui .opblock").length >= count,
     expected.size,
-    { timeout: 30_000 },
+    { timeout: 120_000 },
   );
   const renderedAfterMs = performance.now() - started;
   let openedAfterMs;
@@ -128,7 +128,7 @@ try {
   await page.waitForFunction(
     (count) => document.querySelectorAll("#swagger-ui .opblock.is-open .opblock-body").length >= count,
     rendered.size,
-    { timeout: 30_000 },
+    { timeout: 120_000 },
   );
   const models = await page.$("#swagger-ui .models-control");
   if (models && (await page.$("#swagger-ui .models.is-open")) === null) await models.click();
