@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, read};
 
 backend_tests!(
     without_a_good_key_nginx_refuses_and_the_upstream_never_sees_the_request,
@@ -20,6 +20,7 @@ backend_tests!(
     a_location_needing_a_permission_refuses_keys_without_it,
     a_key_revoked_through_the_api_is_refused_on_the_very_next_request,
     the_minimal_config_in_the_readme_runs_on_its_own,
+    a_project_key_reaches_the_model_server_until_its_rate_limit_then_gets_openais_429,
 );
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -531,4 +532,67 @@ async fn the_minimal_config_in_the_readme_runs_on_its_own(app: TestApp) {
     let (status, body) = through(&nginx, Some(&billing), "/billing/invoices").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, format!("upstream saw key={id}\n"));
+}
+
+async fn a_project_key_reaches_the_model_server_until_its_rate_limit_then_gets_openais_429(
+    app: TestApp,
+) {
+    use crate::project_keys::{PROJECTS, member_key, member_of, project, value};
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let project = project(&app).await;
+    let user = member_of(&app, &project).await;
+    let key = member_key(&app, &project, &user, &[]).await;
+    let call = || {
+        reqwest::Client::new()
+            .get(nginx.url("/v1/chat/completions"))
+            .bearer_auth(value(&key))
+            // What a client says about its model does not choose the budget.
+            .header("x-model", "some-other-model")
+            .send()
+    };
+
+    let first = call().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        first.headers()["x-ratelimit-limit-requests"],
+        "600",
+        "the default"
+    );
+    let body = first.text().await.unwrap();
+    assert!(
+        body.contains(&format!("project=[{project}] owner_type=[user]")),
+        "the upstream sees the project: {body}"
+    );
+
+    // The location's model was seen at the first check, so its limit can be lowered: one
+    // request made, one left.
+    let limit = format!("{PROJECTS}/{project}/rate_limits/rl-gpt-4o-mini");
+    let (status, body) = read(
+        app.post_json(&limit, &json!({ "max_requests_per_1_minute": 2 }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = call().await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(second.headers()["x-ratelimit-remaining-requests"], "0");
+    let third = call().await.unwrap();
+
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.headers()["x-ratelimit-limit-requests"], "2");
+    assert_eq!(third.headers()["x-ratelimit-remaining-requests"], "0");
+    assert!(third.headers().contains_key("retry-after"));
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+
+    // Archiving the project stops its keys on the next request.
+    let (status, body) = read(
+        app.post_json(&format!("{PROJECTS}/{project}/archive"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(call().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
