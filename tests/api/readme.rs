@@ -22,7 +22,7 @@ const FIRST: &str = "## First key";
 const END: &str = "### Protecting your other services: forward auth";
 /// The calls of the session that answer an error, in order, as the README says they do: a
 /// reader's key writing (403), and the disabled member's key (401). Any other non-2xx fails.
-const EXPECTED_ERRORS: [&str; 2] = ["403", "401"];
+const EXPECTED_ERRORS: [&str; 3] = ["403", "401", "429"];
 
 /// The `sh` blocks between [`FIRST`] and [`END`], in order.
 fn session_blocks(readme: &str) -> Vec<String> {
