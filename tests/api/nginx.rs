@@ -21,6 +21,7 @@ backend_tests!(
     a_key_revoked_through_the_api_is_refused_on_the_very_next_request,
     the_minimal_config_in_the_readme_runs_on_its_own,
     a_project_key_reaches_the_model_server_until_its_rate_limit_then_gets_openais_429,
+    the_openai_python_sdk_gets_a_completion_and_then_rate_limit_error,
 );
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -595,4 +596,70 @@ async fn a_project_key_reaches_the_model_server_until_its_rate_limit_then_gets_o
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(call().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The Python interpreter with the `openai` SDK: `OPENAI_SDK_PYTHON`, else `python3`; `None`
+/// (with a note) when it cannot import `openai` and this is not CI (`.ci/run` installs it).
+fn python_with_openai() -> Option<String> {
+    let python = std::env::var("OPENAI_SDK_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let found = Command::new(&python)
+        .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{python} cannot import the openai SDK; .ci/run installs it"
+    );
+    eprintln!("note: no Python with the openai SDK, so the SDK test checks nothing here");
+    None
+}
+
+async fn the_openai_python_sdk_gets_a_completion_and_then_rate_limit_error(app: TestApp) {
+    use crate::project_keys::{PROJECTS, member_key, member_of, project, value};
+    let Some(python) = python_with_openai() else {
+        return;
+    };
+    let Some(nginx) = Nginx::start(service_port(&app)) else {
+        return;
+    };
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let project = project(&app).await;
+        let user = member_of(&app, &project).await;
+        let key = member_key(&app, &project, &user, &[]).await;
+        keys.push((project, value(&key).to_owned()));
+    }
+    // The second project spends its one request a minute for the location's model.
+    let (spent_project, spent_key) = &keys[1];
+    let (status, _) = through(&nginx, Some(spent_key), "/v1/models").await;
+    assert_eq!(status, StatusCode::OK, "the model's first sight");
+    let limit = format!("{PROJECTS}/{spent_project}/rate_limits/rl-gpt-4o-mini");
+    let (status, body) = read(
+        app.post_json(&limit, &json!({ "max_requests_per_1_minute": 1 }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openai_through_nginx.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(nginx.url("/v1"))
+        .arg(&keys[0].1)
+        .arg(spent_key)
+        .output()
+        .await
+        .expect("python runs");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("ok"),
+        "the SDK script failed:\n{stdout}\n{stderr}"
+    );
 }
