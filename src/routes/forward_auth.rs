@@ -224,21 +224,7 @@ async fn requested_model(
     query_model: Option<ModelName>,
     body: web::Payload,
 ) -> Result<Option<ModelName>, ApiError> {
-    let mut headers = req.headers().get_all(MODEL);
-    let header_model = match (headers.next(), headers.next()) {
-        (None, _) => None,
-        (Some(value), None) => Some(
-            value
-                .to_str()
-                .map_err(|_| invalid_model())
-                .and_then(|m| ModelName::parse("model", m).map_err(|_| invalid_model()))?,
-        ),
-        (Some(_), Some(_)) => return Err(ambiguous_model()),
-    };
-    let named = match (query_model, header_model) {
-        (Some(q), Some(h)) if q != h => return Err(ambiguous_model()),
-        (q, h) => q.or(h),
-    };
+    let named = proxy_named_model(req, query_model)?;
     let complete = !req
         .headers()
         .get(PARTIAL_BODY)
@@ -264,6 +250,28 @@ async fn requested_model(
             param: None,
             code: Some("model_unreadable"),
         }),
+    }
+}
+
+/// The model the proxy names: `?model=` and `X-Model` (sent once), which must agree.
+fn proxy_named_model(
+    req: &HttpRequest,
+    query_model: Option<ModelName>,
+) -> Result<Option<ModelName>, ApiError> {
+    let mut headers = req.headers().get_all(MODEL);
+    let header_model = match (headers.next(), headers.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(
+            value
+                .to_str()
+                .map_err(|_| invalid_model())
+                .and_then(|m| ModelName::parse("model", m).map_err(|_| invalid_model()))?,
+        ),
+        (Some(_), Some(_)) => return Err(ambiguous_model()),
+    };
+    match (query_model, header_model) {
+        (Some(q), Some(h)) if q != h => Err(ambiguous_model()),
+        (q, h) => Ok(q.or(h)),
     }
 }
 

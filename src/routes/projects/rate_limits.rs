@@ -180,33 +180,8 @@ pub async fn list(
         rate_limits::list(conn, &defaults, &project_id)
     })
     .await?;
-    let position = |param: &str, id: &str| {
-        all.iter()
-            .position(|(model, _)| model.rate_limit_id() == id)
-            .ok_or_else(|| {
-                ApiError::invalid_param(
-                    param,
-                    format!("`{param}` must be the id of one of this project's rate limits."),
-                )
-            })
-    };
-    // `has_more`: whether more rate limits lie beyond the page, in the direction of paging.
-    let (start, end, has_more) = match (after, before) {
-        (Some(id), _) => {
-            let start = position("after", &id)? + 1;
-            let end = (start + limit).min(all.len());
-            (start, end, end < all.len())
-        }
-        (None, Some(id)) => {
-            let end = position("before", &id)?;
-            let start = end.saturating_sub(limit);
-            (start, end, start > 0)
-        }
-        (None, None) => {
-            let end = limit.min(all.len());
-            (0, end, end < all.len())
-        }
-    };
+    let ids: Vec<String> = all.iter().map(|(model, _)| model.rate_limit_id()).collect();
+    let (start, end, has_more) = page_bounds(&ids, limit, after, before)?;
     let data: Vec<RateLimitJson> = all
         .into_iter()
         .skip(start)
@@ -214,6 +189,41 @@ pub async fn list(
         .map(RateLimitJson::from)
         .collect();
     Ok(HttpResponse::Ok().json(List::new(data, has_more, |r: &RateLimitJson| &r.id)))
+}
+
+/// The page of `ids` (all of a project's rate limits, in order) that `limit`, `after` and
+/// `before` ask for: its start, its end, and whether more lie beyond it in the direction of
+/// paging.
+fn page_bounds(
+    ids: &[String],
+    limit: usize,
+    after: Option<String>,
+    before: Option<String>,
+) -> Result<(usize, usize, bool), ApiError> {
+    let position = |param: &str, id: &str| {
+        ids.iter().position(|known| known == id).ok_or_else(|| {
+            ApiError::invalid_param(
+                param,
+                format!("`{param}` must be the id of one of this project's rate limits."),
+            )
+        })
+    };
+    Ok(match (after, before) {
+        (Some(id), _) => {
+            let start = position("after", &id)? + 1;
+            let end = (start + limit).min(ids.len());
+            (start, end, end < ids.len())
+        }
+        (None, Some(id)) => {
+            let end = position("before", &id)?;
+            let start = end.saturating_sub(limit);
+            (start, end, start > 0)
+        }
+        (None, None) => {
+            let end = limit.min(ids.len());
+            (0, end, end < ids.len())
+        }
+    })
 }
 
 type ListQuery = (usize, Option<String>, Option<String>);
