@@ -545,39 +545,7 @@ pub fn lock_key_guard(conn: &mut DbConnection) -> QueryResult<()> {
 /// The batch travels as two arrays on PostgreSQL and as one JSON array on SQLite, so the
 /// statement text (and its cached plan) is the same whatever the batch size.
 pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, BigInt, Text};
-
-    match conn {
-        DbConnection::Pg(pg) => {
-            let (ids, times): (Vec<&str>, Vec<i64>) =
-                uses.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
-            // The locking CTE takes the row locks in id order, so replicas flushing the same
-            // keys at once wait for each other instead of deadlocking.
-            diesel::sql_query(
-                "WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(id, at)), \
-                      locked AS (SELECT k.id FROM admin_api_keys AS k JOIN u ON k.id = u.id \
-                                 ORDER BY k.id FOR UPDATE OF k) \
-                 UPDATE admin_api_keys AS k SET last_used_at = u.at FROM u, locked \
-                 WHERE k.id = u.id AND locked.id = k.id \
-                   AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
-            )
-            .bind::<Array<Text>, _>(ids)
-            .bind::<Array<BigInt>, _>(times)
-            .execute(pg)
-        }
-        DbConnection::Sqlite(sqlite) => {
-            let batch = serde_json::to_string(uses)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            diesel::sql_query(
-                "UPDATE admin_api_keys SET last_used_at = u.at \
-                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS u \
-                 WHERE admin_api_keys.id = u.id \
-                   AND (admin_api_keys.last_used_at IS NULL OR admin_api_keys.last_used_at < u.at)",
-            )
-            .bind::<Text, _>(batch)
-            .execute(sqlite)
-        }
-    }
+    super::record_last_used(conn, super::KeyTable::Admin, uses)
 }
 
 /// Up to `limit` stored key hashes after `after` (all from the start with `None`), in hash

@@ -334,37 +334,7 @@ pub fn is_member(conn: &mut DbConnection, project_id: &str, user_id: &str) -> Qu
 /// are not project keys (admin keys share the batch) match nothing. As
 /// `admin_api_key::record_last_used`, one statement whatever the batch size.
 pub fn record_last_used(conn: &mut DbConnection, uses: &[(String, i64)]) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, BigInt, Text};
-
-    match conn {
-        DbConnection::Pg(pg) => {
-            let (ids, times): (Vec<&str>, Vec<i64>) =
-                uses.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
-            diesel::sql_query(
-                "WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS u(id, at)), \
-                      locked AS (SELECT k.id FROM project_api_keys AS k JOIN u ON k.id = u.id \
-                                 ORDER BY k.id FOR UPDATE OF k) \
-                 UPDATE project_api_keys AS k SET last_used_at = u.at FROM u, locked \
-                 WHERE k.id = u.id AND locked.id = k.id \
-                   AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
-            )
-            .bind::<Array<Text>, _>(ids)
-            .bind::<Array<BigInt>, _>(times)
-            .execute(pg)
-        }
-        DbConnection::Sqlite(sqlite) => {
-            let batch = serde_json::to_string(uses)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            diesel::sql_query(
-                "UPDATE project_api_keys SET last_used_at = u.at \
-                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS u \
-                 WHERE project_api_keys.id = u.id \
-                   AND (project_api_keys.last_used_at IS NULL OR project_api_keys.last_used_at < u.at)",
-            )
-            .bind::<Text, _>(batch)
-            .execute(sqlite)
-        }
-    }
+    super::record_last_used(conn, super::KeyTable::Project, uses)
 }
 
 /// Up to `limit` stored hashes after `after`, in hash order (for the set of live hashes).
