@@ -41,7 +41,8 @@
 #   SCHEMATHESIS_BACKENDS        "sqlite postgres" (default), or one of them
 #   SCHEMATHESIS_MAX_EXAMPLES    test cases per operation and phase (default 100)
 #   SCHEMATHESIS_SEED            seed of the data generation (default 20261202)
-#   SCHEMATHESIS_TIME_CAP        seconds one backend's schemathesis run may take (default 120)
+#   SCHEMATHESIS_TIME_CAP        seconds one backend's schemathesis run may take (default 360:
+#                                42 operations take about 2 minutes on a loaded 2-core machine)
 #   SCHEMATHESIS_VENV            where schemathesis is installed (default under ~/.cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ ST_VERSION=4.32.5
 ST_VENV=${SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/admin-api-keys/schemathesis-$ST_VERSION}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
 SEED=${SCHEMATHESIS_SEED:-20261202}
-TIME_CAP=${SCHEMATHESIS_TIME_CAP:-120}
+TIME_CAP=${SCHEMATHESIS_TIME_CAP:-360}
 BACKENDS=${SCHEMATHESIS_BACKENDS:-sqlite postgres}
 PG_ADMIN_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PYTHON=${PYTHON:-python3.11}
