@@ -496,9 +496,8 @@ pub fn check_project_key(key: &CachedProjectKey, now: i64) -> Result<(), ApiErro
 /// The 429 for a client that may look up an unknown key again after `wait`, in whole seconds
 /// rounded up (at least 1, as `Retry-After: 0` would invite a retry that is refused again).
 pub fn rate_limited(wait: std::time::Duration) -> ApiError {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError::RateLimited {
-        retry_after_secs: secs.max(1),
+        retry_after_secs: crate::model_limits::retry_after_secs(wait),
     }
 }
 
