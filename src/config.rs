@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cache::CacheOptions;
 use crate::client_addr::TrustedProxies;
 use crate::db::{DEFAULT_WRITER_STALL_SECS, PoolOptions};
+use crate::domain::McpPresets;
 use crate::domain::idempotency::ResponseSealer;
 use crate::domain::rate_limits::RateLimitModels;
 use crate::lookup_limit::{
@@ -59,6 +60,8 @@ pub struct Settings {
     /// The configured models and everyone's default per-model limits (see
     /// `domain::rate_limits`).
     pub rate_limit_models: RateLimitModels,
+    /// The MCP policy presets keys may name (see `domain::mcp`).
+    pub mcp_presets: McpPresets,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -102,6 +105,7 @@ impl Default for Settings {
             forward_auth_key_header: Some(HeaderName::from_static(DEFAULT_FORWARD_AUTH_KEY_HEADER)),
             idempotency_sealer: None,
             rate_limit_models: RateLimitModels::default(),
+            mcp_presets: McpPresets::default(),
         }
     }
 }
@@ -367,6 +371,15 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_MODELS", default_value = "", hide_default_value = true,
           value_parser = clap::value_parser!(RateLimitModels))]
     pub rate_limit_models: RateLimitModels,
+    /// Named MCP policies keys may use (`mcp.preset`): entries separated by `;`, each a name
+    /// and `field=value` pairs: `tools=*` or `tools=a,b*`, `read_only=true|false`,
+    /// `instances=`, `projects=` and `permissions=` (comma-separated; `*` for any instance or
+    /// project), e.g. `support tools=search*,get_* read_only=true`. A key stores the preset's
+    /// name: changing a preset here changes every key that uses it. `read_only` and `full` are
+    /// built in and may be redefined [default: only the built-in two].
+    #[arg(long, env = "MCP_PRESETS", default_value = "", hide_default_value = true,
+          value_parser = clap::value_parser!(McpPresets))]
+    pub mcp_presets: McpPresets,
 }
 
 /// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
@@ -488,6 +501,7 @@ impl From<ServeArgs> for Settings {
                 .idempotency_key_secret
                 .or(args.idempotency_key_secret_file),
             rate_limit_models: args.rate_limit_models,
+            mcp_presets: args.mcp_presets,
         }
     }
 }

@@ -7,6 +7,7 @@
 mod email;
 pub mod idempotency;
 mod lifetime;
+pub mod mcp;
 pub mod model;
 mod name;
 pub mod permissions;
@@ -18,6 +19,7 @@ pub mod secret;
 
 pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
 pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
+pub use mcp::{McpPolicy, McpPresets};
 pub use model::BodyModel;
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};

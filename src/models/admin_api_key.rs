@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
 use crate::db::DbConnection;
-use crate::domain::{Permissions, Scope, Scopes};
+use crate::domain::{McpPolicy, Permissions, Scope, Scopes};
 use crate::models::user::User;
 use crate::schema::{admin_api_keys, users};
 
@@ -31,6 +31,8 @@ pub struct AdminApiKeyRow {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// A key to insert (enabled).
@@ -46,6 +48,7 @@ pub struct NewAdminApiKey<'a> {
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
     pub permissions: Permissions,
+    pub mcp: &'a McpPolicy,
 }
 
 /// A partial update: `None` leaves a column as it is.
@@ -56,6 +59,7 @@ pub struct KeyChanges {
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
     pub permissions: Option<Permissions>,
+    pub mcp: Option<McpPolicy>,
 }
 
 impl KeyChanges {
@@ -64,6 +68,7 @@ impl KeyChanges {
             && self.enabled.is_none()
             && self.scopes.is_none()
             && self.permissions.is_none()
+            && self.mcp.is_none()
     }
 }
 
@@ -78,6 +83,8 @@ pub struct AuthRecord {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// A key with its owner, as the API shows it.
@@ -181,6 +188,7 @@ pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<
             scopes,
             enabled,
             permissions,
+            mcp,
         ))
         .get_result(conn)
 }
@@ -264,6 +272,7 @@ pub struct Listed {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    pub mcp: McpPolicy,
 }
 
 impl Listed {
@@ -276,6 +285,7 @@ impl Listed {
             && self.scopes == row.scopes
             && self.enabled == row.enabled
             && self.permissions == row.permissions
+            && self.mcp == row.mcp
     }
 }
 
@@ -407,6 +417,7 @@ pub fn list_page(
         scopes,
         enabled,
         permissions,
+        mcp,
     );
     keys_page!(conn, admin_api_keys, columns, after, order, limit, filter)
 }

@@ -7,8 +7,9 @@
 use crate::audit::{self, Actor, AuditEvent, KeyChangesRequested};
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
+use crate::domain::mcp::McpRequest;
 use crate::domain::secret::{self, ApiKeySecret};
-use crate::domain::{KeyLifetime, KeyName, Overlap, Permissions, Scope, Scopes};
+use crate::domain::{KeyLifetime, KeyName, McpPolicy, Overlap, Permissions, Scope, Scopes};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
@@ -38,6 +39,8 @@ pub struct NewKey {
     pub owner_id: Option<String>,
     /// Each covered by the caller's own; `None` means none.
     pub permissions: Option<Permissions>,
+    /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
+    pub mcp: McpRequest,
 }
 
 /// What an update asks for; at least one field is set.
@@ -47,6 +50,8 @@ pub struct KeyUpdate {
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
     pub permissions: Option<Permissions>,
+    /// A change of the MCP policy, over the key's own.
+    pub mcp: McpRequest,
 }
 
 /// The 404 for a key id that does not exist.
@@ -97,6 +102,7 @@ pub fn create<'a>(
     let permissions = new.permissions.unwrap_or_default();
     caller.may_grant_permissions(&permissions)?;
     within_ceiling(&permissions, &owner)?;
+    let mcp = crate::services::mcp::new_key_policy(&caller, &new.mcp)?;
     let issued = issue(
         conn,
         &caller.actor(),
@@ -106,6 +112,7 @@ pub fn create<'a>(
             scopes,
             permissions,
             expires_at: new.lifetime.expires_at(now),
+            mcp,
         },
         now,
     )?;
@@ -163,6 +170,7 @@ pub fn rotate<'a>(
     key_id: &str,
     lifetime: Option<KeyLifetime>,
     overlap: Overlap,
+    presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
     if !ids::plausible(key_id) {
@@ -180,6 +188,7 @@ pub fn rotate<'a>(
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
         caller.may_grant_permissions(&old.permissions.within(&owner.permissions))?;
+        crate::services::mcp::may_grant(&caller, &old.mcp, presets)?;
         // The successor's secret goes to the caller: a key of another user is theirs to
         // rotate only with `users.write`, as making one for them would be.
         if owner.id != caller.owner.id {
@@ -206,6 +215,7 @@ pub fn rotate<'a>(
                 scopes: old.scopes,
                 permissions: old.permissions.clone(),
                 expires_at: lifetime.expires_at(now),
+                mcp: old.mcp.clone(),
             },
             now,
         )?;
@@ -250,8 +260,11 @@ pub fn update<'a>(
         enabled: update.enabled,
         scopes: update.scopes,
         permissions: update.permissions,
+        mcp: None,
     };
+    let mcp_request = update.mcp;
     let who = who.into();
+    let mut changes = changes;
     keep_an_admin(conn, now, Guarded::Key("change"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
@@ -270,6 +283,7 @@ pub fn update<'a>(
             caller.may_grant_permissions(permissions)?;
             within_ceiling(permissions, &owner)?;
         }
+        changes.mcp = crate::services::mcp::changed_policy(&caller, &target.mcp, &mcp_request)?;
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
             caller.may_grant_permissions(&target.permissions.within(&owner.permissions))?;
@@ -289,6 +303,7 @@ pub fn update<'a>(
                 enabled: changes.enabled,
                 scopes: changes.scopes,
                 permissions: changes.permissions.clone(),
+                mcp: changes.mcp.clone(),
                 ..Default::default()
             },
         };
@@ -359,6 +374,8 @@ pub(crate) struct Spec<'a> {
     pub scopes: Scopes,
     pub permissions: Permissions,
     pub expires_at: Option<i64>,
+    /// As stored (a preset by name).
+    pub mcp: McpPolicy,
 }
 
 /// The one way a key comes to exist: draws a secret, stores the key under its hash (one
@@ -382,6 +399,7 @@ pub(crate) fn issue(
             expires_at: spec.expires_at,
             scopes: spec.scopes,
             permissions: spec.permissions,
+            mcp: &spec.mcp,
         },
     )?;
     let event = AuditEvent::KeyCreated {
@@ -390,6 +408,7 @@ pub(crate) fn issue(
         scopes: row.scopes,
         permissions: row.permissions.clone(),
         expires_at: row.expires_at,
+        mcp: row.mcp.clone(),
     };
     audit::record(conn, now, actor, &event)?;
     Ok(Issued {

@@ -71,6 +71,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod look_alikes;
+mod mcp;
 mod metrics;
 mod model_rate_limits;
 mod nginx;

@@ -81,7 +81,8 @@ pub async fn create(
             &fingerprint(&body),
         )
     });
-    let new = new_key(body)?;
+    let presets = state.cache.mcp_presets().clone();
+    let new = new_key(body, &presets)?;
     let now = state.clock.now();
     let by = caller.key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
@@ -89,7 +90,10 @@ pub async fn create(
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
             keys::create(conn, &caller, new, now)?.try_map(|issued| {
                 let key_id = issued.key.0.id.clone();
-                made(key_id, &AdminApiKeyCreateResponse::issued(issued, &usage))
+                made(
+                    key_id,
+                    &AdminApiKeyCreateResponse::issued(issued, &usage, &presets),
+                )
             })
         })
     })
@@ -126,12 +130,17 @@ fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
         "scopes": body.scopes,
         "owner_id": body.owner_id,
         "permissions": body.permissions,
+        "mcp": body.mcp,
     })
 }
 
 /// What a create body asks for, validated.
-fn new_key(body: CreateAdminApiKeyRequest) -> Result<keys::NewKey, ApiError> {
+fn new_key(
+    body: CreateAdminApiKeyRequest,
+    presets: &crate::domain::McpPresets,
+) -> Result<keys::NewKey, ApiError> {
     Ok(keys::NewKey {
+        mcp: crate::routes::mcp::requested(body.mcp, presets)?,
         name: KeyName::required("name", body.name.as_deref())?,
         lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
         scopes: requested_scopes(body.scopes)?,

@@ -43,7 +43,8 @@ pub async fn update(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
-    let update = parse_update(body.parse().await?)?;
+    let presets = state.cache.mcp_presets().clone();
+    let update = parse_update(body.parse().await?, &presets)?;
     let (key_id, now, by) = (
         key_id.into_inner(),
         state.clock.now(),
@@ -54,12 +55,16 @@ pub async fn update(
     })
     .await?;
     tracing::info!(key_id = %changed.0.id, by = %by, "admin key updated");
-    Ok(HttpResponse::Ok().json(AdminApiKey::shown(changed, &state.usage)))
+    Ok(HttpResponse::Ok().json(AdminApiKey::shown(changed, &state.usage, &presets)))
 }
 
 /// The changes a body asks for: at least one.
-fn parse_update(body: UpdateAdminApiKeyRequest) -> Result<keys::KeyUpdate, ApiError> {
+fn parse_update(
+    body: UpdateAdminApiKeyRequest,
+    presets: &crate::domain::McpPresets,
+) -> Result<keys::KeyUpdate, ApiError> {
     let update = keys::KeyUpdate {
+        mcp: crate::routes::mcp::requested(body.mcp, presets)?,
         name: body
             .name
             .map(|name| KeyName::parse("name", &name))
@@ -72,9 +77,10 @@ fn parse_update(body: UpdateAdminApiKeyRequest) -> Result<keys::KeyUpdate, ApiEr
         && update.enabled.is_none()
         && update.scopes.is_none()
         && update.permissions.is_none()
+        && update.mcp.change.is_none()
     {
         return Err(ApiError::invalid_request(
-            "Send at least one of `name`, `enabled`, `scopes` and `permissions`.",
+            "Send at least one of `name`, `enabled`, `scopes`, `permissions` and `mcp`.",
         ));
     }
     Ok(update)

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::cache::usage::UsageTracker;
+use crate::domain::McpPresets;
 use crate::domain::permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS};
 use crate::domain::{MAX_NAME_CHARS, Permissions};
 use crate::extract::RequestBody;
 use crate::models::project_api_key::{KeyWithOwner, OwnerDetails};
+use crate::routes::mcp::{McpPolicyJson, McpPolicyRequest, expects_mcp};
 
 /// Always `organization.project.api_key`.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
@@ -102,11 +104,13 @@ pub struct ProjectApiKeyJson {
     /// The key's scopes (an extension): free-form strings for the services behind the proxy.
     #[schema(value_type = Vec<String>, example = json!(["chat:*"]))]
     pub scopes: Permissions,
+    /// What the key may do on MCP servers (an extension), its preset resolved.
+    pub mcp: McpPolicyJson,
 }
 
 impl ProjectApiKeyJson {
     /// The wire form of `found`, its `last_used_at` overlaid with uses not yet written.
-    pub fn new(found: KeyWithOwner, usage: &UsageTracker) -> Self {
+    pub fn new(found: KeyWithOwner, usage: &UsageTracker, presets: &McpPresets) -> Self {
         let key = found.key;
         let owner = match found.owner {
             OwnerDetails::User(user, role) => OwnerJson {
@@ -132,6 +136,7 @@ impl ProjectApiKeyJson {
             },
         };
         Self {
+            mcp: McpPolicyJson::shown(&key.mcp, presets),
             object: ProjectApiKeyObject::ApiKey,
             last_used_at: usage.overlay(&key.id, key.last_used_at),
             redacted_value: key.redacted_value,
@@ -185,15 +190,20 @@ pub struct CreateProjectApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub scopes: Option<Vec<String>>,
+    /// The key's MCP policy (an extension); fields left out are the calling key's own.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateProjectApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["user_id", "name", "scopes"];
+    const FIELDS: &'static [&'static str] = &["user_id", "name", "scopes", "mcp"];
 
     fn expects(field: &str) -> String {
         match field {
             "user_id" => "a user id".to_owned(),
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
+            "mcp" => expects_mcp(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

@@ -76,6 +76,8 @@ pub struct ServiceAccountApiKeyJson {
     /// Identifier of the key, as the project's key list shows it.
     #[schema(example = "key_8QwJ3rT5yU7iO9pA1sD2fG4h")]
     pub id: String,
+    /// What the key may do on MCP servers (an extension), its preset resolved.
+    pub mcp: crate::routes::mcp::McpPolicyJson,
 }
 
 /// A service account just made, with its first key unless it was made without one.
@@ -169,14 +171,19 @@ pub struct CreateServiceAccountKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub scopes: Option<Vec<String>>,
+    /// The key's MCP policy (an extension); fields left out are the calling key's own.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<crate::routes::mcp::McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateServiceAccountKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "scopes"];
+    const FIELDS: &'static [&'static str] = &["name", "scopes", "mcp"];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
+            "mcp" => crate::routes::mcp::expects_mcp(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

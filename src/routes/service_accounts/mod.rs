@@ -14,7 +14,7 @@ use self::json::{
 };
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
-use crate::domain::{KeyName, Permissions, Scope};
+use crate::domain::{KeyName, McpPresets, Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -22,6 +22,7 @@ use crate::ids;
 use crate::models::admin_api_key::Order;
 use crate::models::service_account;
 use crate::routes::list::{List, Pagination};
+use crate::routes::mcp::McpPolicyJson;
 use crate::routes::method_not_allowed;
 use crate::services::project_keys::{IssuedProjectKey, NewProjectKey};
 use crate::services::service_accounts::{self, FIRST_KEY_NAME, ServiceAccountUpdate};
@@ -160,12 +161,15 @@ pub async fn create(
         name: account.name,
         role: account.role,
         created_at: account.created_at,
-        api_key: created.key.map(key_json),
+        api_key: created
+            .key
+            .map(|key| key_json(key, state.cache.mcp_presets())),
     }))
 }
 
-fn key_json(issued: IssuedProjectKey) -> ServiceAccountApiKeyJson {
+fn key_json(issued: IssuedProjectKey, presets: &McpPresets) -> ServiceAccountApiKeyJson {
     ServiceAccountApiKeyJson {
+        mcp: McpPolicyJson::shown(&issued.key.key.mcp, presets),
         object: ServiceAccountApiKeyObject::ApiKey,
         value: issued.secret.expose().to_owned(),
         name: issued.key.key.name,
@@ -342,6 +346,7 @@ pub async fn create_key(
     let new = NewProjectKey {
         name: KeyName::parse("name", body.name.as_deref().unwrap_or(FIRST_KEY_NAME))?,
         scopes: Permissions::parse("scopes", &body.scopes.unwrap_or_default())?,
+        mcp: crate::routes::mcp::requested(body.mcp, state.cache.mcp_presets())?,
     };
     let ((project_id, account_id), now) = (path.into_inner(), state.clock.now());
     let issued = services::write(&state, move |conn| {
@@ -349,5 +354,5 @@ pub async fn create_key(
     })
     .await?;
     tracing::info!(key_id = %issued.key.key.id, "service account key created");
-    Ok(HttpResponse::Ok().json(key_json(issued)))
+    Ok(HttpResponse::Ok().json(key_json(issued, state.cache.mcp_presets())))
 }
