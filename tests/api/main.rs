@@ -72,6 +72,7 @@ mod list;
 mod logs;
 mod look_alikes;
 mod mcp;
+mod mcp_sdk;
 mod metrics;
 mod model_rate_limits;
 mod nginx;
