@@ -2,6 +2,7 @@
 //! object carries, the `mcp` field that creates and updates take, and the toggle that pauses
 //! or resumes one key's MCP access. The rules live in `domain::mcp` and `services::mcp`.
 
+use actix_web::http::header::HeaderName;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -386,11 +387,12 @@ pub async fn toggle_project_key(
 
 /// The headers a gateway sets to ask an MCP check, and the query parameters of the same
 /// names (`mcp_instance`, ...).
-const ASKED: [(&str, &str); 4] = [
-    ("mcp_instance", "x-mcp-instance"),
-    ("mcp_project", "x-mcp-project"),
-    ("mcp_tool", "x-mcp-tool"),
-    ("mcp_read_only", "x-mcp-read-only"),
+/// (Header names made once: a plain check looks each up, and finds none.)
+const ASKED: [(&str, HeaderName); 4] = [
+    ("mcp_instance", HeaderName::from_static("x-mcp-instance")),
+    ("mcp_project", HeaderName::from_static("x-mcp-project")),
+    ("mcp_tool", HeaderName::from_static("x-mcp-tool")),
+    ("mcp_read_only", HeaderName::from_static("x-mcp-read-only")),
 ];
 
 /// What a forward-auth request asks of the key's MCP policy.
@@ -418,7 +420,7 @@ impl McpAsked {
                 .as_deref_mut()
                 .map(|q| q.take_each(param))
                 .unwrap_or_default();
-            for value in req.headers().get_all(header) {
+            for value in req.headers().get_all(&header) {
                 given.push(
                     value
                         .to_str()

@@ -255,7 +255,7 @@ pub fn update<'a>(
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
-    let changes = KeyChanges {
+    let mut changes = KeyChanges {
         name: update.name.map(KeyName::into_string),
         enabled: update.enabled,
         scopes: update.scopes,
@@ -264,7 +264,6 @@ pub fn update<'a>(
     };
     let mcp_request = update.mcp;
     let who = who.into();
-    let mut changes = changes;
     keep_an_admin(conn, now, Guarded::Key("change"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
@@ -283,6 +282,7 @@ pub fn update<'a>(
             caller.may_grant_permissions(permissions)?;
             within_ceiling(permissions, &owner)?;
         }
+        // The MCP policy's change applies to the key's policy as read under the lock.
         changes.mcp = crate::services::mcp::changed_policy(&caller, &target.mcp, &mcp_request)?;
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
