@@ -366,6 +366,20 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     project_api_keys::table.count().get_result(conn)
 }
 
+/// On PostgreSQL, locks the row of the key `id` until the transaction ends, for a change
+/// that reads it first (a toggle's flip); SQLite runs one write at a time.
+pub fn lock_for_update(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(());
+    };
+    project_api_keys::table
+        .filter(project_api_keys::id.eq(id))
+        .select(project_api_keys::id)
+        .for_update()
+        .load::<String>(pg)
+        .map(drop)
+}
+
 /// Sets the MCP policy of the key `id` of `project_id`; returns whether it exists.
 pub fn set_mcp(
     conn: &mut DbConnection,

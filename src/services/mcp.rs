@@ -148,6 +148,8 @@ pub fn toggle_project_key<'a>(
     if !ids::plausible(key_id) {
         return Err(no_such_project_key(key_id));
     }
+    // A flip reads the state it changes: concurrent flips take turns.
+    project_api_key::lock_for_update(conn, key_id)?;
     let found = project_api_key::find(conn, project_id, key_id)?
         .ok_or_else(|| no_such_project_key(key_id))?;
     if let Some(policy) = toggled(&caller, &found.key.mcp, active, presets)? {

@@ -22,6 +22,7 @@ backend_tests!(
     forward_auth_reads_the_tool_from_a_json_rpc_body,
     introspection_shows_the_effective_policy_with_its_preset_resolved,
     a_cached_mcp_check_makes_no_database_statement,
+    concurrent_flips_all_count,
 );
 
 const KEYS: &str = "/v1/organization/admin_api_keys";
@@ -600,5 +601,28 @@ async fn a_cached_mcp_check_makes_no_database_statement(app: TestApp) {
             0,
             "a cached MCP check queried the database"
         );
+    }
+}
+
+async fn concurrent_flips_all_count(app: TestApp) {
+    let project = project(&app).await;
+    let user = member_of(&app, &project).await;
+    let key = member_key(&app, &project, &user, &[]).await;
+    let (admin_id, _, _) = key_with(&app, json!({})).await;
+    let paths = [
+        format!(
+            "{PROJECTS}/{project}/api_keys/{}/mcp/toggle",
+            key["id"].as_str().unwrap()
+        ),
+        toggle_path(&admin_id),
+    ];
+    for path in &paths {
+        let flips = (0..7).map(|_| app.request(Method::POST, path).send());
+        for response in futures_util::future::join_all(flips).await {
+            assert_eq!(response.unwrap().status(), StatusCode::OK);
+        }
+        // Seven flips from active end paused: none was lost to another.
+        let (_, after) = read(app.get(path.trim_end_matches("/mcp/toggle")).await).await;
+        assert_eq!(after["mcp"]["active"], false, "{path}: {after}");
     }
 }
