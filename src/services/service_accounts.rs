@@ -147,7 +147,8 @@ pub fn delete<'a>(
 ) -> Result<Change<()>, ApiError> {
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
     active_project(conn, project_id, RowLock::Share)?;
-    if !ids::plausible(account_id) || service_account::find(conn, project_id, account_id)?.is_none()
+    if !ids::plausible(account_id)
+        || service_account::lock(conn, project_id, account_id, RowLock::Update)?.is_none()
     {
         return Err(no_such_service_account(account_id));
     }
@@ -176,7 +177,8 @@ pub fn create_key<'a>(
 ) -> Result<Change<IssuedProjectKey>, ApiError> {
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
     active_project(conn, project_id, RowLock::Share)?;
-    if !ids::plausible(account_id) || service_account::find(conn, project_id, account_id)?.is_none()
+    if !ids::plausible(account_id)
+        || service_account::lock(conn, project_id, account_id, RowLock::Share)?.is_none()
     {
         return Err(no_such_service_account(account_id));
     }
