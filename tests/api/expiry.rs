@@ -7,8 +7,10 @@ use admin_api_keys::domain::LifetimePolicy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{START, TestApp, assert_error, read};
-use crate::project_keys::{FORWARD, PROJECTS, member_key, member_of, passes, project, value};
+use crate::helpers::{Backend, START, TestApp, assert_error, read};
+use crate::project_keys::{
+    FORWARD, PROJECTS, member_key, member_of, passes, project, value, within_a_second,
+};
 
 backend_tests!(
     create_takes_expires_at_or_expires_in_seconds_but_not_both,
@@ -373,4 +375,39 @@ async fn nothing_beyond_the_maximum_lifetime_is_made(app: TestApp) {
         refused(&app, &keys, too_long, "project key").await["param"],
         "expires_in_seconds"
     );
+}
+
+/// On PostgreSQL another replica that cached the key hears of its new end through the
+/// `admin_api_keys` trigger (which watches `expires_at`) and refuses it from then on.
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
+async fn a_key_brought_forward_on_one_replica_ends_then_on_another() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let b = a.spawn_replica().await;
+    let key = a
+        .create_key(
+            json!({ "name": "worker", "expires_in_seconds": 3600, "scopes": ["keys.introspect"] }),
+        )
+        .await;
+    let secret = key["value"].as_str().unwrap();
+    within_a_second("a new key", async || passes(&b, secret).await == 200).await;
+    assert_eq!(passes(&b, secret).await, 200, "cached on B now");
+
+    let (status, body) = read(
+        a.post_json(&key_path(&key), &json!({ "expires_at": START + 5 }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    a.clock.advance(5);
+
+    within_a_second("a key brought forward", async || {
+        passes(&b, secret).await == 401
+    })
+    .await;
 }

@@ -122,14 +122,18 @@ pub(super) fn respond(answer: idempotency::Answer) -> HttpResponse {
 
 /// The fields of a create that an `Idempotency-Key` binds: a retry must send the same.
 fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
-    serde_json::json!({
+    let mut fields = serde_json::json!({
         "name": body.name,
         "expires_in_seconds": body.expires_in_seconds,
         "scopes": body.scopes,
         "owner_id": body.owner_id,
         "permissions": body.permissions,
-        "expires_at": body.expires_at,
-    })
+    });
+    // Only when sent, so a request made before `expires_at` existed keeps its fingerprint.
+    if let Some(at) = body.expires_at {
+        fields["expires_at"] = at.into();
+    }
+    fields
 }
 
 /// What a create body asks for, validated.
