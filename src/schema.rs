@@ -59,6 +59,9 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         invited_by_key -> Nullable<Text>,
         email_skeleton -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
     }
 }
 
@@ -140,6 +143,9 @@ diesel::table! {
         enabled -> Bool,
         permissions -> Text,
         email_skeleton -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
     }
 }
 

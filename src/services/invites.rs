@@ -20,7 +20,9 @@ use crate::auth::AdminKey;
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::secret::{self, ApiKeySecret};
-use crate::domain::{Email, KeyName, Permissions, Role, Scope};
+use crate::domain::{
+    Email, KeyName, Permissions, PersonName, PhoneNumber, Role, Scope, derived_name,
+};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, RowLock};
@@ -38,6 +40,26 @@ pub const FIRST_KEY_NAME: &str = "First key (from invite)";
 pub struct NewInviteRequest {
     pub email: Email,
     pub role: Role,
+    /// Member details the invitee gets on acceptance (unless they send their own).
+    pub details: MemberDetails,
+}
+
+/// A member's optional details (seed 000), as an invite or an acceptance carries them.
+#[derive(Clone, Debug, Default)]
+pub struct MemberDetails {
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub phone_number: Option<PhoneNumber>,
+}
+
+/// What the invitee sends with the token: a `name`, and details that take the place of the
+/// invite's.
+#[derive(Clone, Debug, Default)]
+pub struct Acceptance {
+    pub name: Option<KeyName>,
+    pub details: MemberDetails,
+    /// When the member's first key expires: the organisation's default lifetime policy.
+    pub first_key_expires_at: Option<i64>,
 }
 
 /// An invite just made and its accept token (shown once).
@@ -137,6 +159,9 @@ pub fn create(
             invited_by: Some(&caller.owner.id),
             invited_by_key: caller.key_id.as_deref(),
             email_skeleton: &skeleton,
+            first_name: new.details.first_name.as_ref().map(PersonName::as_str),
+            last_name: new.details.last_name.as_ref().map(PersonName::as_str),
+            phone_number: new.details.phone_number.as_ref().map(PhoneNumber::as_str),
         },
     )?;
     let event = AuditEvent::InviteSent {
@@ -189,14 +214,16 @@ pub fn is_pending(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryR
         .is_some_and(|found| found.accepted_at.is_none() && now < found.expires_at))
 }
 
-/// Accepts the invite whose token is `token`: makes the member (`name`, and the invite's
-/// email and role), marks the invite accepted and issues the member's first key, holding the
-/// role's every scope, all recorded by a `session` actor for the new member, coming from
-/// `origin`. `token` must be well formed (the caller checks before opening the transaction).
+/// Accepts the invite whose token is `token`: makes the member (the invite's email and role;
+/// the first and last name and phone number sent, else the invite's; the `name` sent, else
+/// the one derived from the first and last names, else a 400), marks the invite accepted and
+/// issues the member's first key, holding the role's every scope, all recorded by a `session`
+/// actor for the new member, coming from `origin`. `token` must be well formed (the caller
+/// checks before opening the transaction).
 pub fn accept(
     conn: &mut DbConnection,
     token: &str,
-    name: &KeyName,
+    acceptance: Acceptance,
     origin: Origin,
     now: i64,
 ) -> Result<Change<Accepted>, ApiError> {
@@ -233,14 +260,39 @@ pub fn accept(
         return Err(email_taken());
     }
     let role = found.role();
+    let sent = acceptance.details;
+    let first_name = sent
+        .first_name
+        .map(PersonName::into_string)
+        .or(found.first_name);
+    let last_name = sent
+        .last_name
+        .map(PersonName::into_string)
+        .or(found.last_name);
+    let name = match acceptance.name {
+        Some(name) => name.into_string(),
+        None => derived_name(first_name.as_deref(), last_name.as_deref()).ok_or_else(|| {
+            ApiError::invalid_param(
+                "name",
+                "`name` is required: this invite carries no first or last name to make one \
+                 from, and none was sent.",
+            )
+        })?,
+    };
     let member = User {
         id: ids::random_id(ids::USER),
-        name: name.as_str().to_owned(),
+        name,
         email: Some(found.email.clone()),
         role: role.as_str().to_owned(),
         created_at: now,
         enabled: true,
         permissions: role.default_permissions(),
+        first_name,
+        last_name,
+        phone_number: sent
+            .phone_number
+            .map(PhoneNumber::into_string)
+            .or(found.phone_number),
     };
     user::insert(conn, &member)?;
     if !invite::mark_accepted(conn, &found.id, &member.id, now)? {
@@ -266,7 +318,7 @@ pub fn accept(
         scopes: role.ceiling(),
         // Permissions are the operator's to hand out, key by key: a first key has none.
         permissions: Permissions::default(),
-        expires_at: None,
+        expires_at: acceptance.first_key_expires_at,
     };
     let issued = keys::issue(conn, &actor, spec, now)?;
     let created = Invalidation::created(&issued.secret);

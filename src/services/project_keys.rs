@@ -38,6 +38,8 @@ pub struct NewProjectKey {
     pub name: KeyName,
     /// Each covered by the caller's own effective permissions.
     pub scopes: Permissions,
+    /// When it expires, as the organisation's lifetime policy made it of the request.
+    pub expires_at: Option<i64>,
 }
 
 /// The owner of a key being made.
@@ -139,7 +141,7 @@ pub(crate) fn issue(
             service_account_id,
             scopes: &new.scopes,
             created_at: now,
-            expires_at: None,
+            expires_at: new.expires_at,
         },
     )?;
     let event = AuditEvent::ProjectKeyCreated {

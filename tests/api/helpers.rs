@@ -390,6 +390,9 @@ impl TestApp {
             created_at: new.created_at,
             enabled: true,
             permissions: admin_api_keys::domain::Role::from_db(new.role).default_permissions(),
+            first_name: None,
+            last_name: None,
+            phone_number: None,
         };
         let id = user.id.clone();
         self.with_db(move |conn| admin_api_keys::models::user::insert(conn, &user))

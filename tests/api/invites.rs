@@ -124,6 +124,9 @@ async fn create_returns_the_invite_and_its_token_this_once(app: TestApp) {
         "accepted_at",
         "projects",
         "accept_token",
+        "first_name",
+        "last_name",
+        "phone_number",
     ]
     .into();
     assert_eq!(fields, expected, "{created}");

@@ -51,16 +51,8 @@ pub async fn rotate(
     let idempotency_key = IdempotencyKey::from_headers(req.headers())?;
     let body: RotateAdminApiKeyRequest = body.parse_or_default().await?;
     let once = idempotency_key.map(|key| {
-        // `expires_in_seconds` absent and `null` ask different things; both are kept apart.
-        let mut fields = serde_json::Map::new();
-        if let Some(expires_in) = body.expires_in_seconds {
-            fields.insert("expires_in_seconds".into(), expires_in.into());
-        }
-        if let Some(overlap) = body.previous_key_expires_in_seconds {
-            fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
-        }
         let route = format!("POST /organization/admin_api_keys/{key_id}/rotate");
-        idempotency::Request::new(&key, &caller.key_id, &route, &fields.into())
+        idempotency::Request::new(&key, &caller.key_id, &route, &fingerprint(&body))
     });
     let lifetime = KeyLifetime::parse_present(body.expires_in_seconds)?;
     let overlap = Overlap::parse(body.previous_key_expires_in_seconds)?;
@@ -71,9 +63,11 @@ pub async fn rotate(
     );
     let old_id = key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
+    let policy = state.key_lifetime;
     let answer = services::write(&state, move |conn| {
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
-            keys::rotate(conn, &caller, &old_id, lifetime, overlap, now)?.try_map(|issued| {
+            let rotated = keys::rotate(conn, &caller, &old_id, lifetime, overlap, &policy, now)?;
+            rotated.try_map(|issued| {
                 let new_id = issued.key.0.id.clone();
                 let answer = AdminApiKeyRotateResponse {
                     created: AdminApiKeyCreateResponse::issued(issued, &usage),
@@ -86,4 +80,17 @@ pub async fn rotate(
     .await?;
     tracing::info!(key_id = %answer.key_id, rotated_from = %key_id, by = %by, replayed = answer.replayed, "admin key rotated");
     Ok(respond(answer))
+}
+
+/// The fields of a rotation that an `Idempotency-Key` binds. `expires_in_seconds` absent and
+/// `null` ask different things; both are kept apart.
+fn fingerprint(body: &RotateAdminApiKeyRequest) -> serde_json::Value {
+    let mut fields = serde_json::Map::new();
+    if let Some(expires_in) = body.expires_in_seconds {
+        fields.insert("expires_in_seconds".into(), expires_in.into());
+    }
+    if let Some(overlap) = body.previous_key_expires_in_seconds {
+        fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
+    }
+    fields.into()
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, Role};
+use crate::domain::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PERSON_NAME_CHARS, Role};
 use crate::extract::RequestBody;
 use crate::models::invite::{Invite, InviteStatus};
 use crate::routes::admin_api_keys::json::AdminApiKeyCreateResponse;
@@ -61,6 +61,16 @@ pub struct InviteJson {
     pub accepted_at: Option<i64>,
     /// Always empty: this service has no projects.
     pub projects: Vec<InviteProject>,
+    /// The invitee's first name, theirs on acceptance (an extension, from seed 000); `null`
+    /// when not given.
+    #[schema(required = true, example = "Grace")]
+    pub first_name: Option<String>,
+    /// The invitee's last name (an extension); `null` when not given.
+    #[schema(required = true, example = "Hopper")]
+    pub last_name: Option<String>,
+    /// The invitee's phone number in E.164 form (an extension); `null` when not given.
+    #[schema(required = true, example = "+436761234568")]
+    pub phone_number: Option<String>,
 }
 
 impl InviteJson {
@@ -76,6 +86,9 @@ impl InviteJson {
             expires_at: invite.expires_at,
             accepted_at: invite.accepted_at,
             projects: Vec::new(),
+            first_name: invite.first_name,
+            last_name: invite.last_name,
+            phone_number: invite.phone_number,
         }
     }
 }
@@ -117,15 +130,35 @@ pub struct InviteRequest {
     /// projects).
     #[schema(value_type = Option<Vec<InviteProject>>, nullable = true, max_items = 0)]
     pub projects: Option<Vec<serde_json::Value>>,
+    /// The invitee's first name (an extension): 1 to 100 characters. It becomes the member's
+    /// on acceptance, unless they send their own.
+    #[schema(nullable = true, max_length = 100, example = "Grace")]
+    pub first_name: Option<String>,
+    /// The invitee's last name (an extension): as `first_name`.
+    #[schema(nullable = true, max_length = 100, example = "Hopper")]
+    pub last_name: Option<String>,
+    /// The invitee's phone number (an extension), in E.164 form (`+`, country code and number,
+    /// digits only) and assigned by its country's numbering plan.
+    #[schema(nullable = true, example = "+436761234568")]
+    pub phone_number: Option<String>,
 }
 
 impl RequestBody for InviteRequest {
-    const FIELDS: &'static [&'static str] = &["email", "role", "projects"];
+    const FIELDS: &'static [&'static str] = &[
+        "email",
+        "role",
+        "projects",
+        "first_name",
+        "last_name",
+        "phone_number",
+    ];
 
     fn expects(field: &str) -> String {
         match field {
             "email" => format!("an email address of at most {MAX_EMAIL_CHARS} characters"),
             "role" => "`owner` or `reader`".to_owned(),
+            "first_name" | "last_name" => expects_person_name(),
+            "phone_number" => expects_phone(),
             _ => "an empty array or null (this service has no projects)".to_owned(),
         }
     }
@@ -139,20 +172,44 @@ pub struct AcceptInviteRequest {
     #[schema(value_type = String, required = true,
              example = "sk-invite-7GmQ2xV9cL1pT8rW4zK6nB3hJ5yD0fA2sE7uR9iOqW1c2B")]
     pub token: Option<String>,
-    /// The new member's name: 1 to 256 characters.
-    #[schema(value_type = String, required = true, example = "Grace Hopper")]
+    /// The new member's name: 1 to 256 characters. Required unless the member has a first or
+    /// last name (sent here or carried by the invite), from which it is then derived: `first
+    /// last`, or the one given.
+    #[schema(nullable = true, example = "Grace Hopper")]
     pub name: Option<String>,
+    /// The new member's first name (an extension): 1 to 100 characters; in place of the
+    /// invite's, if it has one.
+    #[schema(nullable = true, max_length = 100)]
+    pub first_name: Option<String>,
+    /// The new member's last name (an extension): as `first_name`.
+    #[schema(nullable = true, max_length = 100)]
+    pub last_name: Option<String>,
+    /// The new member's phone number (an extension), in E.164 form; in place of the invite's,
+    /// if it has one.
+    #[schema(nullable = true, example = "+436761234568")]
+    pub phone_number: Option<String>,
 }
 
 impl RequestBody for AcceptInviteRequest {
-    const FIELDS: &'static [&'static str] = &["token", "name"];
+    const FIELDS: &'static [&'static str] =
+        &["token", "name", "first_name", "last_name", "phone_number"];
 
     fn expects(field: &str) -> String {
         match field {
             "token" => "the invite's accept token, a string".to_owned(),
+            "first_name" | "last_name" => expects_person_name(),
+            "phone_number" => expects_phone(),
             _ => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
         }
     }
+}
+
+fn expects_person_name() -> String {
+    format!("a string of 1 to {MAX_PERSON_NAME_CHARS} characters")
+}
+
+fn expects_phone() -> String {
+    "a phone number in E.164 form, a string such as \"+436761234568\"".to_owned()
 }
 
 /// The answer to an acceptance: the new member and their first key, whose secret `value` only

@@ -14,7 +14,7 @@ use crate::audit::Origin;
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
 use crate::domain::secret;
-use crate::domain::{Email, KeyName, Scope};
+use crate::domain::{Email, Expiry, KeyName, PersonName, PhoneNumber, Scope};
 use crate::error::responses::{BodyErrors, RateLimited, ServerError, SharedErrors, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -179,6 +179,25 @@ fn parse_create(body: InviteRequest) -> Result<invites::NewInviteRequest, ApiErr
     Ok(invites::NewInviteRequest {
         email: Email::parse("email", &email)?,
         role,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+    })
+}
+
+/// The member details of an invite or an acceptance, checked (absent and `null` alike mean
+/// none).
+fn member_details(
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone_number: Option<String>,
+) -> Result<invites::MemberDetails, ApiError> {
+    let name =
+        |param, raw: Option<String>| raw.map(|raw| PersonName::parse(param, &raw)).transpose();
+    Ok(invites::MemberDetails {
+        first_name: name("first_name", first_name)?,
+        last_name: name("last_name", last_name)?,
+        phone_number: phone_number
+            .map(|raw| PhoneNumber::parse("phone_number", &raw))
+            .transpose()?,
     })
 }
 
@@ -257,7 +276,9 @@ pub async fn delete(
 ///
 /// Joins the organisation with an invite's `accept_token` (an extension). No admin key is
 /// needed: the token is the credential, and it works once. The new member gets the invite's
-/// email and role, and a first admin key holding every scope the role allows (never
+/// email and role; the `first_name`, `last_name` and `phone_number` sent, or else the
+/// invite's; the `name` sent, or else one derived from the first and last names (`first
+/// last`, or the one given; without either, `name` is required); and a first admin key holding every scope the role allows (never
 /// expiring), whose secret `value` only this response carries. A token that is malformed,
 /// unknown, withdrawn, expired or already used is refused with the same 400
 /// (`invalid_invite_token`), whichever it is.
@@ -282,14 +303,14 @@ pub async fn accept(
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, name) = usable_token(&state, &req, body.parse().await?).await?;
+    let (token, acceptance) = usable_token(&state, &req, body.parse().await?).await?;
     let now = state.clock.now();
     let origin = Origin::new(
         state.trusted_proxies.client_ip_of(&req),
         req.headers().get(USER_AGENT).map(|v| v.as_bytes()),
     );
     let accepted = services::write(&state, move |conn| {
-        invites::accept(conn, &token, &name, origin, now)
+        invites::accept(conn, &token, acceptance, origin, now)
     })
     .await?;
     tracing::info!(user_id = %accepted.user.id, key_id = %accepted.issued.key.0.id, "invite accepted");
@@ -299,7 +320,7 @@ pub async fn accept(
     }))
 }
 
-/// The token and name of an acceptance, once a read (no write transaction, no lock) has found
+/// The token and what else an acceptance sends, once a read (no write transaction, no lock) has found
 /// the token pending: a flood of invented tokens never queues behind the writes. Like a
 /// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
 /// client's budget (`lookup_limit`: a unit taken before, given back when the token is
@@ -308,14 +329,21 @@ async fn usable_token(
     state: &AppState,
     req: &HttpRequest,
     body: AcceptInviteRequest,
-) -> Result<(String, KeyName), ApiError> {
+) -> Result<(String, invites::Acceptance), ApiError> {
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
     if !secret::is_well_formed_invite_token(&token) {
         return Err(invites::invalid_invite_token());
     }
-    let name = KeyName::required("name", body.name.as_deref())?;
+    let acceptance = invites::Acceptance {
+        name: (body.name.as_deref())
+            .map(|raw| KeyName::parse("name", raw))
+            .transpose()?,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+        first_key_expires_at: (state.key_lifetime)
+            .expires_at(Expiry::Default, state.clock.now())?,
+    };
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
     let client = state.trusted_proxies.client_of(req);
     let unit = state
@@ -330,5 +358,5 @@ async fn usable_token(
         return Err(invites::invalid_invite_token());
     }
     state.lookup_limit.refund(unit);
-    Ok((token, name))
+    Ok((token, acceptance))
 }
