@@ -47,6 +47,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    invite_projects (invite_id, project_id) {
+        invite_id -> Text,
+        project_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
     invites (id) {
         id -> Text,
         email -> Text,
@@ -150,6 +158,8 @@ diesel::table! {
 }
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
+diesel::joinable!(invite_projects -> invites (invite_id));
+diesel::joinable!(invite_projects -> projects (project_id));
 diesel::joinable!(project_api_keys -> projects (project_id));
 diesel::joinable!(project_api_keys -> service_accounts (service_account_id));
 diesel::joinable!(project_api_keys -> users (owner_user_id));
@@ -162,6 +172,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_api_keys,
     audit_logs,
     idempotency_records,
+    invite_projects,
     invites,
     project_api_keys,
     project_rate_limits,

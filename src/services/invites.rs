@@ -12,24 +12,31 @@
 //! key withdraws its pending invites (each audited `invite.deleted`, see `services::keys`),
 //! rotating it hands them to the successor, and an invite whose key has expired cannot be
 //! accepted. Invites made before keys were recorded are bound to their maker only.
+//! An invite may grant projects (OpenAI's `projects`): making it needs `projects.write` and
+//! active projects, and the new member joins those still active when they accept.
 
 use diesel::QueryResult;
 
 use crate::audit::{self, Actor, AuditEvent, Origin};
-use crate::auth::AdminKey;
+use crate::auth::{AdminKey, require_scope};
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::secret::{self, ApiKeySecret};
 use crate::domain::{
-    Email, KeyName, Permissions, PersonName, PhoneNumber, Role, Scope, derived_name,
+    Email, KeyName, Permissions, PersonName, PhoneNumber, ProjectRole, Role, Scope, Scopes,
+    derived_name,
 };
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, RowLock};
 use crate::models::invite::{self, Invite, NewInvite};
+use crate::models::invite_project::{self, InviteProject};
+use crate::models::project;
+use crate::models::project_user::{self, ProjectUser};
 use crate::models::user::{self, User};
 use crate::services::caller::{Target, authorize};
 use crate::services::keys::{self, Issued, Spec};
+use crate::services::projects::active_project;
 use crate::services::{Change, emails};
 
 /// The name of the key an accepted invite issues.
@@ -42,6 +49,8 @@ pub struct NewInviteRequest {
     pub role: Role,
     /// Member details the invitee gets on acceptance (unless they send their own).
     pub details: MemberDetails,
+    /// The projects the invitee joins on acceptance, each once, with its role.
+    pub projects: Vec<(String, ProjectRole)>,
 }
 
 /// A member's optional details (seed 000), as an invite or an acceptance carries them.
@@ -67,6 +76,8 @@ pub struct Acceptance {
 pub struct Created {
     pub invite: Invite,
     pub token: ApiKeySecret,
+    /// The projects it grants.
+    pub projects: Vec<InviteProject>,
 }
 
 /// What accepting an invite made: the member and their first key.
@@ -132,6 +143,7 @@ pub fn create(
     // A member's permission ceiling is theirs from the start (every permission for an
     // owner): making an owner needs a caller who covers it, as promoting one does.
     caller.may_grant_permissions(&new.role.default_permissions())?;
+    check_grants(conn, caller.scopes, &new.projects)?;
     emails::fill_missing(conn)?;
     let email = new.email.as_str();
     let skeleton = new.email.skeleton();
@@ -164,6 +176,16 @@ pub fn create(
             phone_number: new.details.phone_number.as_ref().map(PhoneNumber::as_str),
         },
     )?;
+    let projects = new
+        .projects
+        .into_iter()
+        .map(|(project_id, role)| InviteProject {
+            invite_id: made.id.clone(),
+            project_id,
+            role: role.as_str().to_owned(),
+        })
+        .collect::<Vec<_>>();
+    invite_project::insert_all(conn, &projects)?;
     let event = AuditEvent::InviteSent {
         invite_id: made.id.clone(),
         email: made.email.clone(),
@@ -173,7 +195,82 @@ pub fn create(
     Ok(Change::new(Created {
         invite: made,
         token,
+        projects,
     }))
+}
+
+/// Checks that `caller` may grant the memberships of `projects`: it holds `projects.write`
+/// (as adding a member needs) and each project exists and is active (held `Share` until the
+/// transaction ends, so it is not archived in between).
+fn check_grants(
+    conn: &mut DbConnection,
+    caller: Scopes,
+    projects: &[(String, ProjectRole)],
+) -> Result<(), ApiError> {
+    if projects.is_empty() {
+        return Ok(());
+    }
+    require_scope(caller, Scope::ProjectsWrite)?;
+    for (project_id, _) in projects {
+        // The project errors name `project_id`, a path parameter elsewhere; here it is the
+        // body's `projects`.
+        match active_project(conn, project_id, RowLock::Share) {
+            Ok(_) => {}
+            Err(ApiError::NotFound { message, .. }) => {
+                return Err(ApiError::NotFound {
+                    message,
+                    param: Some("projects"),
+                });
+            }
+            Err(ApiError::InvalidRequest { message, code, .. }) => {
+                return Err(ApiError::InvalidRequest {
+                    message,
+                    param: Some("projects".to_owned()),
+                    code,
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
+}
+
+/// Adds the new member `member` to the projects the invite `invite_id` grants that are still
+/// active (an archived one is skipped: it takes no members), each recorded as `user.added`
+/// with its project. Returns the projects joined.
+fn join_projects(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    invite_id: &str,
+    member: &User,
+    now: i64,
+) -> Result<Vec<String>, ApiError> {
+    let mut joined = Vec::new();
+    for grant in invite_project::of_invites(conn, &[invite_id])? {
+        let active = project::lock(conn, &grant.project_id, RowLock::Share)?
+            .is_some_and(|found| !found.is_archived());
+        if !active {
+            continue;
+        }
+        let role = ProjectRole::from_db(&grant.role);
+        project_user::insert(
+            conn,
+            &ProjectUser {
+                project_id: grant.project_id.clone(),
+                user_id: member.id.clone(),
+                role: role.as_str().to_owned(),
+                added_at: now,
+            },
+        )?;
+        let event = AuditEvent::ProjectUserAdded {
+            project_id: grant.project_id.clone(),
+            user_id: member.id.clone(),
+            role,
+        };
+        audit::record(conn, now, actor, &event)?;
+        joined.push(grant.project_id);
+    }
+    Ok(joined)
 }
 
 /// Withdraws the invite `invite_id`, pending or expired; an accepted one stays (409).
@@ -312,6 +409,7 @@ pub fn accept(
         role,
     };
     audit::record(conn, now, &actor, &added)?;
+    join_projects(conn, &actor, &found.id, &member, now)?;
     let spec = Spec {
         name: FIRST_KEY_NAME,
         owner: &member,

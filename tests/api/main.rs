@@ -66,6 +66,7 @@ mod helpers;
 mod idempotency;
 mod introspect;
 mod invite_keys;
+mod invite_projects;
 mod invites;
 mod key_set;
 mod lifecycle;

@@ -4,11 +4,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PERSON_NAME_CHARS, Role};
+use crate::domain::{MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PERSON_NAME_CHARS, ProjectRole, Role};
 use crate::extract::RequestBody;
 use crate::models::invite::{Invite, InviteStatus};
+use crate::models::invite_project;
 use crate::routes::admin_api_keys::json::AdminApiKeyCreateResponse;
 use crate::routes::users::json::UserJson;
+
+/// The most projects one invite may grant.
+pub const MAX_INVITE_PROJECTS: usize = 100;
 
 /// Always `organization.invite`.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
@@ -24,14 +28,25 @@ pub enum InviteDeletedObject {
     Deleted,
 }
 
-/// A project membership granted with an invite. This service has no projects, so an invite's
-/// `projects` is always empty; the type is here for compatibility with the upstream contract.
-#[derive(Debug, Serialize, ToSchema)]
+/// A project the invitee joins on accepting the invite, and their role there.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InviteProject {
     /// The project's id.
+    #[schema(example = "proj_4vQ8nL2xK7mT9pR3wZ6cB1hY")]
     pub id: String,
     /// `member` or `owner`.
+    #[schema(value_type = ProjectRole)]
     pub role: String,
+}
+
+impl From<invite_project::InviteProject> for InviteProject {
+    fn from(row: invite_project::InviteProject) -> Self {
+        Self {
+            id: row.project_id,
+            role: row.role,
+        }
+    }
 }
 
 /// An invitation to join the organisation. Its accept token is never part of this object.
@@ -59,7 +74,8 @@ pub struct InviteJson {
     /// When the invite was accepted, in Unix seconds; `null` until then.
     #[schema(required = true, example = json!(null))]
     pub accepted_at: Option<i64>,
-    /// Always empty: this service has no projects.
+    /// The projects the invitee joins on accepting (those still active then), with their
+    /// role in each.
     pub projects: Vec<InviteProject>,
     /// The invitee's first name, theirs on acceptance (an extension, from seed 000); `null`
     /// when not given.
@@ -75,7 +91,7 @@ pub struct InviteJson {
 
 impl InviteJson {
     /// The wire form of `invite`, its status as of `now`.
-    pub fn shown(invite: Invite, now: i64) -> Self {
+    pub fn shown(invite: Invite, projects: Vec<InviteProject>, now: i64) -> Self {
         Self {
             object: InviteObject::Invite,
             status: invite.status(now),
@@ -85,7 +101,7 @@ impl InviteJson {
             created_at: invite.created_at,
             expires_at: invite.expires_at,
             accepted_at: invite.accepted_at,
-            projects: Vec::new(),
+            projects,
             first_name: invite.first_name,
             last_name: invite.last_name,
             phone_number: invite.phone_number,
@@ -126,10 +142,11 @@ pub struct InviteRequest {
     /// role allows, since the invitee's first key holds them all.
     #[schema(value_type = Role, required = true)]
     pub role: Option<Role>,
-    /// Accepted for compatibility: only left out, `null` or `[]` (this service has no
-    /// projects).
-    #[schema(value_type = Option<Vec<InviteProject>>, nullable = true, max_items = 0)]
-    pub projects: Option<Vec<serde_json::Value>>,
+    /// Projects the invitee joins on accepting, each at most once, with the role they get
+    /// there (at most 100). Each must exist and not be archived, and granting them needs the
+    /// `projects.write` scope. A project archived before the acceptance is skipped then.
+    #[schema(nullable = true, max_items = 100)]
+    pub projects: Option<Vec<InviteProject>>,
     /// The invitee's first name (an extension): 1 to 100 characters. It becomes the member's
     /// on acceptance, unless they send their own.
     #[schema(nullable = true, max_length = 100, example = "Grace")]
@@ -159,7 +176,10 @@ impl RequestBody for InviteRequest {
             "role" => "`owner` or `reader`".to_owned(),
             "first_name" | "last_name" => expects_person_name(),
             "phone_number" => expects_phone(),
-            _ => "an empty array or null (this service has no projects)".to_owned(),
+            _ => format!(
+                "an array of at most {MAX_INVITE_PROJECTS} objects with a project `id` and a \
+                 `role` (`owner` or `member`)"
+            ),
         }
     }
 }
