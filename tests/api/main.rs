@@ -52,6 +52,7 @@ mod auth;
 mod authorize;
 mod body_deadline;
 mod cache;
+mod caddy;
 mod ceilings;
 mod cli;
 mod compat;
