@@ -239,6 +239,15 @@ pub struct UserChangesRequested {
     /// The new permission ceiling, when the change set or reset it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Permissions>,
+    /// Member details (seed 000): the new value, `null` when the change cleared it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<Option<String>>,
+    /// Only the country code and the last two digits (`PhoneNumber::masked`): the log is
+    /// kept for good, so it does not keep a contact number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<Option<String>>,
 }
 
 /// The `changes_requested` of `api_key.updated`.

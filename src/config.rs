@@ -12,6 +12,7 @@ use crate::db::{DEFAULT_WRITER_STALL_SECS, PoolOptions};
 use crate::domain::McpPresets;
 use crate::domain::idempotency::ResponseSealer;
 use crate::domain::rate_limits::RateLimitModels;
+use crate::domain::{LifetimePolicy, MAX_EXPIRES_IN_SECONDS};
 use crate::lookup_limit::{
     DEFAULT_UNKNOWN_KEY_LOOKUP_BURST, DEFAULT_UNKNOWN_KEY_LOOKUPS_PER_MINUTE, LookupLimit,
 };
@@ -62,6 +63,9 @@ pub struct Settings {
     pub rate_limit_models: RateLimitModels,
     /// The MCP policy presets keys may name (see `domain::mcp`).
     pub mcp_presets: McpPresets,
+    /// The organisation's maximum and default lifetime of new keys (see
+    /// `domain::lifetime`); checked at start (`LifetimePolicy::check`).
+    pub key_lifetime: LifetimePolicy,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -106,6 +110,7 @@ impl Default for Settings {
             idempotency_sealer: None,
             rate_limit_models: RateLimitModels::default(),
             mcp_presets: McpPresets::default(),
+            key_lifetime: LifetimePolicy::default(),
         }
     }
 }
@@ -380,6 +385,21 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_PRESETS", default_value = "", hide_default_value = true,
           value_parser = clap::value_parser!(McpPresets))]
     pub mcp_presets: McpPresets,
+    /// The organisation's longest lifetime of a new key of any kind (admin, project member,
+    /// service account), in seconds (1 to 31536000): every key made from then on expires
+    /// within it (`expires_in_seconds` or `expires_at` beyond it is a 400, and so is a
+    /// rotation asking for no expiry); a key made without asking gets the default lifetime,
+    /// or this one. Keys that exist keep their expiry [default: no maximum: keys may be made
+    /// that never expire, and a lifetime asked for is capped at 365 days].
+    #[arg(long, env = "KEY_MAX_LIFETIME_SECS",
+          value_parser = clap::value_parser!(i64).range(1..=MAX_EXPIRES_IN_SECONDS))]
+    pub key_max_lifetime_secs: Option<i64>,
+    /// The lifetime of a new key made without `expires_in_seconds` or `expires_at`, in seconds
+    /// (1 to 31536000, at most the maximum) [default: such a key never expires, or under
+    /// --key-max-lifetime-secs gets that maximum].
+    #[arg(long, env = "KEY_DEFAULT_LIFETIME_SECS",
+          value_parser = clap::value_parser!(i64).range(1..=MAX_EXPIRES_IN_SECONDS))]
+    pub key_default_lifetime_secs: Option<i64>,
 }
 
 /// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
@@ -502,6 +522,10 @@ impl From<ServeArgs> for Settings {
                 .or(args.idempotency_key_secret_file),
             rate_limit_models: args.rate_limit_models,
             mcp_presets: args.mcp_presets,
+            key_lifetime: LifetimePolicy {
+                max_secs: args.key_max_lifetime_secs,
+                default_secs: args.key_default_lifetime_secs,
+            },
         }
     }
 }
@@ -537,5 +561,43 @@ mod tests {
         assert!(Settings::from(cli.serve).idempotency_sealer.is_some());
         let default = Cli::try_parse_from(["admin-api-keys"]).unwrap();
         assert!(Settings::from(default.serve).idempotency_sealer.is_none());
+    }
+}
+
+#[cfg(test)]
+mod lifetime_policy_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_key_lifetime_policy_comes_from_flags_and_is_checked_at_start() {
+        let cli = Cli::try_parse_from([
+            "admin-api-keys",
+            "--key-max-lifetime-secs",
+            "86400",
+            "--key-default-lifetime-secs",
+            "3600",
+        ])
+        .unwrap();
+        let policy = Settings::from(cli.serve).key_lifetime;
+        assert_eq!(
+            (policy.max_secs, policy.default_secs),
+            (Some(86400), Some(3600))
+        );
+        assert!(policy.check().is_ok());
+
+        let longer = Cli::try_parse_from([
+            "admin-api-keys",
+            "--key-max-lifetime-secs",
+            "60",
+            "--key-default-lifetime-secs",
+            "61",
+        ])
+        .unwrap();
+        assert!(Settings::from(longer.serve).key_lifetime.check().is_err());
+        assert!(
+            Cli::try_parse_from(["admin-api-keys", "--key-max-lifetime-secs", "31536001"]).is_err()
+        );
     }
 }

@@ -48,6 +48,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> Result<(), String> {
+    (settings.key_lifetime.check())
+        .map_err(|e| format!("--key-default-lifetime-secs, --key-max-lifetime-secs: {e}"))?;
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone(), Arc::new(SystemClock))
             .await

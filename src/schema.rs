@@ -48,6 +48,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    invite_projects (invite_id, project_id) {
+        invite_id -> Text,
+        project_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
     invites (id) {
         id -> Text,
         email -> Text,
@@ -60,6 +68,9 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         invited_by_key -> Nullable<Text>,
         email_skeleton -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
     }
 }
 
@@ -142,10 +153,15 @@ diesel::table! {
         enabled -> Bool,
         permissions -> Text,
         email_skeleton -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(admin_api_keys -> users (owner_id));
+diesel::joinable!(invite_projects -> invites (invite_id));
+diesel::joinable!(invite_projects -> projects (project_id));
 diesel::joinable!(project_api_keys -> projects (project_id));
 diesel::joinable!(project_api_keys -> service_accounts (service_account_id));
 diesel::joinable!(project_api_keys -> users (owner_user_id));
@@ -158,6 +174,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_api_keys,
     audit_logs,
     idempotency_records,
+    invite_projects,
     invites,
     project_api_keys,
     project_rate_limits,

@@ -122,6 +122,11 @@ impl Application {
             answers_kept = settings.idempotency_sealer.is_some(),
             "Idempotency-Key replays (answers are kept, sealed, only with IDEMPOTENCY_KEY_SECRET)"
         );
+        tracing::info!(
+            max_secs = ?settings.key_lifetime.max_secs,
+            default_secs = ?settings.key_lifetime.default_secs,
+            "key lifetime policy (None: keys may be made that never expire)"
+        );
         let state = web::Data::new(AppState {
             pool,
             writer,
@@ -135,6 +140,7 @@ impl Application {
             forward_auth_key_header: settings.forward_auth_key_header.clone(),
             idempotency_sealer: settings.idempotency_sealer.clone(),
             rate_limit_models: std::sync::Arc::new(settings.rate_limit_models.clone()),
+            key_lifetime: settings.key_lifetime,
         });
         let limits = ConnectionLimits {
             head_timeout: settings.request_head_timeout,

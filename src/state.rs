@@ -9,6 +9,7 @@ use crate::cache::usage::UsageTracker;
 use crate::client_addr::TrustedProxies;
 use crate::clock::Clock;
 use crate::db::{DbPool, QueryCounter, Writer};
+use crate::domain::LifetimePolicy;
 use crate::domain::idempotency::ResponseSealer;
 use crate::domain::rate_limits::RateLimitModels;
 use crate::lookup_limit::LookupLimiter;
@@ -38,4 +39,7 @@ pub struct AppState {
     pub idempotency_sealer: Option<ResponseSealer>,
     /// The configured models and the default per-model limits (`RATE_LIMIT_MODELS`).
     pub rate_limit_models: Arc<RateLimitModels>,
+    /// The maximum and default lifetime of new keys (`KEY_MAX_LIFETIME_SECS`,
+    /// `KEY_DEFAULT_LIFETIME_SECS`).
+    pub key_lifetime: LifetimePolicy,
 }

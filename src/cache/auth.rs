@@ -152,6 +152,9 @@ mod tests {
                 created_at: 0,
                 enabled: true,
                 permissions: Permissions::all(),
+                first_name: None,
+                last_name: None,
+                phone_number: None,
             },
         ))
     }

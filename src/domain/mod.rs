@@ -8,9 +8,11 @@ mod email;
 pub mod idempotency;
 mod lifetime;
 pub mod mcp;
+mod member;
 pub mod model;
 mod name;
 pub mod permissions;
+mod phone;
 mod project_role;
 pub mod rate_limits;
 mod role;
@@ -18,11 +20,16 @@ pub mod scopes;
 pub mod secret;
 
 pub use email::{Email, MAX_EMAIL_CHARS, skeleton_of};
-pub use lifetime::{KeyLifetime, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap};
+pub use lifetime::{
+    Expiry, KeyLifetime, LifetimePolicy, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap,
+    only_earlier,
+};
 pub use mcp::{McpPolicy, McpPresets};
+pub use member::{MAX_PERSON_NAME_CHARS, PersonName, derived_name};
 pub use model::BodyModel;
 pub use name::{KeyName, MAX_NAME_CHARS};
 pub use permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS, Permissions};
+pub use phone::{MAX_PHONE_DIGITS, PhoneNumber};
 pub use project_role::ProjectRole;
 pub use role::Role;
 pub use scopes::{Scope, Scopes};

@@ -1,8 +1,9 @@
 //! The `admin_api_keys` table.
 //!
 //! Listing is keyset pagination over the `(created_at, id)` index: the cursor is the last key
-//! seen, ties within one second are broken by id, and no query uses OFFSET or COUNT, so a deep
-//! page costs the same as the first.
+//! seen, ties within one second are broken by id, and no cursor query uses OFFSET or COUNT, so
+//! a deep page costs the same as the first. Numbered pages (seed 002's `page`) are the
+//! exception: OFFSET and a COUNT of the matches, bounded by the route (`routes::list`).
 
 use diesel::prelude::*;
 
@@ -60,6 +61,8 @@ pub struct KeyChanges {
     pub scopes: Option<Scopes>,
     pub permissions: Option<Permissions>,
     pub mcp: Option<McpPolicy>,
+    /// Only ever earlier (`services::keys::update`).
+    pub expires_at: Option<i64>,
 }
 
 impl KeyChanges {
@@ -69,6 +72,7 @@ impl KeyChanges {
             && self.scopes.is_none()
             && self.permissions.is_none()
             && self.mcp.is_none()
+            && self.expires_at.is_none()
     }
 }
 
@@ -322,20 +326,15 @@ macro_rules! ordered_page {
     }};
 }
 
-macro_rules! keys_page {
-    ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
+/// The WHERE clause of a filtered listing, as one expression of bound parameters (an absent
+/// filter passes a flag that lets every row through).
+macro_rules! key_filter {
+    ($filter:expr) => {{
         use crate::schema::admin_api_keys::dsl::{
             enabled, expires_at, id, name, owner_id, permissions, redacted_value,
         };
         use diesel::IntoSql;
-        let (conn, after, order, limit, filter): (
-            &mut DbConnection,
-            Option<&Cursor>,
-            Order,
-            i64,
-            &ListFilter,
-        ) = ($conn, $after, $order, $limit, $filter);
-
+        let filter: &ListFilter = $filter;
         let search = filter.search.clone().unwrap_or_default();
         let needle = like_literal(&search);
         let allow = |status: KeyStatus| filter.status.is_none_or(|wanted| wanted == status);
@@ -375,29 +374,66 @@ macro_rules! keys_page {
             "",
         )
         .ne(padded()));
+        matches_search
+            .and(matches_status)
+            .and(matches_owner)
+            .and(matches_permission)
+    }};
+}
+
+macro_rules! keys_page {
+    ($conn:expr, $source:expr, $select:expr, $after:expr, $order:expr, $limit:expr, $filter:expr) => {{
+        let (conn, after, order, limit, filter): (
+            &mut DbConnection,
+            Option<&Cursor>,
+            Order,
+            i64,
+            &ListFilter,
+        ) = ($conn, $after, $order, $limit, $filter);
         let page = $source.select($select).limit(limit);
         // Without a filter the statement has no filter at all: every bound value costs a
         // trip through the backend's bind machinery, on every request.
-        if filter.search.is_none()
-            && filter.status.is_none()
-            && filter.owner_id.is_none()
-            && filter.permission.is_none()
-        {
+        if filter.is_empty() {
             ordered_page!(conn, page, order, after)
         } else {
-            ordered_page!(
-                conn,
-                page.filter(
-                    matches_search
-                        .and(matches_status)
-                        .and(matches_owner)
-                        .and(matches_permission)
-                ),
-                order,
-                after
-            )
+            ordered_page!(conn, page.filter(key_filter!(filter)), order, after)
         }
     }};
+}
+
+/// A numbered page: `limit` keys from `offset` on in `order` that pass `filter`, as a boxed
+/// statement (one shape whatever the filter; this path is not the hot one).
+macro_rules! numbered_page {
+    ($conn:expr, $source:expr, $select:expr, $order:expr, $offset:expr, $limit:expr, $filter:expr) => {{
+        use crate::schema::admin_api_keys::dsl::{created_at, id};
+        let (conn, order, offset, limit, filter): (
+            &mut DbConnection,
+            Order,
+            i64,
+            i64,
+            &ListFilter,
+        ) = ($conn, $order, $offset, $limit, $filter);
+        let query = $source
+            .select($select)
+            .filter(key_filter!(filter))
+            .limit(limit)
+            .offset(offset)
+            .into_boxed();
+        match order {
+            Order::Asc => query.order((created_at.asc(), id.asc())).load(conn),
+            Order::Desc => query.order((created_at.desc(), id.desc())).load(conn),
+        }
+    }};
+}
+
+impl ListFilter {
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self.search.is_none()
+            && self.status.is_none()
+            && self.owner_id.is_none()
+            && self.permission.is_none()
+    }
 }
 
 /// Up to `limit` keys strictly after `after` in `order` that pass `filter`, as [`Listed`].
@@ -433,6 +469,54 @@ pub fn list_page_keys(
     let source = admin_api_keys::table.inner_join(users::table);
     let columns = (AdminApiKeyRow::as_select(), User::as_select());
     keys_page!(conn, source, columns, after, order, limit, filter)
+}
+
+/// Page `offset / limit + 1` of the keys that pass `filter`, as [`list_page`] reads them:
+/// the database skips `offset` matching rows to get there (see `routes::list` for the bound).
+pub fn numbered_page(
+    conn: &mut DbConnection,
+    order: Order,
+    offset: i64,
+    limit: i64,
+    filter: &ListFilter,
+) -> QueryResult<Vec<Listed>> {
+    use crate::schema::admin_api_keys::dsl::*;
+    let columns = (
+        id,
+        name,
+        last_used_at,
+        expires_at,
+        scopes,
+        enabled,
+        permissions,
+        mcp,
+    );
+    numbered_page!(conn, admin_api_keys, columns, order, offset, limit, filter)
+}
+
+/// The same page as [`numbered_page`], whole keys with their owners.
+pub fn numbered_page_keys(
+    conn: &mut DbConnection,
+    order: Order,
+    offset: i64,
+    limit: i64,
+    filter: &ListFilter,
+) -> QueryResult<Vec<KeyWithOwner>> {
+    let source = admin_api_keys::table.inner_join(users::table);
+    let columns = (AdminApiKeyRow::as_select(), User::as_select());
+    numbered_page!(conn, source, columns, order, offset, limit, filter)
+}
+
+/// How many keys pass `filter` (every one of them is counted: the cost grows with the
+/// result, which is why only numbered pages ask).
+pub fn count_matching(conn: &mut DbConnection, filter: &ListFilter) -> QueryResult<i64> {
+    if filter.is_empty() {
+        return count(conn);
+    }
+    admin_api_keys::table
+        .filter(key_filter!(filter))
+        .count()
+        .get_result(conn)
 }
 
 /// Deletes a key; returns whether it existed.

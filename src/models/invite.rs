@@ -27,6 +27,10 @@ pub struct Invite {
     pub user_id: Option<String>,
     /// The key that made it (`None` for invites made before keys were recorded).
     pub invited_by_key: Option<String>,
+    /// Member details the invite carries (seed 000); the member's on acceptance.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_number: Option<String>,
 }
 
 /// Where an invite stands at a given moment.
@@ -71,6 +75,9 @@ pub struct NewInvite<'a> {
     pub invited_by: Option<&'a str>,
     pub invited_by_key: Option<&'a str>,
     pub email_skeleton: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
 }
 
 /// Inserts one invite and returns it as stored.
@@ -87,6 +94,9 @@ pub fn insert(conn: &mut DbConnection, new: &NewInvite<'_>) -> QueryResult<Invit
         accepted_at: None,
         user_id: None,
         invited_by_key: new.invited_by_key.map(str::to_owned),
+        first_name: new.first_name.map(str::to_owned),
+        last_name: new.last_name.map(str::to_owned),
+        phone_number: new.phone_number.map(str::to_owned),
     })
 }
 

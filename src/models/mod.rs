@@ -5,6 +5,7 @@ pub mod admin_api_key;
 pub mod audit_log;
 pub mod idempotency;
 pub mod invite;
+pub mod invite_project;
 pub mod project;
 pub mod project_api_key;
 pub mod project_user;

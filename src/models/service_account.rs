@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::models::admin_api_key::RowLock;
 use crate::schema::service_accounts;
 
 /// A stored service account.
@@ -18,6 +19,29 @@ pub struct ServiceAccount {
     /// `owner` or `member`; `none` for one made with `create_service_account_only`.
     pub role: String,
     pub created_at: i64,
+}
+
+/// Locks the service account `id` of `project_id` (if it exists) until the transaction ends,
+/// on PostgreSQL (SQLite runs one write at a time), and returns it. Making a key for it takes
+/// it `Share` and deleting it `Update`, so a key is never made for an account being deleted
+/// (it would fail its foreign key, or outlive the delete of the account's keys).
+pub fn lock(
+    conn: &mut DbConnection,
+    project_id: &str,
+    id: &str,
+    lock: RowLock,
+) -> QueryResult<Option<ServiceAccount>> {
+    let DbConnection::Pg(pg) = conn else {
+        return find(conn, project_id, id);
+    };
+    let query = service_accounts::table
+        .filter(service_accounts::project_id.eq(project_id))
+        .filter(service_accounts::id.eq(id))
+        .select(ServiceAccount::as_select());
+    match lock {
+        RowLock::Share => query.for_share().first(pg).optional(),
+        RowLock::Update => query.for_update().first(pg).optional(),
+    }
 }
 
 /// A partial update: `None` leaves a column as it is.

@@ -25,6 +25,12 @@ pub struct User {
     /// The ceiling of the user's keys' permissions downstream (see `domain::permissions`):
     /// `*` for owners, what an owner granted for readers.
     pub permissions: Permissions,
+    /// Seed 000's member details (see `domain::member`, `domain::phone`): optional, and
+    /// never read on the verification path.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// E.164.
+    pub phone_number: Option<String>,
 }
 
 impl User {
@@ -41,6 +47,22 @@ pub struct UserChanges {
     pub role: Option<String>,
     pub enabled: Option<bool>,
     pub permissions: Option<Permissions>,
+    /// `Some(None)` clears the column.
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub phone_number: Option<Option<String>>,
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.role.is_none()
+            && self.enabled.is_none()
+            && self.permissions.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.phone_number.is_none()
+    }
 }
 
 /// Inserts one user, with the skeleton of their email.
@@ -144,11 +166,7 @@ pub fn list_page(
 /// Applies `changes` to a user; returns whether it exists.
 pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> QueryResult<bool> {
     let target = users::table.filter(users::id.eq(id));
-    if changes.name.is_none()
-        && changes.role.is_none()
-        && changes.enabled.is_none()
-        && changes.permissions.is_none()
-    {
+    if changes.is_empty() {
         return diesel::select(diesel::dsl::exists(target)).get_result(conn);
     }
     diesel::update(target)

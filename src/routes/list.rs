@@ -1,5 +1,5 @@
 //! What every list route shares: the `List<T>` envelope and the paging parameters `limit`,
-//! `after` and `order`.
+//! `after` and `order` (and, where a list offers it, `page`).
 
 use actix_web::web::Bytes;
 use serde::Serialize;
@@ -35,6 +35,16 @@ pub struct List<T> {
     pub last_id: Option<String>,
     /// Whether more items follow this page.
     pub has_more: bool,
+    /// The page number asked for (an extension, only on a list asked for by `page`, which the
+    /// admin keys list takes); absent when paging with `after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub page: Option<i64>,
+    /// How many items match the request on all pages together (an extension, only beside
+    /// `page`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub total: Option<i64>,
 }
 
 impl<T> List<T> {
@@ -46,6 +56,8 @@ impl<T> List<T> {
             last_id: data.last().map(|item| id(item).to_owned()),
             has_more,
             data,
+            page: None,
+            total: None,
         }
     }
 }
@@ -67,6 +79,8 @@ impl List<Bytes> {
             first_id: &self.first_id,
             last_id: &self.last_id,
             has_more: self.has_more,
+            page: self.page,
+            total: self.total,
         };
         // `tail` serialises as `{"first_id":…}`; splice its members in after the data.
         let tail = serde_json::to_vec(&tail).expect("ids and a flag always serialise");
@@ -81,6 +95,10 @@ struct ListTail<'a> {
     first_id: &'a Option<String>,
     last_id: &'a Option<String>,
     has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
 }
 
 /// Where a page starts and how long it is.
@@ -138,6 +156,45 @@ impl Pagination {
     }
 }
 
+/// How deep a numbered page may start: `(page - 1) * limit` at most this many items in. The
+/// database reads and skips every item before a numbered page (OFFSET), so the bound keeps
+/// the deepest one cheap; past it, page with `after`, whose cost does not grow with depth.
+/// 10,000 is Elasticsearch's default result window, for the same reason.
+pub const MAX_PAGE_OFFSET: i64 = 10_000;
+
+/// Seed 002's `page`: a 1-based page number of `limit` items, instead of `after`. `None` when
+/// absent; a 400 when it is not a whole number from 1 on, when it starts deeper than
+/// [`MAX_PAGE_OFFSET`], or when `after` is sent too (two ways to say where a page starts).
+pub fn take_page_number(
+    query: &mut QueryParams,
+    page: &Pagination,
+) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = query.take("page")? else {
+        return Ok(None);
+    };
+    if page.after.is_some() {
+        return Err(ApiError::invalid_param(
+            "page",
+            "`page` and `after` both say where a page starts: send one of them, not both.",
+        ));
+    }
+    let deepest = MAX_PAGE_OFFSET / page.limit + 1;
+    raw.parse::<i64>()
+        .ok()
+        .filter(|number| (1..=deepest).contains(number))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "page",
+                format!(
+                    "`page` must be a whole number from 1 to {deepest} with `limit` {} (at \
+                     most {MAX_PAGE_OFFSET} items deep); to go further, page with `after`.",
+                    page.limit
+                ),
+            )
+        })
+}
+
 /// The `owner_id` filter: a user id of our exact shape.
 pub fn take_owner_id(query: &mut QueryParams) -> Result<Option<String>, ApiError> {
     let owner_id = query.take("owner_id")?;
@@ -174,6 +231,8 @@ mod tests {
             first_id: Some("a".into()),
             last_id: Some("b".into()),
             has_more: true,
+            page: None,
+            total: None,
         };
         assert_eq!(
             rendered.to_json(),
@@ -183,6 +242,15 @@ mod tests {
         assert_eq!(
             &empty.to_json()[..],
             br#"{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false}"#
+        );
+        let numbered: List<Bytes> = List {
+            page: Some(3),
+            total: Some(41),
+            ..List::new(vec![], false, |_| "")
+        };
+        assert_eq!(
+            &numbered.to_json()[..],
+            br#"{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false,"page":3,"total":41}"#
         );
     }
 }

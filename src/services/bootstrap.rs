@@ -76,6 +76,9 @@ pub fn create_owner_with(
         created_at: now,
         enabled: true,
         permissions: Role::Owner.default_permissions(),
+        first_name: None,
+        last_name: None,
+        phone_number: None,
     };
     let issued = write_transaction(conn, |conn| {
         // The same lock as invites and their acceptance take: one member per email address.

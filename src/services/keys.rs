@@ -9,7 +9,10 @@ use crate::cache::Invalidation;
 use crate::db::DbConnection;
 use crate::domain::mcp::McpRequest;
 use crate::domain::secret::{self, ApiKeySecret};
-use crate::domain::{KeyLifetime, KeyName, McpPolicy, Overlap, Permissions, Scope, Scopes};
+use crate::domain::{
+    Expiry, KeyLifetime, KeyName, LifetimePolicy, McpPolicy, Overlap, Permissions, Scope, Scopes,
+    only_earlier,
+};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::{self, KeyChanges, KeyWithOwner, NewAdminApiKey};
@@ -34,7 +37,8 @@ pub struct NewKey {
     pub name: KeyName,
     /// `None`: the caller's own scopes (within the new key's owner's role).
     pub scopes: Option<Scopes>,
-    pub lifetime: KeyLifetime,
+    /// When it expires, as the organisation's lifetime policy made it of the request.
+    pub expires_at: Option<i64>,
     /// `None`: the caller's owner. Another user needs `users.write`.
     pub owner_id: Option<String>,
     /// Each covered by the caller's own; `None` means none.
@@ -52,6 +56,9 @@ pub struct KeyUpdate {
     pub permissions: Option<Permissions>,
     /// A change of the MCP policy, over the key's own.
     pub mcp: McpRequest,
+    /// A new, earlier `expires_at`: after now, within the lifetime policy, never later than
+    /// the key's current one (an update shortens a key's life and never extends it).
+    pub expires_at: Option<i64>,
 }
 
 /// The 404 for a key id that does not exist.
@@ -111,7 +118,7 @@ pub fn create<'a>(
             owner: &owner,
             scopes,
             permissions,
-            expires_at: new.lifetime.expires_at(now),
+            expires_at: new.expires_at,
             mcp,
         },
         now,
@@ -162,14 +169,17 @@ pub fn within_ceiling(permissions: &Permissions, owner: &User) -> Result<(), Api
 
 /// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
 /// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
-/// gives the successor the lifetime the old key was given. A key is replaced once: rotating
+/// gives the successor the lifetime the old key was given, within `policy`. A key is replaced once: rotating
 /// it again while its successor exists is a 409 naming the successor.
+// The rotation's two settings (the lifetime policy, the MCP presets) come with it.
+#[allow(clippy::too_many_arguments)]
 pub fn rotate<'a>(
     conn: &mut DbConnection,
     who: impl Into<Principal<'a>>,
     key_id: &str,
     lifetime: Option<KeyLifetime>,
     overlap: Overlap,
+    policy: &LifetimePolicy,
     presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
@@ -203,8 +213,8 @@ pub fn rotate<'a>(
                 code: "already_rotated",
             });
         }
-        let lifetime =
-            lifetime.unwrap_or_else(|| KeyLifetime::given(old.created_at, old.expires_at));
+        let asked = Expiry::rotated(lifetime, old.created_at, old.expires_at, policy);
+        let expires_at = policy.expires_at(asked, now)?;
         let actor = caller.actor();
         let issued = issue(
             conn,
@@ -214,7 +224,7 @@ pub fn rotate<'a>(
                 owner: &owner,
                 scopes: old.scopes,
                 permissions: old.permissions.clone(),
-                expires_at: lifetime.expires_at(now),
+                expires_at,
                 mcp: old.mcp.clone(),
             },
             now,
@@ -241,8 +251,9 @@ pub fn rotate<'a>(
         .invalidate(Invalidation::Key(key_id.to_owned())))
 }
 
-/// Renames, enables or disables, or changes the scopes of the key `key_id`; returns it as
-/// changed. Granting scopes, and re-enabling a key (which restores its scopes to use), need
+/// Renames, enables or disables, changes the scopes or permissions of, or brings forward the
+/// end of the key `key_id`; returns it as changed. A new `expires_at` may not be later than
+/// the current one (400): extending a key's life is a rotation, under the rules of today. Granting scopes, and re-enabling a key (which restores its scopes to use), need
 /// the caller to hold them. Disabling it withdraws the invites it made that are still
 /// pending (re-enabling does not bring them back).
 pub fn update<'a>(
@@ -260,6 +271,7 @@ pub fn update<'a>(
         enabled: update.enabled,
         scopes: update.scopes,
         permissions: update.permissions,
+        expires_at: update.expires_at,
         mcp: None,
     };
     let mcp_request = update.mcp;
@@ -282,6 +294,9 @@ pub fn update<'a>(
             caller.may_grant_permissions(permissions)?;
             within_ceiling(permissions, &owner)?;
         }
+        if let Some(at) = changes.expires_at {
+            only_earlier(at, target.expires_at)?;
+        }
         // The MCP policy's change applies to the key's policy as read under the lock.
         changes.mcp = crate::services::mcp::changed_policy(&caller, &target.mcp, &mcp_request)?;
         if changes.enabled == Some(true) {
@@ -303,6 +318,7 @@ pub fn update<'a>(
                 enabled: changes.enabled,
                 scopes: changes.scopes,
                 permissions: changes.permissions.clone(),
+                expires_at: changes.expires_at,
                 mcp: changes.mcp.clone(),
                 ..Default::default()
             },

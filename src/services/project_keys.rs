@@ -41,6 +41,8 @@ pub struct NewProjectKey {
     pub scopes: Permissions,
     /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
     pub mcp: McpRequest,
+    /// When it expires, as the organisation's lifetime policy made it of the request.
+    pub expires_at: Option<i64>,
 }
 
 /// The owner of a key being made.
@@ -145,7 +147,7 @@ pub(crate) fn issue(
             service_account_id,
             scopes: &new.scopes,
             created_at: now,
-            expires_at: None,
+            expires_at: new.expires_at,
             mcp,
         },
     )?;

@@ -57,14 +57,15 @@ pub fn no_such_service_account(account_id: &str) -> ApiError {
 }
 
 /// Makes a service account in `project_id` (`service_account.created`), with role `member`
-/// and a first key (no scopes) unless `account_only`, which makes it with role `none` and no
-/// key.
+/// and a first key (no scopes, expiring at `first_key_expires_at`: the organisation's default
+/// lifetime) unless `account_only`, which makes it with role `none` and no key.
 pub fn create<'a>(
     conn: &mut DbConnection,
     who: impl Into<Principal<'a>>,
     project_id: &str,
     name: KeyName,
     account_only: bool,
+    first_key_expires_at: Option<i64>,
     now: i64,
 ) -> Result<Change<Created>, ApiError> {
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
@@ -95,6 +96,7 @@ pub fn create<'a>(
     let first = NewProjectKey {
         name: KeyName::parse("name", FIRST_KEY_NAME)?,
         scopes: Permissions::default(),
+        expires_at: first_key_expires_at,
         mcp: Default::default(),
     };
     let owner = NewKeyOwner::ServiceAccount(&account.id);
@@ -149,7 +151,8 @@ pub fn delete<'a>(
 ) -> Result<Change<()>, ApiError> {
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
     active_project(conn, project_id, RowLock::Share)?;
-    if !ids::plausible(account_id) || service_account::find(conn, project_id, account_id)?.is_none()
+    if !ids::plausible(account_id)
+        || service_account::lock(conn, project_id, account_id, RowLock::Update)?.is_none()
     {
         return Err(no_such_service_account(account_id));
     }
@@ -178,7 +181,8 @@ pub fn create_key<'a>(
 ) -> Result<Change<IssuedProjectKey>, ApiError> {
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
     active_project(conn, project_id, RowLock::Share)?;
-    if !ids::plausible(account_id) || service_account::find(conn, project_id, account_id)?.is_none()
+    if !ids::plausible(account_id)
+        || service_account::lock(conn, project_id, account_id, RowLock::Share)?.is_none()
     {
         return Err(no_such_service_account(account_id));
     }

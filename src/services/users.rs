@@ -15,7 +15,7 @@
 use crate::audit::{self, AuditEvent, UserChangesRequested};
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
-use crate::domain::{KeyName, Permissions, Role, Scope};
+use crate::domain::{KeyName, Permissions, PersonName, PhoneNumber, Role, Scope, derived_name};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::user::{self, User, UserChanges};
@@ -33,6 +33,10 @@ pub struct UserUpdate {
     pub enabled: Option<bool>,
     /// A reader's new permission ceiling (an owner's is always every permission).
     pub permissions: Option<Permissions>,
+    /// Member details (seed 000); `Some(None)` clears one.
+    pub first_name: Option<Option<PersonName>>,
+    pub last_name: Option<Option<PersonName>>,
+    pub phone_number: Option<Option<PhoneNumber>>,
 }
 
 /// The 404 for a user id that does not exist.
@@ -52,8 +56,9 @@ pub fn no_such_user_in(param: &'static str, user_id: &str) -> ApiError {
     }
 }
 
-/// Changes the role, name, permission ceiling or enabled state of the user `user_id`; returns
-/// them as changed.
+/// Changes the role, name, permission ceiling, enabled state or member details of the user
+/// `user_id`; returns them as changed. A partial change, as upstream's modify: what is not
+/// sent keeps its value (seed 000's `updateUser` replaces everything; ours does not).
 ///
 /// - Promoting to `owner` or re-enabling needs the caller to hold every scope of the user's
 ///   (new) role (403).
@@ -113,11 +118,24 @@ pub fn update<'a>(
             caller.may_grant_permissions(&regained)?;
         }
         let permissions = (ceiling != target.permissions).then_some(ceiling);
+        let text = |part: &Option<Option<PersonName>>| {
+            part.as_ref()
+                .map(|part| part.as_ref().map(|name| name.as_str().to_owned()))
+        };
+        let (first_name, last_name) = (text(&update.first_name), text(&update.last_name));
+        let name = match &update.name {
+            Some(name) => Some(name.as_str().to_owned()),
+            None => followed_name(&target, first_name.as_ref(), last_name.as_ref()),
+        };
         let changes = UserChanges {
-            name: update.name.as_ref().map(|name| name.as_str().to_owned()),
+            name,
             role: update.role.map(|role| role.as_str().to_owned()),
             enabled: update.enabled,
             permissions: permissions.clone(),
+            first_name,
+            last_name,
+            phone_number: (update.phone_number.as_ref())
+                .map(|phone| phone.as_ref().map(|phone| phone.as_str().to_owned())),
         };
         user::update(conn, user_id, &changes)?;
         let event = AuditEvent::UserUpdated {
@@ -127,12 +145,37 @@ pub fn update<'a>(
                 name: changes.name.clone(),
                 enabled: changes.enabled,
                 permissions,
+                first_name: changes.first_name.clone(),
+                last_name: changes.last_name.clone(),
+                phone_number: (update.phone_number.as_ref())
+                    .map(|phone| phone.as_ref().map(PhoneNumber::masked)),
             },
         };
         audit::record(conn, now, &caller.actor(), &event)?;
         user::find(conn, user_id)?.ok_or_else(|| no_such_user(user_id))
     })?;
     Ok(Change::new(changed).invalidate(Invalidation::User(user_id.to_owned())))
+}
+
+/// The `name` a change of first or last name brings (`None`: the name stays). A name derived
+/// from the stored parts follows them (`Grace Hopper` becomes `Grace Murray` with a new last
+/// name); a name set any other way stays as set, and so does a name whose parts are all
+/// cleared (a member always has a name).
+fn followed_name(
+    target: &User,
+    first: Option<&Option<String>>,
+    last: Option<&Option<String>>,
+) -> Option<String> {
+    if first.is_none() && last.is_none() {
+        return None;
+    }
+    let derived = derived_name(target.first_name.as_deref(), target.last_name.as_deref());
+    if derived.as_deref() != Some(target.name.as_str()) {
+        return None;
+    }
+    let first = first.map_or(target.first_name.as_deref(), Option::as_deref);
+    let last = last.map_or(target.last_name.as_deref(), Option::as_deref);
+    derived_name(first, last).filter(|name| *name != target.name)
 }
 
 /// The permission ceiling of `target` once its role is `role` and `asked` (if sent) applies.

@@ -211,6 +211,21 @@ impl TestApp {
             .expect("flush succeeds");
     }
 
+    /// Waits until this server's listener (PostgreSQL's NOTIFY, SQLite's watcher) has applied
+    /// every change committed so far, so a late notification of the test's own setup cannot
+    /// empty a cache the test is about to measure. Returns at once without a listener.
+    pub async fn settle(&self) {
+        let cache = &self.state.cache;
+        if cache.listening() {
+            let now = cache.instant();
+            assert!(
+                cache.wait_for_sync_after(now, Duration::from_secs(5)).await,
+                "the listener of {} did not catch up within 5 s",
+                self.address
+            );
+        }
+    }
+
     /// Runs `f` on a pooled connection, off the async thread.
     pub async fn with_db<T: Send + 'static>(
         &self,
@@ -375,6 +390,9 @@ impl TestApp {
             created_at: new.created_at,
             enabled: true,
             permissions: admin_api_keys::domain::Role::from_db(new.role).default_permissions(),
+            first_name: None,
+            last_name: None,
+            phone_number: None,
         };
         let id = user.id.clone();
         self.with_db(move |conn| admin_api_keys::models::user::insert(conn, &user))

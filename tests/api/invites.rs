@@ -124,6 +124,9 @@ async fn create_returns_the_invite_and_its_token_this_once(app: TestApp) {
         "accepted_at",
         "projects",
         "accept_token",
+        "first_name",
+        "last_name",
+        "phone_number",
     ]
     .into();
     assert_eq!(fields, expected, "{created}");
@@ -550,9 +553,24 @@ async fn invalid_invite_bodies_are_400s_naming_the_field(app: TestApp) {
             "a secret as role",
         ),
         (
-            json!({ "email": "a@example.com", "role": "reader", "projects": [{ "id": "proj_1", "role": "member" }] }),
+            json!({ "email": "a@example.com", "role": "reader", "projects": [{ "id": "proj_1", "role": "reader" }] }),
             Some("projects"),
-            "a project",
+            "a project role of the organisation",
+        ),
+        (
+            json!({ "email": "a@example.com", "role": "reader", "projects": [{ "id": "proj_1", "role": "member" }, { "id": "proj_1", "role": "owner" }] }),
+            Some("projects"),
+            "a project named twice",
+        ),
+        (
+            json!({ "email": "a@example.com", "role": "reader", "projects": [{ "id": "proj_1" }] }),
+            Some("projects[0]"),
+            "a project without a role",
+        ),
+        (
+            json!({ "email": "a@example.com", "role": "reader", "projects": [{ "id": "proj_1", "role": "member", "admin": true }] }),
+            Some("projects[0].admin"),
+            "a project with an unknown field",
         ),
         (
             json!({ "email": "a@example.com", "role": "reader", "projects": "proj_1" }),

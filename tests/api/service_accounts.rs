@@ -16,6 +16,7 @@ backend_tests!(
     a_service_accounts_key_is_not_deleted_on_its_own,
     an_archived_projects_service_accounts_can_be_read_but_not_changed,
     service_account_changes_are_audited_with_their_project,
+    a_key_made_while_its_account_is_deleted_is_refused_or_deleted_with_it,
 );
 
 fn accounts(project: &str) -> String {
@@ -306,4 +307,25 @@ async fn service_account_changes_are_audited_with_their_project(app: TestApp) {
     assert_eq!(created["service_account.created"]["id"], made["id"]);
     assert_eq!(created["service_account.created"]["data"]["role"], "member");
     assert_eq!(created["project"]["id"], project.as_str(), "{created}");
+}
+
+async fn a_key_made_while_its_account_is_deleted_is_refused_or_deleted_with_it(app: TestApp) {
+    let project = project(&app).await;
+    for round in 0..8 {
+        let made = account(&app, &project, &format!("racer {round}")).await;
+        let id = made["id"].as_str().unwrap();
+        let path = format!("{}/{id}", accounts(&project));
+        let body = json!({ "name": "late" });
+        let more_keys = format!("{path}/api_keys");
+        let (created, deleted) = tokio::join!(app.post_json(&more_keys, &body), app.delete(&path));
+        let (created, deleted) = (created.status(), deleted.status());
+        assert_eq!(deleted, StatusCode::OK, "round {round}");
+        assert!(
+            [StatusCode::OK, StatusCode::NOT_FOUND].contains(&created),
+            "round {round}: a key for an account being deleted got {created}"
+        );
+    }
+    // Whichever came first, no key outlived its account.
+    let (_, keys) = read(app.get(&format!("{PROJECTS}/{project}/api_keys")).await).await;
+    assert_eq!(keys["data"], json!([]), "{keys}");
 }

@@ -67,6 +67,9 @@ async fn a_user_is_shown_in_the_upstream_shape_with_and_without_v1(app: TestApp)
         "added_at": START,
         "enabled": true,
         "permissions": ["*"],
+        "first_name": null,
+        "last_name": null,
+        "phone_number": null,
     });
     for prefix in ["/v1", ""] {
         let path = format!("{prefix}/organization/users/{}", app.owner_id);

@@ -7,7 +7,7 @@ use super::json::{AdminApiKeyCreateResponse, CreateAdminApiKeyRequest};
 use super::{requested_permissions, requested_scopes};
 use crate::auth::AdminKey;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::{KeyLifetime, KeyName, Scope};
+use crate::domain::{Expiry, KeyName, LifetimePolicy, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery};
@@ -42,7 +42,9 @@ pub struct IdempotencyKeyHeader {
 /// Create an admin API key
 ///
 /// Makes a new key owned by the owner of the calling key, or by the user named in `owner_id`
-/// (which needs `users.write`). The response is the only place the secret `value` ever
+/// (which needs `users.write`). It expires after `expires_in_seconds` or at `expires_at` (an
+/// extension; one of them, not both), within the organisation's maximum key lifetime, or
+/// else when the organisation's default says (by default, never). The response is the only place the secret `value` ever
 /// appears: the service stores just its SHA-256.
 ///
 /// Send an `Idempotency-Key` to make retrying safe: see the header's description.
@@ -82,8 +84,8 @@ pub async fn create(
         )
     });
     let presets = state.cache.mcp_presets().clone();
-    let new = new_key(body, &presets)?;
     let now = state.clock.now();
+    let new = new_key(body, &state.key_lifetime, &presets, now)?;
     let by = caller.key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
     let answer = services::write(&state, move |conn| {
@@ -124,25 +126,36 @@ pub(super) fn respond(answer: idempotency::Answer) -> HttpResponse {
 
 /// The fields of a create that an `Idempotency-Key` binds: a retry must send the same.
 fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
-    serde_json::json!({
+    let mut fields = serde_json::json!({
         "name": body.name,
         "expires_in_seconds": body.expires_in_seconds,
         "scopes": body.scopes,
         "owner_id": body.owner_id,
         "permissions": body.permissions,
-        "mcp": body.mcp,
-    })
+    });
+    // Only when sent, so a request made before `expires_at` (or `mcp`) existed keeps its
+    // fingerprint.
+    if let Some(at) = body.expires_at {
+        fields["expires_at"] = at.into();
+    }
+    if let Some(mcp) = &body.mcp {
+        fields["mcp"] = serde_json::to_value(mcp).unwrap_or_default();
+    }
+    fields
 }
 
 /// What a create body asks for, validated.
 fn new_key(
     body: CreateAdminApiKeyRequest,
+    policy: &LifetimePolicy,
     presets: &crate::domain::McpPresets,
+    now: i64,
 ) -> Result<keys::NewKey, ApiError> {
+    let asked = Expiry::parse(body.expires_in_seconds, body.expires_at)?;
     Ok(keys::NewKey {
         mcp: crate::routes::mcp::requested(body.mcp, presets)?,
         name: KeyName::required("name", body.name.as_deref())?,
-        lifetime: KeyLifetime::parse(body.expires_in_seconds)?,
+        expires_at: policy.expires_at(asked, now)?,
         scopes: requested_scopes(body.scopes)?,
         permissions: requested_permissions(body.permissions)?,
         owner_id: match body.owner_id {

@@ -149,10 +149,17 @@ pub struct CreateAdminApiKeyRequest {
     /// Leading and trailing spaces are removed.
     #[schema(value_type = String, required = true, example = "Deploy pipeline")]
     pub name: Option<String>,
-    /// Lifetime of the key in seconds, from 1 second to 365 days. Leave it out (or send
-    /// `null`) for a key that does not expire.
+    /// Lifetime of the key in seconds, from 1 second to 365 days (or the organisation's
+    /// maximum key lifetime, when it sets one). Leave it out (or send `null`) for the
+    /// organisation's default: a key that does not expire, unless the operator set a default
+    /// or maximum lifetime (`KEY_DEFAULT_LIFETIME_SECS`, `KEY_MAX_LIFETIME_SECS`).
     #[schema(nullable = true, example = 2592000)]
     pub expires_in_seconds: Option<i64>,
+    /// When the key expires, as a Unix time in seconds (an extension, from the seeds'
+    /// `apiKeyExpiryDate`/`expiresAt`): after now and within the same bounds as
+    /// `expires_in_seconds`, which it replaces (send one of them, not both).
+    #[schema(nullable = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
     /// Scopes of the new key; each must be held by the calling key and fit the role of the
     /// key's owner (a `reader`'s keys hold only read scopes). Leave it out to give the new key
     /// the caller's own scopes, within that role.
@@ -202,6 +209,14 @@ pub struct UpdateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
     pub mcp: Option<crate::routes::mcp::McpBody>,
+    /// A new, earlier end for the key, as a Unix time in seconds (an extension): after now,
+    /// and never later than its current `expires_at` (an update shortens a key's life; to
+    /// extend it, rotate it). A key that never expired may be given any end within the
+    /// organisation's maximum lifetime (365 days without one). The key stops working at that
+    /// second, on every replica.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(nullable = false, example = 1766483200)]
+    pub expires_at: Option<i64>,
 }
 
 impl RequestBody for CreateAdminApiKeyRequest {
@@ -212,12 +227,14 @@ impl RequestBody for CreateAdminApiKeyRequest {
         "owner_id",
         "permissions",
         "mcp",
+        "expires_at",
     ];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => expects_name(),
             "expires_in_seconds" => expects_lifetime(),
+            "expires_at" => expects_expiry(),
             "owner_id" => "a user id (`user_` and 24 letters or digits)".to_owned(),
             "permissions" => expects_permissions(),
             "mcp" => expects_mcp(),
@@ -227,11 +244,19 @@ impl RequestBody for CreateAdminApiKeyRequest {
 }
 
 impl RequestBody for UpdateAdminApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "enabled", "scopes", "permissions", "mcp"];
+    const FIELDS: &'static [&'static str] = &[
+        "name",
+        "enabled",
+        "scopes",
+        "permissions",
+        "expires_at",
+        "mcp",
+    ];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => expects_name(),
+            "expires_at" => expects_expiry(),
             "enabled" => "`true` or `false`".to_owned(),
             "permissions" => expects_permissions(),
             "mcp" => expects_mcp(),
@@ -258,6 +283,11 @@ fn expects_name() -> String {
 
 fn expects_lifetime() -> String {
     format!("a whole number of seconds from 1 to {MAX_EXPIRES_IN_SECONDS}, or null for no expiry")
+}
+
+/// What `expires_at` takes.
+pub fn expects_expiry() -> String {
+    "a Unix time in whole seconds, after now".to_owned()
 }
 
 fn expects_permissions() -> String {
@@ -288,6 +318,11 @@ pub struct ListQuery {
     /// Page size (bounds in the schema).
     #[param(value_type = Option<i64>, default = 20)]
     pub limit: Option<String>,
+    /// A page number, from 1 (an extension, from seed 002), instead of `after` (not both): the
+    /// page of `limit` keys that starts `(page - 1) * limit` keys in, at most 10,000 keys deep.
+    /// The answer then carries `page` and `total`.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub page: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
     #[param(value_type = Option<ListOrder>, default = "asc")]
     pub order: Option<String>,

@@ -51,16 +51,8 @@ pub async fn rotate(
     let idempotency_key = IdempotencyKey::from_headers(req.headers())?;
     let body: RotateAdminApiKeyRequest = body.parse_or_default().await?;
     let once = idempotency_key.map(|key| {
-        // `expires_in_seconds` absent and `null` ask different things; both are kept apart.
-        let mut fields = serde_json::Map::new();
-        if let Some(expires_in) = body.expires_in_seconds {
-            fields.insert("expires_in_seconds".into(), expires_in.into());
-        }
-        if let Some(overlap) = body.previous_key_expires_in_seconds {
-            fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
-        }
         let route = format!("POST /organization/admin_api_keys/{key_id}/rotate");
-        idempotency::Request::new(&key, &caller.key_id, &route, &fields.into())
+        idempotency::Request::new(&key, &caller.key_id, &route, &fingerprint(&body))
     });
     let lifetime = KeyLifetime::parse_present(body.expires_in_seconds)?;
     let overlap = Overlap::parse(body.previous_key_expires_in_seconds)?;
@@ -71,11 +63,13 @@ pub async fn rotate(
     );
     let old_id = key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
-    let presets = state.cache.mcp_presets().clone();
+    let (policy, presets) = (state.key_lifetime, state.cache.mcp_presets().clone());
     let answer = services::write(&state, move |conn| {
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
-            keys::rotate(conn, &caller, &old_id, lifetime, overlap, &presets, now)?
-                .try_map(|issued| answer(issued, &old_id, &usage, &presets))
+            let rotated = keys::rotate(
+                conn, &caller, &old_id, lifetime, overlap, &policy, &presets, now,
+            )?;
+            rotated.try_map(|issued| answer(issued, &old_id, &usage, &presets))
         })
     })
     .await?;
@@ -96,4 +90,17 @@ fn answer(
         rotated_from: old_id.to_owned(),
     };
     made(new_id, &answer)
+}
+
+/// The fields of a rotation that an `Idempotency-Key` binds. `expires_in_seconds` absent and
+/// `null` ask different things; both are kept apart.
+fn fingerprint(body: &RotateAdminApiKeyRequest) -> serde_json::Value {
+    let mut fields = serde_json::Map::new();
+    if let Some(expires_in) = body.expires_in_seconds {
+        fields.insert("expires_in_seconds".into(), expires_in.into());
+    }
+    if let Some(overlap) = body.previous_key_expires_in_seconds {
+        fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
+    }
+    fields.into()
 }

@@ -1,11 +1,12 @@
-//! `POST /organization/admin_api_keys/{key_id}`: rename, enable/disable, change scopes.
+//! `POST /organization/admin_api_keys/{key_id}`: rename, enable/disable, change scopes and
+//! permissions, bring the expiry forward.
 
 use actix_web::{HttpResponse, web};
 
 use super::json::{AdminApiKey, UpdateAdminApiKeyRequest};
 use super::{requested_permissions, requested_scopes};
 use crate::auth::AdminKey;
-use crate::domain::{KeyName, Scope};
+use crate::domain::{Expiry, KeyName, LifetimePolicy, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery};
@@ -14,8 +15,11 @@ use crate::state::AppState;
 
 /// Update an admin API key
 ///
-/// Changes any of `name`, `enabled`, `scopes` and `permissions`; fields left out keep their
-/// value. Disabling a key makes it answer 401 at once; re-enabling restores it with the same
+/// Changes any of `name`, `enabled`, `scopes`, `permissions` and `expires_at`; fields left
+/// out keep their value. `expires_at` (an extension) only ever brings the key's end forward:
+/// after now and no later than its current `expires_at` (a key that never expired may get
+/// any end within the organisation's maximum lifetime); the key stops at that second on every
+/// replica. Disabling a key makes it answer 401 at once; re-enabling restores it with the same
 /// secret. A key can only grant scopes it holds and permissions its own cover. A change that
 /// would leave no enabled owner with an enabled key holding `admin_api_keys.write` and
 /// `users.write`, valid for at least 5 more minutes, is refused with 409.
@@ -44,12 +48,12 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
     let presets = state.cache.mcp_presets().clone();
-    let update = parse_update(body.parse().await?, &presets)?;
     let (key_id, now, by) = (
         key_id.into_inner(),
         state.clock.now(),
         caller.key_id.clone(),
     );
+    let update = parse_update(body.parse().await?, &state.key_lifetime, &presets, now)?;
     let changed = services::write(&state, move |conn| {
         keys::update(conn, &caller, &key_id, update, now)
     })
@@ -61,7 +65,9 @@ pub async fn update(
 /// The changes a body asks for: at least one.
 fn parse_update(
     body: UpdateAdminApiKeyRequest,
+    policy: &LifetimePolicy,
     presets: &crate::domain::McpPresets,
+    now: i64,
 ) -> Result<keys::KeyUpdate, ApiError> {
     let update = keys::KeyUpdate {
         mcp: crate::routes::mcp::requested(body.mcp, presets)?,
@@ -72,15 +78,21 @@ fn parse_update(
         enabled: body.enabled,
         scopes: requested_scopes(body.scopes)?,
         permissions: requested_permissions(body.permissions)?,
+        expires_at: match body.expires_at {
+            None => None,
+            Some(at) => policy.expires_at(Expiry::At(at), now)?,
+        },
     };
     if update.name.is_none()
         && update.enabled.is_none()
         && update.scopes.is_none()
         && update.permissions.is_none()
+        && update.expires_at.is_none()
         && update.mcp.change.is_none()
     {
         return Err(ApiError::invalid_request(
-            "Send at least one of `name`, `enabled`, `scopes`, `permissions` and `mcp`.",
+            "Send at least one of `name`, `enabled`, `scopes`, `permissions`, `expires_at` and \
+             `mcp`.",
         ));
     }
     Ok(update)

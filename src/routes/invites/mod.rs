@@ -3,24 +3,28 @@
 
 pub mod json;
 
+use std::collections::HashMap;
+
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use self::json::{
     AcceptInviteRequest, AcceptInviteResponse, InviteCreateResponse, InviteDeleted,
-    InviteDeletedObject, InviteJson, InviteListQuery, InviteRequest,
+    InviteDeletedObject, InviteJson, InviteListQuery, InviteProject, InviteRequest,
+    MAX_INVITE_PROJECTS,
 };
 use crate::audit::Origin;
 use crate::auth::AdminKey;
-use crate::db::run_blocking;
+use crate::db::{DbConnection, run_blocking};
 use crate::domain::secret;
-use crate::domain::{Email, KeyName, Scope};
+use crate::domain::{Email, Expiry, KeyName, PersonName, PhoneNumber, ProjectRole, Scope};
 use crate::error::responses::{BodyErrors, RateLimited, ServerError, SharedErrors, Unavailable};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
 use crate::ids;
 use crate::models::admin_api_key::Order;
-use crate::models::invite;
+use crate::models::invite::{self, Invite};
+use crate::models::invite_project;
 use crate::routes::admin_api_keys::json::AdminApiKeyCreateResponse;
 use crate::routes::list::{List, Pagination};
 use crate::routes::method_not_allowed;
@@ -88,15 +92,37 @@ pub async fn list(
         let mut invites = invite::list_page(conn, cursor.as_ref(), page.limit + 1)?;
         let has_more = invites.len() as i64 > page.limit;
         invites.truncate(page.limit as usize);
-        Ok((invites, has_more))
+        Ok((with_projects(conn, invites)?, has_more))
     })
     .await?;
     let now = state.clock.now();
     let data = invites
         .into_iter()
-        .map(|found| InviteJson::shown(found, now))
+        .map(|(found, projects)| InviteJson::shown(found, projects, now))
         .collect();
     Ok(HttpResponse::Ok().json(List::new(data, has_more, |shown: &InviteJson| &shown.id)))
+}
+
+/// `invites` with the projects each grants (one query for the page).
+fn with_projects(
+    conn: &mut DbConnection,
+    invites: Vec<Invite>,
+) -> diesel::QueryResult<Vec<(Invite, Vec<InviteProject>)>> {
+    let ids: Vec<&str> = invites.iter().map(|found| found.id.as_str()).collect();
+    let mut by_invite: HashMap<String, Vec<InviteProject>> = HashMap::new();
+    for grant in invite_project::of_invites(conn, &ids)? {
+        by_invite
+            .entry(grant.invite_id.clone())
+            .or_default()
+            .push(grant.into());
+    }
+    Ok(invites
+        .into_iter()
+        .map(|found| {
+            let projects = by_invite.remove(&found.id).unwrap_or_default();
+            (found, projects)
+        })
+        .collect())
 }
 
 fn parse_list_query(query: &str) -> Result<Pagination, ApiError> {
@@ -159,7 +185,11 @@ pub async fn create(
     tracing::info!(invite_id = %created.invite.id, "invite created");
     Ok(HttpResponse::Ok().json(InviteCreateResponse {
         accept_token: created.token.expose().to_owned(),
-        invite: InviteJson::shown(created.invite, now),
+        invite: InviteJson::shown(
+            created.invite,
+            created.projects.into_iter().map(Into::into).collect(),
+            now,
+        ),
     }))
 }
 
@@ -170,15 +200,56 @@ fn parse_create(body: InviteRequest) -> Result<invites::NewInviteRequest, ApiErr
     let role = body.role.ok_or_else(|| {
         ApiError::invalid_param("role", "`role` is required: `owner` or `reader`.")
     })?;
-    if body.projects.is_some_and(|projects| !projects.is_empty()) {
-        return Err(ApiError::invalid_param(
-            "projects",
-            "This service has no projects: leave `projects` out, or send `[]` or null.",
-        ));
-    }
     Ok(invites::NewInviteRequest {
         email: Email::parse("email", &email)?,
         role,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+        projects: project_grants(body.projects.unwrap_or_default())?,
+    })
+}
+
+/// The projects an invite grants, each named once with a valid role.
+fn project_grants(projects: Vec<InviteProject>) -> Result<Vec<(String, ProjectRole)>, ApiError> {
+    if projects.len() > MAX_INVITE_PROJECTS {
+        return Err(ApiError::invalid_param(
+            "projects",
+            format!("An invite may grant at most {MAX_INVITE_PROJECTS} projects."),
+        ));
+    }
+    let mut grants: Vec<(String, ProjectRole)> = Vec::with_capacity(projects.len());
+    for project in projects {
+        let role = ProjectRole::parse("projects", &project.role).map_err(|_| {
+            ApiError::invalid_param(
+                "projects",
+                "Each project's `role` must be `owner` or `member`.",
+            )
+        })?;
+        if grants.iter().any(|(id, _)| *id == project.id) {
+            return Err(ApiError::invalid_param(
+                "projects",
+                "Each project may be named once in `projects`.",
+            ));
+        }
+        grants.push((project.id, role));
+    }
+    Ok(grants)
+}
+
+/// The member details of an invite or an acceptance, checked (absent and `null` alike mean
+/// none).
+fn member_details(
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone_number: Option<String>,
+) -> Result<invites::MemberDetails, ApiError> {
+    let name =
+        |param, raw: Option<String>| raw.map(|raw| PersonName::parse(param, &raw)).transpose();
+    Ok(invites::MemberDetails {
+        first_name: name("first_name", first_name)?,
+        last_name: name("last_name", last_name)?,
+        phone_number: phone_number
+            .map(|raw| PhoneNumber::parse("phone_number", &raw))
+            .transpose()?,
     })
 }
 
@@ -211,9 +282,16 @@ pub async fn retrieve(
         return Err(invites::no_such_invite(&invite_id));
     }
     let id = invite_id.clone();
-    let found = run_blocking(&state.pool, move |conn| Ok(invite::find(conn, &id)?)).await?;
-    let found = found.ok_or_else(|| invites::no_such_invite(&invite_id))?;
-    Ok(HttpResponse::Ok().json(InviteJson::shown(found, state.clock.now())))
+    let found = run_blocking(&state.pool, move |conn| {
+        let found = invite::find(conn, &id)?;
+        Ok(with_projects(conn, found.into_iter().collect())?)
+    })
+    .await?;
+    let (found, projects) = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| invites::no_such_invite(&invite_id))?;
+    Ok(HttpResponse::Ok().json(InviteJson::shown(found, projects, state.clock.now())))
 }
 
 /// Delete an invite
@@ -257,7 +335,9 @@ pub async fn delete(
 ///
 /// Joins the organisation with an invite's `accept_token` (an extension). No admin key is
 /// needed: the token is the credential, and it works once. The new member gets the invite's
-/// email and role, and a first admin key holding every scope the role allows (never
+/// email and role; the `first_name`, `last_name` and `phone_number` sent, or else the
+/// invite's; the `name` sent, or else one derived from the first and last names (`first
+/// last`, or the one given; without either, `name` is required); and a first admin key holding every scope the role allows (never
 /// expiring), whose secret `value` only this response carries. A token that is malformed,
 /// unknown, withdrawn, expired or already used is refused with the same 400
 /// (`invalid_invite_token`), whichever it is.
@@ -282,14 +362,14 @@ pub async fn accept(
     _: NoQuery,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, name) = usable_token(&state, &req, body.parse().await?).await?;
+    let (token, acceptance) = usable_token(&state, &req, body.parse().await?).await?;
     let now = state.clock.now();
     let origin = Origin::new(
         state.trusted_proxies.client_ip_of(&req),
         req.headers().get(USER_AGENT).map(|v| v.as_bytes()),
     );
     let accepted = services::write(&state, move |conn| {
-        invites::accept(conn, &token, &name, origin, now)
+        invites::accept(conn, &token, acceptance, origin, now)
     })
     .await?;
     tracing::info!(user_id = %accepted.user.id, key_id = %accepted.issued.key.0.id, "invite accepted");
@@ -303,7 +383,7 @@ pub async fn accept(
     }))
 }
 
-/// The token and name of an acceptance, once a read (no write transaction, no lock) has found
+/// The token and what else an acceptance sends, once a read (no write transaction, no lock) has found
 /// the token pending: a flood of invented tokens never queues behind the writes. Like a
 /// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
 /// client's budget (`lookup_limit`: a unit taken before, given back when the token is
@@ -312,14 +392,21 @@ async fn usable_token(
     state: &AppState,
     req: &HttpRequest,
     body: AcceptInviteRequest,
-) -> Result<(String, KeyName), ApiError> {
+) -> Result<(String, invites::Acceptance), ApiError> {
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
     if !secret::is_well_formed_invite_token(&token) {
         return Err(invites::invalid_invite_token());
     }
-    let name = KeyName::required("name", body.name.as_deref())?;
+    let acceptance = invites::Acceptance {
+        name: (body.name.as_deref())
+            .map(|raw| KeyName::parse("name", raw))
+            .transpose()?,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+        first_key_expires_at: (state.key_lifetime)
+            .expires_at(Expiry::Default, state.clock.now())?,
+    };
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
     let client = state.trusted_proxies.client_of(req);
     let unit = state
@@ -334,5 +421,5 @@ async fn usable_token(
         return Err(invites::invalid_invite_token());
     }
     state.lookup_limit.refund(unit);
-    Ok((token, name))
+    Ok((token, acceptance))
 }

@@ -104,6 +104,9 @@ pub struct ProjectApiKeyJson {
     /// The key's scopes (an extension): free-form strings for the services behind the proxy.
     #[schema(value_type = Vec<String>, example = json!(["chat:*"]))]
     pub scopes: Permissions,
+    /// When the key stops working, in Unix seconds (an extension); `null` if it never expires.
+    #[schema(required = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
     /// What the key may do on MCP servers (an extension), its preset resolved.
     pub mcp: McpPolicyJson,
 }
@@ -150,6 +153,7 @@ impl ProjectApiKeyJson {
             },
             owner,
             scopes: key.scopes,
+            expires_at: key.expires_at,
         }
     }
 }
@@ -190,6 +194,14 @@ pub struct CreateProjectApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub scopes: Option<Vec<String>>,
+    /// Lifetime of the key in seconds (an extension), as on admin keys: 1 to 365 days, or the
+    /// organisation's maximum. Left out: the organisation's default (by default, none).
+    #[schema(nullable = true, example = 2592000)]
+    pub expires_in_seconds: Option<i64>,
+    /// When the key expires, as a Unix time in seconds (an extension), in place of
+    /// `expires_in_seconds` (not both), within the same bounds.
+    #[schema(nullable = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
     /// The key's MCP policy (an extension); fields left out are the calling key's own.
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
@@ -197,11 +209,20 @@ pub struct CreateProjectApiKeyRequest {
 }
 
 impl RequestBody for CreateProjectApiKeyRequest {
-    const FIELDS: &'static [&'static str] = &["user_id", "name", "scopes", "mcp"];
+    const FIELDS: &'static [&'static str] = &[
+        "user_id",
+        "name",
+        "scopes",
+        "expires_in_seconds",
+        "expires_at",
+        "mcp",
+    ];
 
     fn expects(field: &str) -> String {
         match field {
             "user_id" => "a user id".to_owned(),
+            "expires_in_seconds" => "a whole number of seconds, or null".to_owned(),
+            "expires_at" => "a Unix time in whole seconds, after now, or null".to_owned(),
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
             "mcp" => expects_mcp(),
             _ => format!(

@@ -11,7 +11,7 @@ use self::json::{
 };
 use crate::auth::AdminKey;
 use crate::db::{DbConnection, run_blocking};
-use crate::domain::{KeyName, Permissions, Scope};
+use crate::domain::{Expiry, KeyName, Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -151,7 +151,8 @@ fn no_page_after(id: &str) -> ApiError {
 /// key object with its secret in `value`, shown this once. `scopes` are free-form strings for
 /// the services behind the proxy, each covered by the caller's own effective permissions (no
 /// escalation). The key works while its owner stays an enabled member and the project is not
-/// archived. Needs `projects.write`.
+/// archived, until `expires_in_seconds` or `expires_at` (one of them; the organisation's
+/// default lifetime when neither). Needs `projects.write`.
 #[utoipa::path(
     post,
     path = "/organization/projects/{project_id}/api_keys",
@@ -181,12 +182,14 @@ pub async fn create(
     let user_id = body
         .user_id
         .ok_or_else(|| ApiError::invalid_param("user_id", "`user_id` is required."))?;
+    let (project_id, now) = (project_id.into_inner(), state.clock.now());
+    let asked = Expiry::parse(body.expires_in_seconds, body.expires_at)?;
     let new = NewProjectKey {
         name: KeyName::parse("name", body.name.as_deref().unwrap_or(FIRST_KEY_NAME))?,
         scopes: Permissions::parse("scopes", &body.scopes.unwrap_or_default())?,
+        expires_at: state.key_lifetime.expires_at(asked, now)?,
         mcp: crate::routes::mcp::requested(body.mcp, state.cache.mcp_presets())?,
     };
-    let (project_id, now) = (project_id.into_inner(), state.clock.now());
     let issued = services::write(&state, move |conn| {
         project_keys::create_for_member(conn, &caller, &project_id, &user_id, new, now)
     })

@@ -76,6 +76,9 @@ pub struct ServiceAccountApiKeyJson {
     /// Identifier of the key, as the project's key list shows it.
     #[schema(example = "key_8QwJ3rT5yU7iO9pA1sD2fG4h")]
     pub id: String,
+    /// When the key stops working, in Unix seconds (an extension); `null` if it never expires.
+    #[schema(required = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
     /// What the key may do on MCP servers (an extension), its preset resolved.
     pub mcp: crate::routes::mcp::McpPolicyJson,
 }
@@ -156,7 +159,7 @@ impl RequestBody for UpdateServiceAccountRequest {
     }
 }
 
-/// Body of a new key for a service account; both fields optional (so is the body).
+/// Body of a new key for a service account; every field optional (so is the body).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateProjectServiceAccountApiKeyBody)]
@@ -171,6 +174,14 @@ pub struct CreateServiceAccountKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub scopes: Option<Vec<String>>,
+    /// Lifetime of the key in seconds, as on admin keys: 1 to 365 days, or the organisation's
+    /// maximum. Left out: the organisation's default (by default, none).
+    #[schema(nullable = true, example = 2592000)]
+    pub expires_in_seconds: Option<i64>,
+    /// When the key expires, as a Unix time in seconds, in place of `expires_in_seconds` (not
+    /// both), within the same bounds.
+    #[schema(nullable = true, example = 1766483200)]
+    pub expires_at: Option<i64>,
     /// The key's MCP policy (an extension); fields left out are the calling key's own.
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(value_type = Option<crate::routes::mcp::McpPolicyRequest>, nullable = false)]
@@ -178,12 +189,15 @@ pub struct CreateServiceAccountKeyRequest {
 }
 
 impl RequestBody for CreateServiceAccountKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "scopes", "mcp"];
+    const FIELDS: &'static [&'static str] =
+        &["name", "scopes", "expires_in_seconds", "expires_at", "mcp"];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
             "mcp" => crate::routes::mcp::expects_mcp(),
+            "expires_in_seconds" => "a whole number of seconds, or null".to_owned(),
+            "expires_at" => "a Unix time in whole seconds, after now, or null".to_owned(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

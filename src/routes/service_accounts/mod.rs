@@ -14,7 +14,7 @@ use self::json::{
 };
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
-use crate::domain::{KeyName, McpPresets, Permissions, Scope};
+use crate::domain::{Expiry, KeyName, McpPresets, Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -149,8 +149,17 @@ pub async fn create(
     let name = KeyName::parse("name", &name)?;
     let account_only = body.create_service_account_only.unwrap_or(false);
     let (project_id, now) = (project_id.into_inner(), state.clock.now());
+    let expires_at = state.key_lifetime.expires_at(Expiry::Default, now)?;
     let created = services::write(&state, move |conn| {
-        service_accounts::create(conn, &caller, &project_id, name, account_only, now)
+        service_accounts::create(
+            conn,
+            &caller,
+            &project_id,
+            name,
+            account_only,
+            expires_at,
+            now,
+        )
     })
     .await?;
     tracing::info!(service_account_id = %created.account.id, "service account created");
@@ -174,6 +183,7 @@ fn key_json(issued: IssuedProjectKey, presets: &McpPresets) -> ServiceAccountApi
         value: issued.secret.expose().to_owned(),
         name: issued.key.key.name,
         created_at: issued.key.key.created_at,
+        expires_at: issued.key.key.expires_at,
         id: issued.key.key.id,
     }
 }
@@ -343,12 +353,14 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::ProjectsWrite)?;
     let body: CreateServiceAccountKeyRequest = body.parse_or_default().await?;
+    let ((project_id, account_id), now) = (path.into_inner(), state.clock.now());
+    let asked = Expiry::parse(body.expires_in_seconds, body.expires_at)?;
     let new = NewProjectKey {
         name: KeyName::parse("name", body.name.as_deref().unwrap_or(FIRST_KEY_NAME))?,
         scopes: Permissions::parse("scopes", &body.scopes.unwrap_or_default())?,
+        expires_at: state.key_lifetime.expires_at(asked, now)?,
         mcp: crate::routes::mcp::requested(body.mcp, state.cache.mcp_presets())?,
     };
-    let ((project_id, account_id), now) = (path.into_inner(), state.clock.now());
     let issued = services::write(&state, move |conn| {
         service_accounts::create_key(conn, &caller, &project_id, &account_id, new, now)
     })

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS};
-use crate::domain::{MAX_NAME_CHARS, Permissions, Role};
+use crate::domain::{MAX_NAME_CHARS, MAX_PERSON_NAME_CHARS, Permissions, Role};
 use crate::extract::RequestBody;
 use crate::models::user::User;
 
@@ -51,6 +51,15 @@ pub struct UserJson {
     /// by default).
     #[schema(value_type = Vec<String>, example = json!(["billing:read"]))]
     pub permissions: Permissions,
+    /// The member's first name (an extension, from seed 000); `null` when not given.
+    #[schema(required = true, example = "Ada")]
+    pub first_name: Option<String>,
+    /// The member's last name (an extension); `null` when not given.
+    #[schema(required = true, example = "Lovelace")]
+    pub last_name: Option<String>,
+    /// The member's phone number in E.164 form (an extension); `null` when not given.
+    #[schema(required = true, example = "+436761234567")]
+    pub phone_number: Option<String>,
 }
 
 impl From<User> for UserJson {
@@ -64,6 +73,9 @@ impl From<User> for UserJson {
             added_at: user.created_at,
             enabled: user.enabled,
             permissions: user.permissions,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            phone_number: user.phone_number,
         }
     }
 }
@@ -79,7 +91,8 @@ pub struct UserDeleted {
 }
 
 /// Body of a change: every field is optional (at least one must be set) and absent fields keep
-/// their value.
+/// their value. A partial update, as upstream's modify (unlike seed 000's `updateUser`, which
+/// replaces every field).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModifyUserRequest {
@@ -112,6 +125,21 @@ pub struct ModifyUserRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false)]
     pub permissions: Option<Vec<String>>,
+    /// A new first name (an extension): 1 to 100 characters; `null` clears it. While the
+    /// user's `name` is the one derived from their first and last names (`first last`), it
+    /// follows them, unless this change also sends `name`.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<String>, nullable = true, max_length = 100)]
+    pub first_name: Option<Option<String>>,
+    /// A new last name (an extension): as `first_name`.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<String>, nullable = true, max_length = 100)]
+    pub last_name: Option<Option<String>>,
+    /// A new phone number (an extension), in E.164 form (`+`, country code and number, digits
+    /// only) and assigned by its country's numbering plan; `null` clears it.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(value_type = Option<String>, nullable = true, example = "+436761234567")]
+    pub phone_number: Option<Option<String>>,
 }
 
 impl RequestBody for ModifyUserRequest {
@@ -123,11 +151,18 @@ impl RequestBody for ModifyUserRequest {
         "name",
         "enabled",
         "permissions",
+        "first_name",
+        "last_name",
+        "phone_number",
     ];
 
     fn expects(field: &str) -> String {
         match field {
             "role" => "`owner` or `reader`".to_owned(),
+            "first_name" | "last_name" => {
+                format!("a string of 1 to {MAX_PERSON_NAME_CHARS} characters, or null")
+            }
+            "phone_number" => "a phone number in E.164 form (a string), or null".to_owned(),
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
             "enabled" => "`true` or `false`".to_owned(),
             "permissions" => format!(

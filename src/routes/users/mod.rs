@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use self::json::{ModifyUserRequest, UserDeleted, UserDeletedObject, UserJson, UserListQuery};
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
-use crate::domain::{Email, Invalid, KeyName, Permissions, Scope};
+use crate::domain::{Email, Invalid, KeyName, Permissions, PersonName, PhoneNumber, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -151,7 +151,11 @@ pub async fn retrieve(
 
 /// Modify a user
 ///
-/// Changes a member's `role` and, as extensions, `name`, `enabled` and `permissions`. A role
+/// Changes a member's `role` and, as extensions, `name`, `enabled`, `permissions`,
+/// `first_name`, `last_name` and `phone_number`. A partial update, as upstream's: fields left
+/// out keep their value (seed 000's `updateUser` replaces every field; this does not), and
+/// `null` clears a member detail. A `name` derived from the first and last names follows
+/// them when they change, unless `name` is sent too. A role
 /// is a ceiling on the user's keys' scopes, and `permissions` on their permissions downstream:
 /// demoting an owner to `reader` takes write access and every permission outside the new
 /// ceiling from their keys on the next request (on every replica); disabling a user makes all
@@ -218,17 +222,39 @@ fn parse_update(body: ModifyUserRequest) -> Result<users::UserUpdate, ApiError> 
             .permissions
             .map(|raw| Permissions::parse("permissions", &raw))
             .transpose()?,
+        first_name: person_name("first_name", body.first_name)?,
+        last_name: person_name("last_name", body.last_name)?,
+        phone_number: body
+            .phone_number
+            .map(|raw| {
+                raw.map(|raw| PhoneNumber::parse("phone_number", &raw))
+                    .transpose()
+            })
+            .transpose()?,
     };
     if update.role.is_none()
         && update.name.is_none()
         && update.enabled.is_none()
         && update.permissions.is_none()
+        && update.first_name.is_none()
+        && update.last_name.is_none()
+        && update.phone_number.is_none()
     {
         return Err(ApiError::invalid_request(
-            "Send at least one of `role`, `name`, `enabled` and `permissions`.",
+            "Send at least one of `role`, `name`, `enabled`, `permissions`, `first_name`, \
+             `last_name` and `phone_number`.",
         ));
     }
     Ok(update)
+}
+
+/// A first or last name of a change: absent, `null` (clear it) or a name.
+fn person_name(
+    param: &'static str,
+    raw: Option<Option<String>>,
+) -> Result<Option<Option<PersonName>>, Invalid> {
+    raw.map(|raw| raw.map(|raw| PersonName::parse(param, &raw)).transpose())
+        .transpose()
 }
 
 /// Delete a user
