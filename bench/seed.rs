@@ -115,6 +115,7 @@ fn insert_chunk(
         .clone()
         .map(|_| secret::hex(&rand::random()))
         .collect();
+    let mcp = admin_api_keys::domain::McpPolicy::default();
     let rows: Vec<NewAdminApiKey<'_>> = positions
         .zip(ids.iter().zip(&hashes))
         .map(|(p, (id, hash))| NewAdminApiKey {
@@ -127,6 +128,7 @@ fn insert_chunk(
             expires_at: None,
             scopes,
             permissions: Default::default(),
+            mcp: &mcp,
         })
         .collect();
     let insert = diesel::insert_into(keys::table).values(&rows);

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use crate::db::DbConnection;
 use crate::domain::rate_limits::Limits;
-use crate::domain::{Permissions, ProjectRole, Role, Scopes};
+use crate::domain::{McpPolicy, Permissions, ProjectRole, Role, Scopes};
 use crate::ids;
 use crate::models::audit_log::{self, AuditLogRow};
 
@@ -113,6 +113,8 @@ pub enum AuditEvent {
         scopes: Scopes,
         permissions: Permissions,
         expires_at: Option<i64>,
+        /// Its MCP policy as stored (left out of the details when it is the default).
+        mcp: McpPolicy,
     },
     /// A key was changed; only the fields that were set are present.
     KeyUpdated {
@@ -192,9 +194,18 @@ pub enum AuditEvent {
         key_id: String,
         name: String,
         scopes: Permissions,
+        /// Its MCP policy as stored (left out of the details when it is the default).
+        mcp: McpPolicy,
     },
     /// A project key was deleted (upstream's `api_key.deleted`, with the project).
     ProjectKeyDeleted { project_id: String, key_id: String },
+    /// A project key was changed (`api_key.updated`, with the project): so far only its MCP
+    /// policy (the toggle).
+    ProjectKeyUpdated {
+        project_id: String,
+        key_id: String,
+        changes: KeyChangesRequested,
+    },
 }
 
 /// The `changes_requested` of `service_account.updated`.
@@ -250,12 +261,20 @@ pub struct KeyChangesRequested {
     pub scopes: Option<Scopes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Permissions>,
+    /// The key's whole new MCP policy (as stored), when the change set any of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpPolicy>,
     /// The old key's new expiry, when a rotation moved it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
     /// The key a rotation made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+}
+
+/// A key made with the default MCP policy says nothing of it (the details stay as before).
+fn default_mcp(mcp: &&McpPolicy) -> bool {
+    mcp.is_default()
 }
 
 // The details objects, as served under the event's type.
@@ -271,6 +290,8 @@ struct CreatedData<'a> {
     name: &'a str,
     expires_at: Option<i64>,
     permissions: &'a Permissions,
+    #[serde(skip_serializing_if = "default_mcp")]
+    mcp: &'a McpPolicy,
 }
 
 #[derive(Serialize)]
@@ -368,6 +389,8 @@ struct ProjectKeyCreatedJson<'a> {
 struct ProjectKeyCreatedData<'a> {
     scopes: &'a Permissions,
     name: &'a str,
+    #[serde(skip_serializing_if = "default_mcp")]
+    mcp: &'a McpPolicy,
 }
 
 impl AuditEvent {
@@ -394,6 +417,7 @@ impl AuditEvent {
             AuditEvent::ServiceAccountDeleted { .. } => EventType::ServiceAccountDeleted,
             AuditEvent::ProjectKeyCreated { .. } => EventType::ApiKeyCreated,
             AuditEvent::ProjectKeyDeleted { .. } => EventType::ApiKeyDeleted,
+            AuditEvent::ProjectKeyUpdated { .. } => EventType::ApiKeyUpdated,
         }
     }
 
@@ -411,7 +435,8 @@ impl AuditEvent {
             | AuditEvent::ServiceAccountUpdated { project_id, .. }
             | AuditEvent::ServiceAccountDeleted { project_id, .. }
             | AuditEvent::ProjectKeyCreated { project_id, .. }
-            | AuditEvent::ProjectKeyDeleted { project_id, .. } => Some(project_id),
+            | AuditEvent::ProjectKeyDeleted { project_id, .. }
+            | AuditEvent::ProjectKeyUpdated { project_id, .. } => Some(project_id),
             _ => None,
         }
     }
@@ -445,7 +470,8 @@ impl AuditEvent {
                 service_account_id, ..
             } => service_account_id,
             AuditEvent::ProjectKeyCreated { key_id, .. }
-            | AuditEvent::ProjectKeyDeleted { key_id, .. } => key_id,
+            | AuditEvent::ProjectKeyDeleted { key_id, .. }
+            | AuditEvent::ProjectKeyUpdated { key_id, .. } => key_id,
         }
     }
 
@@ -458,6 +484,7 @@ impl AuditEvent {
                 scopes,
                 permissions,
                 expires_at,
+                mcp,
             } => serde_json::to_string(&Created {
                 id: key_id,
                 data: CreatedData {
@@ -465,9 +492,13 @@ impl AuditEvent {
                     name,
                     expires_at: *expires_at,
                     permissions,
+                    mcp,
                 },
             }),
-            AuditEvent::KeyUpdated { key_id, changes } => serde_json::to_string(&Updated {
+            AuditEvent::KeyUpdated { key_id, changes }
+            | AuditEvent::ProjectKeyUpdated {
+                key_id, changes, ..
+            } => serde_json::to_string(&Updated {
                 id: key_id,
                 changes_requested: changes,
             }),
@@ -506,10 +537,11 @@ impl AuditEvent {
                 key_id,
                 name,
                 scopes,
+                mcp,
                 ..
             } => serde_json::to_string(&ProjectKeyCreatedJson {
                 id: key_id,
-                data: ProjectKeyCreatedData { scopes, name },
+                data: ProjectKeyCreatedData { scopes, name, mcp },
             }),
             AuditEvent::ProjectCreated { project_id, name } => {
                 serde_json::to_string(&ProjectCreatedJson {
@@ -783,6 +815,7 @@ mod tests {
             scopes: [Scope::AdminApiKeysRead].into_iter().collect(),
             permissions: Permissions::default(),
             expires_at: None,
+            mcp: McpPolicy::default(),
         };
         let updated = AuditEvent::KeyUpdated {
             key_id: "key_1".into(),

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cache::CacheOptions;
 use crate::client_addr::TrustedProxies;
 use crate::db::{DEFAULT_WRITER_STALL_SECS, PoolOptions};
+use crate::domain::McpPresets;
 use crate::domain::idempotency::ResponseSealer;
 use crate::domain::rate_limits::RateLimitModels;
 use crate::domain::{LifetimePolicy, MAX_EXPIRES_IN_SECONDS};
@@ -63,6 +64,8 @@ pub struct Settings {
     /// The organisation's maximum and default lifetime of new keys (see
     /// `domain::lifetime`); checked at start (`LifetimePolicy::check`).
     pub key_lifetime: LifetimePolicy,
+    /// The MCP policy presets keys may name (see `domain::mcp`).
+    pub mcp_presets: McpPresets,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -107,6 +110,7 @@ impl Default for Settings {
             idempotency_sealer: None,
             rate_limit_models: RateLimitModels::default(),
             key_lifetime: LifetimePolicy::default(),
+            mcp_presets: McpPresets::default(),
         }
     }
 }
@@ -387,6 +391,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KEY_DEFAULT_LIFETIME_SECS",
           value_parser = clap::value_parser!(i64).range(1..=MAX_EXPIRES_IN_SECONDS))]
     pub key_default_lifetime_secs: Option<i64>,
+    /// Named MCP policies keys may use (`mcp.preset`): entries separated by `;`, each a name
+    /// and `field=value` pairs: `tools=*` or `tools=a,b*`, `read_only=true|false`,
+    /// `instances=`, `projects=` and `permissions=` (comma-separated; `*` for any instance or
+    /// project), e.g. `support tools=search*,get_* read_only=true`. A key stores the preset's
+    /// name: changing a preset here changes every key that uses it. `read_only` and `full` are
+    /// built in and may be redefined [default: only the built-in two].
+    #[arg(long, env = "MCP_PRESETS", default_value = "", hide_default_value = true,
+          value_parser = clap::value_parser!(McpPresets))]
+    pub mcp_presets: McpPresets,
 }
 
 /// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
@@ -512,6 +525,7 @@ impl From<ServeArgs> for Settings {
                 max_secs: args.key_max_lifetime_secs,
                 default_secs: args.key_default_lifetime_secs,
             },
+            mcp_presets: args.mcp_presets,
         }
     }
 }

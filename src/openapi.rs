@@ -73,6 +73,8 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::project_api_keys::delete,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
+        crate::routes::mcp::toggle_admin_key,
+        crate::routes::mcp::toggle_project_key,
     ),
     components(schemas(
         json::AdminApiKey,
@@ -138,6 +140,9 @@ use crate::routes::list::{List, MAX_LIMIT};
         crate::routes::project_api_keys::json::OwnerServiceAccountJson,
         crate::routes::project_api_keys::json::OwnerProjectAccess,
         crate::routes::project_api_keys::json::OwnerType,
+        crate::routes::mcp::McpPolicyJson,
+        crate::routes::mcp::McpPolicyRequest,
+        crate::routes::mcp::McpToggleRequest,
         ErrorResponse,
         ErrorBody,
         crate::routes::health::ProbeStatus,

@@ -14,6 +14,7 @@ diesel::table! {
         enabled -> Bool,
         rotated_to -> Nullable<Text>,
         permissions -> Text,
+        mcp -> Text,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         expires_at -> Nullable<BigInt>,
         enabled -> Bool,
+        mcp -> Text,
     }
 }
 

@@ -59,7 +59,8 @@ impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::metrics::install();
         let queries = QueryCounter::default();
-        let cache = Arc::new(Cache::new(settings.cache));
+        let cache =
+            Arc::new(Cache::new(settings.cache).with_mcp_presets(settings.mcp_presets.clone()));
         let (backend, database) =
             crate::telemetry::database_for_log(&DatabaseTarget::parse(&settings.database_url)?);
         tracing::info!(backend = %backend, database = %database, "database");

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::{Cache, FillTicket};
 use crate::domain::secret::KeyDigest;
-use crate::domain::{Permissions, Scopes};
+use crate::domain::{McpPolicy, McpPresets, Permissions, Scopes};
 use crate::metrics::{self, CacheName};
 use crate::models::admin_api_key::AuthRecord;
 use crate::models::user::User;
@@ -32,14 +32,17 @@ pub struct CachedKey {
     pub permissions: Permissions,
     pub enabled: bool,
     pub expires_at: Option<i64>,
+    /// The key's effective MCP policy (its preset resolved), for MCP checks.
+    pub mcp: McpPolicy,
     cached_at: i64,
     /// The latest second this key was seen in, so usage is recorded once per key per second.
     last_seen: AtomicI64,
 }
 
 impl CachedKey {
-    pub fn new(record: AuthRecord, owner: User, now: i64) -> Self {
+    pub fn new(record: AuthRecord, owner: User, now: i64, presets: &McpPresets) -> Self {
         Self {
+            mcp: record.mcp.effective(presets),
             scopes: record.scopes.intersect(owner.role().ceiling()),
             permissions: record.permissions.within(&owner.permissions),
             key_id: record.id,
@@ -111,7 +114,7 @@ impl Cache {
             self.admit(ticket, None, |_| self.unknown.insert(digest, now));
             return None;
         };
-        let key = Arc::new(CachedKey::new(record, owner, now));
+        let key = Arc::new(CachedKey::new(record, owner, now, self.mcp_presets()));
         self.admit(ticket, Some(&key.key_id), |guarded| {
             self.unknown.remove(&digest);
             self.index(guarded, &key.key_id, digest, Some(&key.owner.id), None);
@@ -139,6 +142,7 @@ mod tests {
                     .collect(),
                 enabled: true,
                 permissions: Permissions::default(),
+                mcp: McpPolicy::default(),
             },
             User {
                 id: "user_1".to_owned(),
@@ -327,11 +331,11 @@ mod tests {
     #[test]
     fn a_readers_key_holds_only_the_read_scopes_it_was_granted() {
         let (record, owner) = owned_by("key_a", "user_a", "reader").unwrap();
-        let key = CachedKey::new(record, owner, 100);
+        let key = CachedKey::new(record, owner, 100, &McpPresets::default());
         assert_eq!(key.scopes, crate::domain::Role::Reader.ceiling());
         let (record, owner) = owned_by("key_a", "user_a", "owner").unwrap();
         assert_eq!(
-            CachedKey::new(record, owner, 100).scopes,
+            CachedKey::new(record, owner, 100, &McpPresets::default()).scopes,
             crate::domain::Scopes::all()
         );
     }
@@ -343,10 +347,10 @@ mod tests {
             .into_iter()
             .collect();
         owner.permissions = ["billing:read".to_owned()].into_iter().collect();
-        let key = CachedKey::new(record.clone(), owner.clone(), 100);
+        let key = CachedKey::new(record.clone(), owner.clone(), 100, &McpPresets::default());
         assert_eq!(key.permissions.to_db(), "billing:read");
         owner.permissions = Permissions::default();
-        let key = CachedKey::new(record, owner, 100);
+        let key = CachedKey::new(record, owner, 100, &McpPresets::default());
         assert!(key.permissions.is_empty());
         assert!(key.has_access(), "it still holds the read scopes");
     }
@@ -362,7 +366,7 @@ mod tests {
     #[test]
     fn usage_is_noted_once_per_second() {
         let (record, owner) = found("key_a").unwrap();
-        let key = CachedKey::new(record, owner, 100);
+        let key = CachedKey::new(record, owner, 100, &McpPresets::default());
         assert!(key.first_use_in(100));
         assert!(!key.first_use_in(100));
         assert!(key.first_use_in(101));

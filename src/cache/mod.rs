@@ -177,6 +177,9 @@ pub struct Cache {
     doubted: std::sync::atomic::AtomicBool,
     /// Set by [`Cache::watched`]: without a listener, a watcher syncs the caches instead.
     watched: std::sync::atomic::AtomicBool,
+    /// The MCP presets (`MCP_PRESETS`): cached keys carry their policy with the preset
+    /// resolved, so an MCP check reads nothing else.
+    mcp_presets: crate::domain::McpPresets,
 }
 
 /// The set of live hashes, and whether it can be trusted to say which hashes are not live.
@@ -246,7 +249,19 @@ impl Cache {
             sync: tokio::sync::Notify::new(),
             doubted: std::sync::atomic::AtomicBool::new(false),
             watched: std::sync::atomic::AtomicBool::new(false),
+            mcp_presets: crate::domain::McpPresets::default(),
         }
+    }
+
+    /// The same caches, resolving MCP presets with `presets` (set before any fill).
+    pub fn with_mcp_presets(mut self, presets: crate::domain::McpPresets) -> Self {
+        self.mcp_presets = presets;
+        self
+    }
+
+    /// The MCP presets keys' policies are resolved with.
+    pub fn mcp_presets(&self) -> &crate::domain::McpPresets {
+        &self.mcp_presets
     }
 
     /// Applies one invalidation.

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::{Cache, FillTicket};
-use crate::domain::Permissions;
 use crate::domain::secret::KeyDigest;
+use crate::domain::{McpPolicy, McpPresets, Permissions};
 use crate::metrics::{self, CacheName};
 use crate::models::project_api_key::{KeyOwner, ProjectAuthRecord};
 
@@ -32,14 +32,17 @@ pub struct CachedProjectKey {
     pub created_at: i64,
     /// Whether the owner may use the project (see `ProjectAuthRecord`).
     pub owner_has_access: bool,
+    /// The key's effective MCP policy (its preset resolved), for MCP checks.
+    pub mcp: McpPolicy,
     cached_at: i64,
     /// The latest second this key was seen in, so usage is recorded once per key per second.
     last_seen: AtomicI64,
 }
 
 impl CachedProjectKey {
-    pub fn new(record: ProjectAuthRecord, now: i64) -> Self {
+    pub fn new(record: ProjectAuthRecord, now: i64, presets: &McpPresets) -> Self {
         Self {
+            mcp: record.mcp.effective(presets),
             scopes_header: record.scopes.to_db(),
             key_id: record.id,
             project_id: record.project_id,
@@ -108,7 +111,7 @@ impl Cache {
             self.admit(ticket, None, |_| self.unknown.insert(digest, now));
             return None;
         };
-        let key = Arc::new(CachedProjectKey::new(record, now));
+        let key = Arc::new(CachedProjectKey::new(record, now, self.mcp_presets()));
         self.admit(ticket, Some(&key.key_id), |guarded| {
             self.unknown.remove(&digest);
             let user = match &key.owner {
@@ -139,6 +142,7 @@ mod tests {
             expires_at: None,
             created_at: 1,
             owner_has_access: true,
+            mcp: McpPolicy::default(),
         }
     }
 

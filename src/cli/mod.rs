@@ -42,7 +42,7 @@ pub fn keys(command: KeysCommand) -> Result<(), String> {
             let keys = all_keys(&mut conn).map_err(|e| error_chain(&e))?;
             let shown: Vec<AdminApiKey> = keys
                 .into_iter()
-                .map(|(row, owner)| AdminApiKey::stored(row, owner))
+                .map(|(row, owner)| AdminApiKey::stored(row, owner, &mcp_presets()))
                 .collect();
             if args.json {
                 print_json(&List::new(shown, false, |key| &key.id))
@@ -212,12 +212,21 @@ fn all_users(conn: &mut DbConnection) -> diesel::QueryResult<Vec<User>> {
 
 fn print_key(args: &ReadArgs, key: KeyWithOwner) -> Result<(), String> {
     let (row, owner) = key;
-    let shown = AdminApiKey::stored(row, owner);
+    let shown = AdminApiKey::stored(row, owner, &mcp_presets());
     if args.json {
         print_json(&shown)
     } else {
         print_key_table(std::slice::from_ref(&shown))
     }
+}
+
+/// The MCP presets keys are shown with: those of `MCP_PRESETS` as the server reads it (the
+/// built-in ones when it is unset or malformed).
+fn mcp_presets() -> crate::domain::McpPresets {
+    std::env::var("MCP_PRESETS")
+        .ok()
+        .and_then(|raw| crate::domain::McpPresets::parse(&raw).ok())
+        .unwrap_or_default()
 }
 
 fn print_key_table(keys: &[AdminApiKey]) -> Result<(), String> {

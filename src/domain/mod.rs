@@ -7,6 +7,7 @@
 mod email;
 pub mod idempotency;
 mod lifetime;
+pub mod mcp;
 mod member;
 pub mod model;
 mod name;
@@ -23,6 +24,7 @@ pub use lifetime::{
     Expiry, KeyLifetime, LifetimePolicy, MAX_EXPIRES_IN_SECONDS, MAX_OVERLAP_SECONDS, Overlap,
     only_earlier,
 };
+pub use mcp::{McpPolicy, McpPresets};
 pub use member::{MAX_PERSON_NAME_CHARS, PersonName, derived_name};
 pub use model::BodyModel;
 pub use name::{KeyName, MAX_NAME_CHARS};

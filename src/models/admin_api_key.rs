@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
 use crate::db::DbConnection;
-use crate::domain::{Permissions, Scope, Scopes};
+use crate::domain::{McpPolicy, Permissions, Scope, Scopes};
 use crate::models::user::User;
 use crate::schema::{admin_api_keys, users};
 
@@ -32,6 +32,8 @@ pub struct AdminApiKeyRow {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// A key to insert (enabled).
@@ -47,6 +49,7 @@ pub struct NewAdminApiKey<'a> {
     pub expires_at: Option<i64>,
     pub scopes: Scopes,
     pub permissions: Permissions,
+    pub mcp: &'a McpPolicy,
 }
 
 /// A partial update: `None` leaves a column as it is.
@@ -59,6 +62,7 @@ pub struct KeyChanges {
     pub permissions: Option<Permissions>,
     /// Only ever earlier (`services::keys::update`).
     pub expires_at: Option<i64>,
+    pub mcp: Option<McpPolicy>,
 }
 
 impl KeyChanges {
@@ -68,6 +72,7 @@ impl KeyChanges {
             && self.scopes.is_none()
             && self.permissions.is_none()
             && self.expires_at.is_none()
+            && self.mcp.is_none()
     }
 }
 
@@ -82,6 +87,8 @@ pub struct AuthRecord {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// A key with its owner, as the API shows it.
@@ -185,6 +192,7 @@ pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<
             scopes,
             enabled,
             permissions,
+            mcp,
         ))
         .get_result(conn)
 }
@@ -268,6 +276,7 @@ pub struct Listed {
     pub scopes: Scopes,
     pub enabled: bool,
     pub permissions: Permissions,
+    pub mcp: McpPolicy,
 }
 
 impl Listed {
@@ -280,6 +289,7 @@ impl Listed {
             && self.scopes == row.scopes
             && self.enabled == row.enabled
             && self.permissions == row.permissions
+            && self.mcp == row.mcp
     }
 }
 
@@ -443,6 +453,7 @@ pub fn list_page(
         scopes,
         enabled,
         permissions,
+        mcp,
     );
     keys_page!(conn, admin_api_keys, columns, after, order, limit, filter)
 }
@@ -478,6 +489,7 @@ pub fn numbered_page(
         scopes,
         enabled,
         permissions,
+        mcp,
     );
     numbered_page!(conn, admin_api_keys, columns, order, offset, limit, filter)
 }

@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::domain::Permissions;
+use crate::domain::{McpPolicy, Permissions};
 use crate::models::user::User;
 use crate::schema::{project_api_keys, project_users, projects, service_accounts, users};
 
@@ -26,6 +26,8 @@ pub struct ProjectApiKeyRow {
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub enabled: bool,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// A key to insert (enabled).
@@ -42,6 +44,7 @@ pub struct NewProjectApiKey<'a> {
     pub scopes: &'a Permissions,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub mcp: &'a McpPolicy,
 }
 
 /// Who owns a project key.
@@ -92,6 +95,8 @@ pub struct ProjectAuthRecord {
     /// Whether the owner may use the project now: the project is not archived, and the
     /// member is still in it and enabled (a service account that exists always may).
     pub owner_has_access: bool,
+    /// The MCP policy as stored (its preset not resolved).
+    pub mcp: McpPolicy,
 }
 
 /// The owner of a key as the key object shows it.
@@ -161,6 +166,7 @@ pub fn find_auth_record(
         expires_at: row.expires_at,
         created_at: row.created_at,
         owner_has_access,
+        mcp: row.mcp,
     }))
 }
 
@@ -358,4 +364,21 @@ pub fn hashes_page(
 /// How many project keys are stored.
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     project_api_keys::table.count().get_result(conn)
+}
+
+/// Sets the MCP policy of the key `id` of `project_id`; returns whether it exists.
+pub fn set_mcp(
+    conn: &mut DbConnection,
+    project_id: &str,
+    id: &str,
+    mcp: &McpPolicy,
+) -> QueryResult<bool> {
+    diesel::update(
+        project_api_keys::table
+            .filter(project_api_keys::project_id.eq(project_id))
+            .filter(project_api_keys::id.eq(id)),
+    )
+    .set(project_api_keys::mcp.eq(mcp))
+    .execute(conn)
+    .map(|updated| updated > 0)
 }

@@ -33,6 +33,14 @@
 //! - 200 with an empty body and the `X-Api-Key-*` headers for the upstream; 401 (with
 //!   `WWW-Authenticate: Bearer`) and the codes of this service's own authentication; 403
 //!   `missing_permission`, which names no permission (the list may come from the client).
+//! - MCP (an extension): when the gateway names an MCP server instance, project, tool or
+//!   whether the tool is read-only (`mcp_instance`, `mcp_project`, `mcp_tool`,
+//!   `mcp_read_only`, or the `X-Mcp-*` headers), the key's effective MCP policy (cached with
+//!   the key: no database statement) must allow it: 403 `mcp_paused`,
+//!   `mcp_instance_not_allowed`, `mcp_project_not_allowed`, `mcp_tool_not_allowed` or
+//!   `mcp_read_only` otherwise. A forwarded JSON-RPC body's `tools/call` names the tool too
+//!   (read within the same bound as `model`, never required). A request with none of these
+//!   is checked exactly as before (see `domain::mcp`).
 //! - `/forward-auth/<anything>` is the same check for proxies that append the original path
 //!   (Envoy's `path_prefix`): there the path and the query parameters other than `permission`
 //!   and `project` belong to the original request and are ignored.
@@ -50,6 +58,7 @@ use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::metrics::{self, Via};
 use crate::model_limits::quota_headers;
+use crate::routes::mcp::McpAsked;
 use crate::services::request_limits;
 use crate::state::AppState;
 
@@ -111,6 +120,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
          description = "The model the request is for, set by the proxy; must agree with `model` and with a forwarded body's `model`."),
         ("project" = Option<Vec<String>>, Query, explode = true,
          description = "A project whose keys may pass; repeat for several. When given, only project keys of one of them pass (admin keys do not)."),
+        ("mcp_instance" = Option<String>, Query,
+         description = "MCP check: the MCP server instance the request goes to. Any `mcp_*` parameter or `X-Mcp-*` header makes the check an MCP check, refused while the key's MCP access is paused."),
+        ("mcp_project" = Option<String>, Query,
+         description = "MCP check: the project of that MCP server."),
+        ("mcp_tool" = Option<String>, Query,
+         description = "MCP check: the tool called. A forwarded JSON-RPC `tools/call` body names it too; they must agree."),
+        ("mcp_read_only" = Option<bool>, Query,
+         description = "MCP check: whether the MCP server marks the tool read-only (`readOnlyHint`). A read-only key is refused a called tool unless this is `true`."),
+        ("X-Mcp-Instance" = Option<String>, Header, description = "As `mcp_instance`, set by a gateway (the only MCP source on `/forward-auth/{path}`)."),
+        ("X-Mcp-Project" = Option<String>, Header, description = "As `mcp_project`."),
+        ("X-Mcp-Tool" = Option<String>, Header, description = "As `mcp_tool`."),
+        ("X-Mcp-Read-Only" = Option<String>, Header, description = "As `mcp_read_only`."),
     ),
     responses(
         (status = 200, description = "The key is good and holds every required permission; pass the request on.",
@@ -125,9 +146,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
              ("x-ratelimit-remaining-requests" = u64, description = "Requests left in that budget."),
              ("x-ratelimit-reset-requests" = String, description = "Until that budget is full again, as OpenAI writes it (`20ms`, `6m0s`)."),
          )),
-        (status = 400, description = "A required permission, project or model (from the proxy's configuration) is not valid, the query has a parameter other than `permission`, `project` and `model`, the model sources disagree (`ambiguous_model`), or a forwarded body is too large to tell its model (`model_unreadable`).", body = crate::error::ErrorResponse),
+        (status = 400, description = "A required permission, project or model (from the proxy's configuration) is not valid, the query has a parameter other than `permission`, `project` and `model`, the model sources disagree (`ambiguous_model`), or a forwarded body is too large to tell its model (`model_unreadable`); for an MCP check, an `mcp_*` value or header is malformed (`invalid_mcp_parameter`), its sources disagree (`ambiguous_mcp_parameter`), or the body is too large to tell its tool (`mcp_tool_unreadable`).", body = crate::error::ErrorResponse),
         (status = 401, description = "No key, or one that is malformed, unknown, deleted, disabled, expired, whose owner is disabled or (a project key) whose owner lost access to the project, or two different keys (codes `missing_api_key`, `invalid_api_key`, `api_key_disabled`, `api_key_expired`, `user_disabled`, `owner_inactive`, `multiple_api_keys`, `multiple_authorization_headers`). Comes with `WWW-Authenticate: Bearer`.", body = crate::error::ErrorResponse),
-        (status = 403, description = "The key lacks a required permission (`missing_permission`), is not a key of a project the location allows (`wrong_project`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`).", body = crate::error::ErrorResponse),
+        (status = 403, description = "The key lacks a required permission (`missing_permission`), is not a key of a project the location allows (`wrong_project`), or can do nothing at all: no effective scope and no effective permission (`no_effective_access`). An MCP check refuses with `mcp_paused`, `mcp_instance_not_allowed`, `mcp_project_not_allowed`, `mcp_tool_not_allowed` or `mcp_read_only`.", body = crate::error::ErrorResponse),
         (status = 429, description = "The project's request limit for the model is spent (`rate_limit_exceeded`, with `Retry-After` and the `x-ratelimit-*-requests` headers), or this client presented too many unknown keys.", body = crate::error::ErrorResponse,
          headers(("Retry-After" = u64, description = "Seconds to wait."))),
         (status = 500, response = crate::error::responses::ServerError),
@@ -145,8 +166,10 @@ pub async fn forward_auth(
     let required = required_permissions(&req, &mut query)?;
     let projects = allowed_projects(&mut query)?;
     let model = query_model(&mut query)?;
+    let mcp = McpAsked::from_request(&req, Some(&mut query))?;
     query.finish()?;
     let response = let_through(&key, &required, &projects)?;
+    let body = check_mcp(&key, mcp, Forwarded::Unread(body)).await?;
     limit_requests(&state, &req, &key, model, body, response).await
 }
 
@@ -163,9 +186,48 @@ async fn forward_auth_any_path(
     let mut query = QueryParams::parse(req.query_string())?;
     let required = required_permissions(&req, &mut query)?;
     let projects = allowed_projects(&mut query)?;
-    // `model` in this query is the original request's, which its client controls.
+    // `model` in this query is the original request's, which its client controls; so are
+    // its `mcp_*` parameters: only the gateway's `X-Mcp-*` headers count here.
+    let mcp = McpAsked::from_request(&req, None)?;
     let response = let_through(&key, &required, &projects)?;
+    let body = check_mcp(&key, mcp, Forwarded::Unread(body)).await?;
     limit_requests(&state, &req, &key, None, body, response).await
+}
+
+/// The forwarded body: not read yet, or read (`None`: larger than [`MAX_BODY_SCAN_BYTES`]).
+enum Forwarded {
+    Unread(web::Payload),
+    Read(Option<web::BytesMut>),
+}
+
+impl Forwarded {
+    async fn bytes(self) -> Result<Option<web::BytesMut>, ApiError> {
+        match self {
+            Self::Unread(body) => read_bounded(body).await,
+            Self::Read(bytes) => Ok(bytes),
+        }
+    }
+}
+
+/// The MCP check, when the gateway asks one (`asked`): the key's effective MCP policy (from
+/// the cache, as the rest of the verdict) against the instance, project and tool named, the
+/// tool also read from a forwarded JSON-RPC body. Without `asked`, nothing is done.
+async fn check_mcp(
+    key: &Verdict,
+    asked: Option<McpAsked>,
+    body: Forwarded,
+) -> Result<Forwarded, ApiError> {
+    let Some(asked) = asked else {
+        return Ok(body);
+    };
+    let bytes = body.bytes().await?;
+    let call = asked.call(bytes.as_deref())?;
+    let policy = match key {
+        Verdict::Admin(key) => &key.mcp,
+        Verdict::Project(key) => &key.mcp,
+    };
+    crate::routes::mcp::check(policy, &call)?;
+    Ok(Forwarded::Read(bytes))
 }
 
 /// `?model=`: the model the proxy says the request is for. Given twice or empty (a templated
@@ -192,7 +254,7 @@ async fn limit_requests(
     req: &HttpRequest,
     key: &Verdict,
     query_model: Option<ModelName>,
-    body: web::Payload,
+    body: Forwarded,
     mut response: HttpResponse,
 ) -> Result<HttpResponse, ApiError> {
     let Verdict::Project(key) = key else {
@@ -222,14 +284,14 @@ const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
 async fn requested_model(
     req: &HttpRequest,
     query_model: Option<ModelName>,
-    body: web::Payload,
+    body: Forwarded,
 ) -> Result<Option<ModelName>, ApiError> {
     let named = proxy_named_model(req, query_model)?;
     let complete = !req
         .headers()
         .get(PARTIAL_BODY)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    let in_body = match read_bounded(body).await? {
+    let in_body = match body.bytes().await? {
         Some(bytes) => model_in_body(&bytes, complete),
         None => BodyModel::Unreadable,
     };

@@ -9,7 +9,9 @@
 //! costs one per TTL (then the negative cache answers). A project key's answer is built from
 //! the cache alone: it carries no `key` object. Whatever makes a token
 //! unusable, the answer is `{"active": false}` with no reason. Introspecting an active key
-//! counts as a use of it for `last_used_at`.
+//! counts as a use of it for `last_used_at`. Every active answer carries the key's effective
+//! MCP policy (`mcp`, from the cache), so an MCP server acting as an RFC 7662 resource server
+//! can enforce it.
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
@@ -101,6 +103,10 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::routes::admin_api_keys::json::AdminApiKey>)]
     pub key: Option<Box<RawValue>>,
+    /// The key's effective MCP policy (its preset resolved), for an MCP server that enforces
+    /// it itself: `active: false` means refuse every MCP request of this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::routes::mcp::McpPolicyJson>,
 }
 
 impl Introspection {
@@ -117,6 +123,7 @@ impl Introspection {
             iat: None,
             exp: None,
             key: None,
+            mcp: None,
         }
     }
 }
@@ -181,7 +188,7 @@ async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, Api
     let Some(view) = view_of(state, &key.key_id).await? else {
         return Ok(Introspection::inactive());
     };
-    let body = view_body(&view, &state.usage)?;
+    let body = view_body(&view, &state.usage, state.cache.mcp_presets())?;
     let object = std::str::from_utf8(&body)
         .ok()
         .and_then(|text| RawValue::from_string(text.to_owned()).ok())
@@ -199,6 +206,7 @@ async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, Api
         iat: Some(view.key.0.created_at),
         exp: key.expires_at,
         key: Some(object),
+        mcp: Some(key.mcp.clone().into()),
     })
 }
 
@@ -216,5 +224,6 @@ fn describe_project(key: &ProjectKey) -> Introspection {
         iat: Some(key.created_at),
         exp: key.expires_at,
         key: None,
+        mcp: Some(key.mcp.clone().into()),
     }
 }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod introspect;
 pub mod invites;
 pub mod list;
+pub mod mcp;
 pub mod metrics;
 pub mod project_api_keys;
 pub mod projects;
@@ -35,7 +36,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(invites::routes)
             .configure(projects::routes)
             .configure(service_accounts::routes)
-            .configure(project_api_keys::routes),
+            .configure(project_api_keys::routes)
+            .configure(mcp::routes),
     )
     .configure(introspect::routes)
     .configure(forward_auth::routes);

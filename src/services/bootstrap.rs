@@ -112,6 +112,7 @@ pub fn create_owner_with(
             scopes: first.scopes,
             permissions: first.permissions,
             expires_at: first.lifetime.expires_at(now),
+            mcp: crate::domain::McpPolicy::everything(),
         };
         keys::issue(conn, &actor, spec, now)
     })?;

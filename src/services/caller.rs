@@ -23,7 +23,7 @@
 use crate::audit::{Actor, Origin};
 use crate::auth::{self, AdminKey};
 use crate::db::DbConnection;
-use crate::domain::{Permissions, Scope, Scopes};
+use crate::domain::{McpPolicy, Permissions, Scope, Scopes};
 use crate::error::ApiError;
 use crate::models::admin_api_key::{self, RowLock};
 use crate::models::user::{self, User};
@@ -90,6 +90,9 @@ pub struct Caller {
     pub permissions: Permissions,
     /// The key's owner, or the operator's session user.
     pub owner: User,
+    /// The key's MCP policy as stored (every MCP access for an operator); see
+    /// `services::mcp` for what it lets the caller grant.
+    pub mcp: McpPolicy,
     /// Where the request came from (empty for an operator).
     pub origin: Origin,
 }
@@ -211,6 +214,7 @@ pub fn authorize<'a>(
                 scopes,
                 permissions: record.permissions.within(&owner.permissions),
                 owner,
+                mcp: record.mcp,
                 origin: key.origin(),
             })
         }
@@ -222,6 +226,7 @@ pub fn authorize<'a>(
                 scopes: Scopes::all(),
                 permissions: Permissions::all(),
                 owner,
+                mcp: McpPolicy::everything(),
                 origin: Origin::default(),
             })
         }

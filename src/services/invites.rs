@@ -417,6 +417,8 @@ pub fn accept(
         // Permissions are the operator's to hand out, key by key: a first key has none.
         permissions: Permissions::default(),
         expires_at: acceptance.first_key_expires_at,
+        // As its scopes (the role's), not the inviter's: every MCP access.
+        mcp: crate::domain::McpPolicy::default(),
     };
     let issued = keys::issue(conn, &actor, spec, now)?;
     let created = Invalidation::created(&issued.secret);

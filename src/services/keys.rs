@@ -7,9 +7,11 @@
 use crate::audit::{self, Actor, AuditEvent, KeyChangesRequested};
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
+use crate::domain::mcp::McpRequest;
 use crate::domain::secret::{self, ApiKeySecret};
 use crate::domain::{
-    Expiry, KeyLifetime, KeyName, LifetimePolicy, Overlap, Permissions, Scope, Scopes, only_earlier,
+    Expiry, KeyLifetime, KeyName, LifetimePolicy, McpPolicy, Overlap, Permissions, Scope, Scopes,
+    only_earlier,
 };
 use crate::error::ApiError;
 use crate::ids;
@@ -41,6 +43,8 @@ pub struct NewKey {
     pub owner_id: Option<String>,
     /// Each covered by the caller's own; `None` means none.
     pub permissions: Option<Permissions>,
+    /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
+    pub mcp: McpRequest,
 }
 
 /// What an update asks for; at least one field is set.
@@ -53,6 +57,8 @@ pub struct KeyUpdate {
     /// A new, earlier `expires_at`: after now, within the lifetime policy, never later than
     /// the key's current one (an update shortens a key's life and never extends it).
     pub expires_at: Option<i64>,
+    /// A change of the MCP policy, over the key's own.
+    pub mcp: McpRequest,
 }
 
 /// The 404 for a key id that does not exist.
@@ -103,6 +109,7 @@ pub fn create<'a>(
     let permissions = new.permissions.unwrap_or_default();
     caller.may_grant_permissions(&permissions)?;
     within_ceiling(&permissions, &owner)?;
+    let mcp = crate::services::mcp::new_key_policy(&caller, &new.mcp)?;
     let issued = issue(
         conn,
         &caller.actor(),
@@ -112,6 +119,7 @@ pub fn create<'a>(
             scopes,
             permissions,
             expires_at: new.expires_at,
+            mcp,
         },
         now,
     )?;
@@ -159,19 +167,33 @@ pub fn within_ceiling(permissions: &Permissions, owner: &User) -> Result<(), Api
     }
 }
 
-/// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
-/// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
-/// gives the successor the lifetime the old key was given, within `policy`. A key is replaced once: rotating
-/// it again while its successor exists is a 409 naming the successor.
+/// What a rotation asks for: the successor's lifetime (`None`: the lifetime the old key was
+/// given), within the organisation's `policy`, and how long the old key overlaps it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub lifetime: Option<KeyLifetime>,
+    pub overlap: Overlap,
+    pub policy: LifetimePolicy,
+}
+
+/// A successor of the key `key_id` (same name, owner, scopes and MCP policy, checked against
+/// `presets`) and the end of the old one after the overlap. The caller must hold every scope
+/// of the rotated key. A key is replaced once: rotating it again while its successor exists
+/// is a 409 naming the successor.
 pub fn rotate<'a>(
     conn: &mut DbConnection,
     who: impl Into<Principal<'a>>,
     key_id: &str,
-    lifetime: Option<KeyLifetime>,
-    overlap: Overlap,
-    policy: &LifetimePolicy,
+    asked: Rotation,
+    presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
+    let Rotation {
+        lifetime,
+        overlap,
+        policy,
+    } = asked;
+    let policy = &policy;
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
@@ -187,6 +209,7 @@ pub fn rotate<'a>(
         let (old, owner) = admin_api_key::find(conn, key_id)?.ok_or_else(|| no_such_key(key_id))?;
         caller.may_grant(old.scopes)?;
         caller.may_grant_permissions(&old.permissions.within(&owner.permissions))?;
+        crate::services::mcp::may_grant(&caller, &old.mcp, presets)?;
         // The successor's secret goes to the caller: a key of another user is theirs to
         // rotate only with `users.write`, as making one for them would be.
         if owner.id != caller.owner.id {
@@ -213,6 +236,7 @@ pub fn rotate<'a>(
                 scopes: old.scopes,
                 permissions: old.permissions.clone(),
                 expires_at,
+                mcp: old.mcp.clone(),
             },
             now,
         )?;
@@ -259,8 +283,11 @@ pub fn update<'a>(
         scopes: update.scopes,
         permissions: update.permissions,
         expires_at: update.expires_at,
+        mcp: None,
     };
+    let mcp_request = update.mcp;
     let who = who.into();
+    let mut changes = changes;
     keep_an_admin(conn, now, Guarded::Key("change"), who.guarded(), |conn| {
         let caller = authorize(
             conn,
@@ -282,6 +309,7 @@ pub fn update<'a>(
         if let Some(at) = changes.expires_at {
             only_earlier(at, target.expires_at)?;
         }
+        changes.mcp = crate::services::mcp::changed_policy(&caller, &target.mcp, &mcp_request)?;
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;
             caller.may_grant_permissions(&target.permissions.within(&owner.permissions))?;
@@ -302,6 +330,7 @@ pub fn update<'a>(
                 scopes: changes.scopes,
                 permissions: changes.permissions.clone(),
                 expires_at: changes.expires_at,
+                mcp: changes.mcp.clone(),
                 ..Default::default()
             },
         };
@@ -372,6 +401,8 @@ pub(crate) struct Spec<'a> {
     pub scopes: Scopes,
     pub permissions: Permissions,
     pub expires_at: Option<i64>,
+    /// As stored (a preset by name).
+    pub mcp: McpPolicy,
 }
 
 /// The one way a key comes to exist: draws a secret, stores the key under its hash (one
@@ -395,6 +426,7 @@ pub(crate) fn issue(
             expires_at: spec.expires_at,
             scopes: spec.scopes,
             permissions: spec.permissions,
+            mcp: &spec.mcp,
         },
     )?;
     let event = AuditEvent::KeyCreated {
@@ -403,6 +435,7 @@ pub(crate) fn issue(
         scopes: row.scopes,
         permissions: row.permissions.clone(),
         expires_at: row.expires_at,
+        mcp: row.mcp.clone(),
     };
     audit::record(conn, now, actor, &event)?;
     Ok(Issued {

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod idempotency;
 pub mod invites;
 pub mod keys;
+pub mod mcp;
 pub mod project_keys;
 pub mod project_users;
 pub mod projects;

@@ -13,8 +13,9 @@
 use crate::audit::{self, Actor, AuditEvent};
 use crate::cache::Invalidation;
 use crate::db::DbConnection;
+use crate::domain::mcp::McpRequest;
 use crate::domain::secret::{self, ApiKeySecret, KeyFormat};
-use crate::domain::{KeyName, Permissions, Scope};
+use crate::domain::{KeyName, McpPolicy, Permissions, Scope};
 use crate::error::ApiError;
 use crate::ids;
 use crate::models::admin_api_key::RowLock;
@@ -40,6 +41,8 @@ pub struct NewProjectKey {
     pub scopes: Permissions,
     /// When it expires, as the organisation's lifetime policy made it of the request.
     pub expires_at: Option<i64>,
+    /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
+    pub mcp: McpRequest,
 }
 
 /// The owner of a key being made.
@@ -102,12 +105,14 @@ pub fn create_for_member<'a>(
         });
     }
     caller.may_grant_permissions(&new.scopes)?;
+    let mcp = crate::services::mcp::new_key_policy(&caller, &new.mcp)?;
     issue(
         conn,
         &caller.actor(),
         project_id,
         NewKeyOwner::User(user_id),
         &new,
+        &mcp,
         now,
     )
 }
@@ -121,6 +126,7 @@ pub(crate) fn issue(
     project_id: &str,
     owner: NewKeyOwner<'_>,
     new: &NewProjectKey,
+    mcp: &McpPolicy,
     now: i64,
 ) -> Result<Change<IssuedProjectKey>, ApiError> {
     let (format, owner_user_id, service_account_id) = match owner {
@@ -142,6 +148,7 @@ pub(crate) fn issue(
             scopes: &new.scopes,
             created_at: now,
             expires_at: new.expires_at,
+            mcp,
         },
     )?;
     let event = AuditEvent::ProjectKeyCreated {
@@ -149,6 +156,7 @@ pub(crate) fn issue(
         key_id: key_id.clone(),
         name: new.name.as_str().to_owned(),
         scopes: new.scopes.clone(),
+        mcp: mcp.clone(),
     };
     audit::record(conn, now, actor, &event)?;
     let key = project_api_key::find(conn, project_id, &key_id)?

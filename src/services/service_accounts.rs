@@ -97,9 +97,11 @@ pub fn create<'a>(
         name: KeyName::parse("name", FIRST_KEY_NAME)?,
         scopes: Permissions::default(),
         expires_at: first_key_expires_at,
+        mcp: Default::default(),
     };
     let owner = NewKeyOwner::ServiceAccount(&account.id);
-    let issued = project_keys::issue(conn, &actor, project_id, owner, &first, now)?;
+    // The first key has the caller's own MCP policy, as any key made without one.
+    let issued = project_keys::issue(conn, &actor, project_id, owner, &first, &caller.mcp, now)?;
     Ok(issued.map(|key| Created {
         account,
         key: Some(key),
@@ -185,6 +187,7 @@ pub fn create_key<'a>(
         return Err(no_such_service_account(account_id));
     }
     caller.may_grant_permissions(&new.scopes)?;
+    let mcp = crate::services::mcp::new_key_policy(&caller, &new.mcp)?;
     let owner = NewKeyOwner::ServiceAccount(account_id);
-    project_keys::issue(conn, &caller.actor(), project_id, owner, &new, now)
+    project_keys::issue(conn, &caller.actor(), project_id, owner, &new, &mcp, now)
 }

@@ -74,6 +74,8 @@ mod lifecycle;
 mod list;
 mod logs;
 mod look_alikes;
+mod mcp;
+mod mcp_sdk;
 mod member_details;
 mod metrics;
 mod model_rate_limits;

@@ -171,6 +171,16 @@ fn the_document_carries_the_upstream_operation_ids_and_security() {
             "delete",
             "delete-project-api-key",
         ),
+        (
+            "/organization/admin_api_keys/{key_id}/mcp/toggle",
+            "post",
+            "admin-api-keys-mcp-toggle",
+        ),
+        (
+            "/organization/projects/{project_id}/api_keys/{api_key_id}/mcp/toggle",
+            "post",
+            "project-api-keys-mcp-toggle",
+        ),
     ];
     // Accepting an invite needs no admin key: the invite's token is the credential.
     let accept = ("/organization/invites/accept", "post", "accept-invite");

@@ -21,8 +21,9 @@ const BINARY: &str = env!("CARGO_BIN_EXE_admin-api-keys");
 const FIRST: &str = "## First key";
 const END: &str = "### Protecting your other services: forward auth";
 /// The calls of the session that answer an error, in order, as the README says they do: a
-/// reader's key writing (403), and the disabled member's key (401). Any other non-2xx fails.
-const EXPECTED_ERRORS: [&str; 3] = ["403", "401", "429"];
+/// reader's key writing (403), the disabled member's key (401), a spent rate limit (429) and
+/// a paused key's MCP check (403). Any other non-2xx fails.
+const EXPECTED_ERRORS: [&str; 4] = ["403", "401", "429", "403"];
 
 /// The `sh` blocks between [`FIRST`] and [`END`], in order.
 fn session_blocks(readme: &str) -> Vec<String> {

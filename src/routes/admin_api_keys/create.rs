@@ -83,15 +83,19 @@ pub async fn create(
             &fingerprint(&body),
         )
     });
+    let presets = state.cache.mcp_presets().clone();
     let now = state.clock.now();
-    let new = new_key(body, &state.key_lifetime, now)?;
+    let new = new_key(body, &state.key_lifetime, &presets, now)?;
     let by = caller.key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
     let answer = services::write(&state, move |conn| {
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
             keys::create(conn, &caller, new, now)?.try_map(|issued| {
                 let key_id = issued.key.0.id.clone();
-                made(key_id, &AdminApiKeyCreateResponse::issued(issued, &usage))
+                made(
+                    key_id,
+                    &AdminApiKeyCreateResponse::issued(issued, &usage, &presets),
+                )
             })
         })
     })
@@ -129,9 +133,13 @@ fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
         "owner_id": body.owner_id,
         "permissions": body.permissions,
     });
-    // Only when sent, so a request made before `expires_at` existed keeps its fingerprint.
+    // Only when sent, so a request made before `expires_at` and `mcp` existed keeps its
+    // fingerprint.
     if let Some(at) = body.expires_at {
         fields["expires_at"] = at.into();
+    }
+    if let Some(mcp) = &body.mcp {
+        fields["mcp"] = serde_json::json!(mcp);
     }
     fields
 }
@@ -140,10 +148,12 @@ fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
 fn new_key(
     body: CreateAdminApiKeyRequest,
     policy: &LifetimePolicy,
+    presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<keys::NewKey, ApiError> {
     let asked = Expiry::parse(body.expires_in_seconds, body.expires_at)?;
     Ok(keys::NewKey {
+        mcp: crate::routes::mcp::requested(body.mcp, presets)?,
         name: KeyName::required("name", body.name.as_deref())?,
         expires_at: policy.expires_at(asked, now)?,
         scopes: requested_scopes(body.scopes)?,

@@ -8,6 +8,7 @@ use actix_web::web::Bytes;
 
 use crate::cache::CachedView;
 use crate::cache::usage::UsageTracker;
+use crate::domain::McpPresets;
 use crate::domain::{
     MAX_EXPIRES_IN_SECONDS, MAX_NAME_CHARS, MAX_OVERLAP_SECONDS, MAX_PERMISSIONS, Permissions,
     Scope,
@@ -16,6 +17,7 @@ use crate::error::ApiError;
 use crate::extract::RequestBody;
 use crate::models::admin_api_key::{AdminApiKeyRow, KeyWithOwner};
 use crate::models::user::User;
+use crate::routes::mcp::{McpPolicyJson, McpPolicyRequest, expects_mcp};
 use crate::services::keys::Issued;
 
 /// Always `organization.admin_api_key`.
@@ -63,6 +65,8 @@ pub struct AdminApiKey {
     /// strings this service does not interpret, a trailing `*` making a prefix pattern.
     #[schema(value_type = Vec<String>, example = json!(["billing:read", "reports:*"]))]
     pub permissions: Permissions,
+    /// What the key may do on MCP servers (an extension), its preset resolved.
+    pub mcp: McpPolicyJson,
 }
 
 /// The user a key belongs to. A key made through the API belongs to the owner of the key that
@@ -173,6 +177,10 @@ pub struct CreateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, max_items = 64)]
     pub permissions: Option<Vec<String>>,
+    /// The key's MCP policy (an extension); fields left out are the calling key's own.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 /// Body of an update: every field is optional and absent fields keep their value.
@@ -205,6 +213,10 @@ pub struct UpdateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// Changes to the key's MCP policy (an extension); fields left out keep their value.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateAdminApiKeyRequest {
@@ -215,6 +227,7 @@ impl RequestBody for CreateAdminApiKeyRequest {
         "owner_id",
         "permissions",
         "expires_at",
+        "mcp",
     ];
 
     fn expects(field: &str) -> String {
@@ -224,14 +237,21 @@ impl RequestBody for CreateAdminApiKeyRequest {
             "expires_at" => expects_expiry(),
             "owner_id" => "a user id (`user_` and 24 letters or digits)".to_owned(),
             "permissions" => expects_permissions(),
+            "mcp" => expects_mcp(),
             _ => expects_scopes(),
         }
     }
 }
 
 impl RequestBody for UpdateAdminApiKeyRequest {
-    const FIELDS: &'static [&'static str] =
-        &["name", "enabled", "scopes", "permissions", "expires_at"];
+    const FIELDS: &'static [&'static str] = &[
+        "name",
+        "enabled",
+        "scopes",
+        "permissions",
+        "expires_at",
+        "mcp",
+    ];
 
     fn expects(field: &str) -> String {
         match field {
@@ -239,6 +259,7 @@ impl RequestBody for UpdateAdminApiKeyRequest {
             "expires_at" => expects_expiry(),
             "enabled" => "`true` or `false`".to_owned(),
             "permissions" => expects_permissions(),
+            "mcp" => expects_mcp(),
             _ => expects_scopes(),
         }
     }
@@ -330,15 +351,16 @@ pub enum KeyStatusParam {
 
 impl AdminApiKey {
     /// The wire form of a stored key, with this process's latest unflushed use folded in.
-    pub fn shown((row, owner): KeyWithOwner, usage: &UsageTracker) -> Self {
-        let mut shown = Self::stored(row, owner);
+    pub fn shown((row, owner): KeyWithOwner, usage: &UsageTracker, presets: &McpPresets) -> Self {
+        let mut shown = Self::stored(row, owner, presets);
         shown.last_used_at = usage.overlay(&shown.id, shown.last_used_at);
         shown
     }
 
     /// The wire form of a stored key exactly as stored.
-    pub fn stored(row: AdminApiKeyRow, owner: User) -> Self {
+    pub fn stored(row: AdminApiKeyRow, owner: User, presets: &McpPresets) -> Self {
         Self {
+            mcp: McpPolicyJson::shown(&row.mcp, presets),
             object: AdminApiKeyObject::AdminApiKey,
             last_used_at: row.last_used_at,
             id: row.id,
@@ -368,29 +390,36 @@ impl From<User> for Owner {
 }
 
 /// A key's body as stored (no overlay), for the view cache.
-pub fn render_stored(key: KeyWithOwner) -> Result<(KeyWithOwner, Bytes), ApiError> {
-    let stored = AdminApiKey::stored(key.0.clone(), key.1.clone());
+pub fn render_stored(
+    key: KeyWithOwner,
+    presets: &McpPresets,
+) -> Result<(KeyWithOwner, Bytes), ApiError> {
+    let stored = AdminApiKey::stored(key.0.clone(), key.1.clone(), presets);
     let body = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok((key, body.into()))
 }
 
 /// The body of a cached view as this process shows it: the cached bytes, unless a use not yet
 /// written makes `last_used_at` newer.
-pub fn view_body(view: &CachedView, usage: &UsageTracker) -> Result<Bytes, ApiError> {
+pub fn view_body(
+    view: &CachedView,
+    usage: &UsageTracker,
+    presets: &McpPresets,
+) -> Result<Bytes, ApiError> {
     let row = &view.key.0;
     if usage.overlay(&row.id, row.last_used_at) == row.last_used_at {
         return Ok(view.body.clone());
     }
-    let shown = AdminApiKey::shown(view.key.clone(), usage);
+    let shown = AdminApiKey::shown(view.key.clone(), usage, presets);
     let body = serde_json::to_vec(&shown).map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(body.into())
 }
 
 impl AdminApiKeyCreateResponse {
     /// The wire form of a key just issued, carrying its secret this once.
-    pub fn issued(issued: Issued, usage: &UsageTracker) -> Self {
+    pub fn issued(issued: Issued, usage: &UsageTracker, presets: &McpPresets) -> Self {
         Self {
-            key: AdminApiKey::shown(issued.key, usage),
+            key: AdminApiKey::shown(issued.key, usage, presets),
             value: issued.secret.expose().to_owned(),
         }
     }

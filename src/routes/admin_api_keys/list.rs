@@ -61,7 +61,7 @@ pub async fn list(
         has_more,
         data: views
             .iter()
-            .map(|view| view_body(view, &state.usage))
+            .map(|view| view_body(view, &state.usage, state.cache.mcp_presets()))
             .collect::<Result<_, _>>()?,
         page: number,
         total,
@@ -121,7 +121,7 @@ fn read_page(
     keys.truncate(limit);
     let rendered = keys
         .into_iter()
-        .map(render_stored)
+        .map(|key| render_stored(key, cache.mcp_presets()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((
         cache.fill_views(&ticket, rendered, filter.now),

@@ -49,7 +49,7 @@ pub async fn retrieve(
     let view = view_of(&state, &key_id)
         .await?
         .ok_or_else(|| no_such_key(&key_id))?;
-    let body = view_body(&view, &state.usage)?;
+    let body = view_body(&view, &state.usage, state.cache.mcp_presets())?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
@@ -75,5 +75,7 @@ async fn read_view(
         Ok(admin_api_key::find(conn, &key_id)?)
     })
     .await?;
-    found.map(render_stored).transpose()
+    found
+        .map(|key| render_stored(key, state.cache.mcp_presets()))
+        .transpose()
 }

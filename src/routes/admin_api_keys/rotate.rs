@@ -63,18 +63,16 @@ pub async fn rotate(
     );
     let old_id = key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
-    let policy = state.key_lifetime;
+    let rotation = keys::Rotation {
+        lifetime,
+        overlap,
+        policy: state.key_lifetime,
+    };
+    let presets = state.cache.mcp_presets().clone();
     let answer = services::write(&state, move |conn| {
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
-            let rotated = keys::rotate(conn, &caller, &old_id, lifetime, overlap, &policy, now)?;
-            rotated.try_map(|issued| {
-                let new_id = issued.key.0.id.clone();
-                let answer = AdminApiKeyRotateResponse {
-                    created: AdminApiKeyCreateResponse::issued(issued, &usage),
-                    rotated_from: old_id.clone(),
-                };
-                made(new_id, &answer)
-            })
+            keys::rotate(conn, &caller, &old_id, rotation, &presets, now)?
+                .try_map(|issued| answer(issued, &old_id, &usage, &presets))
         })
     })
     .await?;
@@ -93,4 +91,19 @@ fn fingerprint(body: &RotateAdminApiKeyRequest) -> serde_json::Value {
         fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
     }
     fields.into()
+}
+
+/// A rotation's answer, as sent (and kept for replays).
+fn answer(
+    issued: crate::services::keys::Issued,
+    old_id: &str,
+    usage: &crate::cache::usage::UsageTracker,
+    presets: &crate::domain::McpPresets,
+) -> Result<idempotency::Made, ApiError> {
+    let new_id = issued.key.0.id.clone();
+    let answer = AdminApiKeyRotateResponse {
+        created: AdminApiKeyCreateResponse::issued(issued, usage, presets),
+        rotated_from: old_id.to_owned(),
+    };
+    made(new_id, &answer)
 }

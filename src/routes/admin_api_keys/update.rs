@@ -47,27 +47,30 @@ pub async fn update(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::AdminApiKeysWrite)?;
+    let presets = state.cache.mcp_presets().clone();
     let (key_id, now, by) = (
         key_id.into_inner(),
         state.clock.now(),
         caller.key_id.clone(),
     );
-    let update = parse_update(body.parse().await?, &state.key_lifetime, now)?;
+    let update = parse_update(body.parse().await?, &state.key_lifetime, &presets, now)?;
     let changed = services::write(&state, move |conn| {
         keys::update(conn, &caller, &key_id, update, now)
     })
     .await?;
     tracing::info!(key_id = %changed.0.id, by = %by, "admin key updated");
-    Ok(HttpResponse::Ok().json(AdminApiKey::shown(changed, &state.usage)))
+    Ok(HttpResponse::Ok().json(AdminApiKey::shown(changed, &state.usage, &presets)))
 }
 
 /// The changes a body asks for: at least one.
 fn parse_update(
     body: UpdateAdminApiKeyRequest,
     policy: &LifetimePolicy,
+    presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<keys::KeyUpdate, ApiError> {
     let update = keys::KeyUpdate {
+        mcp: crate::routes::mcp::requested(body.mcp, presets)?,
         name: body
             .name
             .map(|name| KeyName::parse("name", &name))
@@ -85,9 +88,11 @@ fn parse_update(
         && update.scopes.is_none()
         && update.permissions.is_none()
         && update.expires_at.is_none()
+        && update.mcp.change.is_none()
     {
         return Err(ApiError::invalid_request(
-            "Send at least one of `name`, `enabled`, `scopes`, `permissions` and `expires_at`.",
+            "Send at least one of `name`, `enabled`, `scopes`, `permissions`, `expires_at` \
+             and `mcp`.",
         ));
     }
     Ok(update)

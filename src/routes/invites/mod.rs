@@ -375,7 +375,11 @@ pub async fn accept(
     tracing::info!(user_id = %accepted.user.id, key_id = %accepted.issued.key.0.id, "invite accepted");
     Ok(HttpResponse::Ok().json(AcceptInviteResponse {
         user: UserJson::from(accepted.user),
-        api_key: AdminApiKeyCreateResponse::issued(accepted.issued, &state.usage),
+        api_key: AdminApiKeyCreateResponse::issued(
+            accepted.issued,
+            &state.usage,
+            state.cache.mcp_presets(),
+        ),
     }))
 }
 

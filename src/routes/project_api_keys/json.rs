@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::cache::usage::UsageTracker;
+use crate::domain::McpPresets;
 use crate::domain::permissions::{MAX_PERMISSION_CHARS, MAX_PERMISSIONS};
 use crate::domain::{MAX_NAME_CHARS, Permissions};
 use crate::extract::RequestBody;
 use crate::models::project_api_key::{KeyWithOwner, OwnerDetails};
+use crate::routes::mcp::{McpPolicyJson, McpPolicyRequest, expects_mcp};
 
 /// Always `organization.project.api_key`.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
@@ -105,11 +107,13 @@ pub struct ProjectApiKeyJson {
     /// When the key stops working, in Unix seconds (an extension); `null` if it never expires.
     #[schema(required = true, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// What the key may do on MCP servers (an extension), its preset resolved.
+    pub mcp: McpPolicyJson,
 }
 
 impl ProjectApiKeyJson {
     /// The wire form of `found`, its `last_used_at` overlaid with uses not yet written.
-    pub fn new(found: KeyWithOwner, usage: &UsageTracker) -> Self {
+    pub fn new(found: KeyWithOwner, usage: &UsageTracker, presets: &McpPresets) -> Self {
         let key = found.key;
         let owner = match found.owner {
             OwnerDetails::User(user, role) => OwnerJson {
@@ -135,6 +139,7 @@ impl ProjectApiKeyJson {
             },
         };
         Self {
+            mcp: McpPolicyJson::shown(&key.mcp, presets),
             object: ProjectApiKeyObject::ApiKey,
             last_used_at: usage.overlay(&key.id, key.last_used_at),
             redacted_value: key.redacted_value,
@@ -197,6 +202,10 @@ pub struct CreateProjectApiKeyRequest {
     /// `expires_in_seconds` (not both), within the same bounds.
     #[schema(nullable = true, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// The key's MCP policy (an extension); fields left out are the calling key's own.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateProjectApiKeyRequest {
@@ -206,6 +215,7 @@ impl RequestBody for CreateProjectApiKeyRequest {
         "scopes",
         "expires_in_seconds",
         "expires_at",
+        "mcp",
     ];
 
     fn expects(field: &str) -> String {
@@ -214,6 +224,7 @@ impl RequestBody for CreateProjectApiKeyRequest {
             "expires_in_seconds" => "a whole number of seconds, or null".to_owned(),
             "expires_at" => "a Unix time in whole seconds, after now, or null".to_owned(),
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
+            "mcp" => expects_mcp(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

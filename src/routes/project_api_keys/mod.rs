@@ -99,7 +99,7 @@ pub async fn list(
     .await?;
     let data = found
         .into_iter()
-        .map(|key| ProjectApiKeyJson::new(key, &state.usage))
+        .map(|key| ProjectApiKeyJson::new(key, &state.usage, state.cache.mcp_presets()))
         .collect();
     Ok(HttpResponse::Ok().json(List::new(data, has_more, |k: &ProjectApiKeyJson| &k.id)))
 }
@@ -188,6 +188,7 @@ pub async fn create(
         name: KeyName::parse("name", body.name.as_deref().unwrap_or(FIRST_KEY_NAME))?,
         scopes: Permissions::parse("scopes", &body.scopes.unwrap_or_default())?,
         expires_at: state.key_lifetime.expires_at(asked, now)?,
+        mcp: crate::routes::mcp::requested(body.mcp, state.cache.mcp_presets())?,
     };
     let issued = services::write(&state, move |conn| {
         project_keys::create_for_member(conn, &caller, &project_id, &user_id, new, now)
@@ -196,7 +197,7 @@ pub async fn create(
     tracing::info!(key_id = %issued.key.key.id, "project key created");
     Ok(HttpResponse::Ok().json(ProjectApiKeyCreated {
         value: issued.secret.expose().to_owned(),
-        key: ProjectApiKeyJson::new(issued.key, &state.usage),
+        key: ProjectApiKeyJson::new(issued.key, &state.usage, state.cache.mcp_presets()),
     }))
 }
 
@@ -238,7 +239,11 @@ pub async fn retrieve(
             .ok_or_else(|| project_keys::no_such_project_key(&key_id))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(ProjectApiKeyJson::new(found, &state.usage)))
+    Ok(HttpResponse::Ok().json(ProjectApiKeyJson::new(
+        found,
+        &state.usage,
+        state.cache.mcp_presets(),
+    )))
 }
 
 /// Delete a project API key

@@ -79,6 +79,8 @@ pub struct ServiceAccountApiKeyJson {
     /// When the key stops working, in Unix seconds (an extension); `null` if it never expires.
     #[schema(required = true, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// What the key may do on MCP servers (an extension), its preset resolved.
+    pub mcp: crate::routes::mcp::McpPolicyJson,
 }
 
 /// A service account just made, with its first key unless it was made without one.
@@ -180,16 +182,22 @@ pub struct CreateServiceAccountKeyRequest {
     /// both), within the same bounds.
     #[schema(nullable = true, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// The key's MCP policy (an extension); fields left out are the calling key's own.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<crate::routes::mcp::McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateServiceAccountKeyRequest {
-    const FIELDS: &'static [&'static str] = &["name", "scopes", "expires_in_seconds", "expires_at"];
+    const FIELDS: &'static [&'static str] =
+        &["name", "scopes", "expires_in_seconds", "expires_at", "mcp"];
 
     fn expects(field: &str) -> String {
         match field {
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
             "expires_in_seconds" => "a whole number of seconds, or null".to_owned(),
             "expires_at" => "a Unix time in whole seconds, after now, or null".to_owned(),
+            "mcp" => crate::routes::mcp::expects_mcp(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

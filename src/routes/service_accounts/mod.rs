@@ -14,7 +14,7 @@ use self::json::{
 };
 use crate::auth::AdminKey;
 use crate::db::run_blocking;
-use crate::domain::{Expiry, KeyName, Permissions, Scope};
+use crate::domain::{Expiry, KeyName, McpPresets, Permissions, Scope};
 use crate::error::responses::{BodyErrors, SharedErrors};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, NoQuery, QueryParams};
@@ -22,6 +22,7 @@ use crate::ids;
 use crate::models::admin_api_key::Order;
 use crate::models::service_account;
 use crate::routes::list::{List, Pagination};
+use crate::routes::mcp::McpPolicyJson;
 use crate::routes::method_not_allowed;
 use crate::services::project_keys::{IssuedProjectKey, NewProjectKey};
 use crate::services::service_accounts::{self, FIRST_KEY_NAME, ServiceAccountUpdate};
@@ -169,12 +170,15 @@ pub async fn create(
         name: account.name,
         role: account.role,
         created_at: account.created_at,
-        api_key: created.key.map(key_json),
+        api_key: created
+            .key
+            .map(|key| key_json(key, state.cache.mcp_presets())),
     }))
 }
 
-fn key_json(issued: IssuedProjectKey) -> ServiceAccountApiKeyJson {
+fn key_json(issued: IssuedProjectKey, presets: &McpPresets) -> ServiceAccountApiKeyJson {
     ServiceAccountApiKeyJson {
+        mcp: McpPolicyJson::shown(&issued.key.key.mcp, presets),
         object: ServiceAccountApiKeyObject::ApiKey,
         value: issued.secret.expose().to_owned(),
         name: issued.key.key.name,
@@ -355,11 +359,12 @@ pub async fn create_key(
         name: KeyName::parse("name", body.name.as_deref().unwrap_or(FIRST_KEY_NAME))?,
         scopes: Permissions::parse("scopes", &body.scopes.unwrap_or_default())?,
         expires_at: state.key_lifetime.expires_at(asked, now)?,
+        mcp: crate::routes::mcp::requested(body.mcp, state.cache.mcp_presets())?,
     };
     let issued = services::write(&state, move |conn| {
         service_accounts::create_key(conn, &caller, &project_id, &account_id, new, now)
     })
     .await?;
     tracing::info!(key_id = %issued.key.key.id, "service account key created");
-    Ok(HttpResponse::Ok().json(key_json(issued)))
+    Ok(HttpResponse::Ok().json(key_json(issued, state.cache.mcp_presets())))
 }
