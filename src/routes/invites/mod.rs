@@ -278,8 +278,9 @@ pub async fn delete(
 /// needed: the token is the credential, and it works once. The new member gets the invite's
 /// email and role; the `first_name`, `last_name` and `phone_number` sent, or else the
 /// invite's; the `name` sent, or else one derived from the first and last names (`first
-/// last`, or the one given; without either, `name` is required); and a first admin key holding every scope the role allows (never
-/// expiring), whose secret `value` only this response carries. A token that is malformed,
+/// last`, or the one given; without either, `name` is required); and a first admin key
+/// holding every scope the role allows (expiring as the organisation's default key lifetime
+/// says: by default, never), whose secret `value` only this response carries. A token that is malformed,
 /// unknown, withdrawn, expired or already used is refused with the same 400
 /// (`invalid_invite_token`), whichever it is.
 #[utoipa::path(
@@ -320,8 +321,8 @@ pub async fn accept(
     }))
 }
 
-/// The token and what else an acceptance sends, once a read (no write transaction, no lock) has found
-/// the token pending: a flood of invented tokens never queues behind the writes. Like a
+/// The token and what else an acceptance sends, once a read (no write transaction, no lock)
+/// has found the token pending: a flood of invented tokens never queues behind the writes. Like a
 /// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
 /// client's budget (`lookup_limit`: a unit taken before, given back when the token is
 /// pending), and a client with none left gets 429 without a lookup.
