@@ -331,20 +331,12 @@ async fn usable_token(
     req: &HttpRequest,
     body: AcceptInviteRequest,
 ) -> Result<(String, invites::Acceptance), ApiError> {
-    let token = body
-        .token
+    let token = (body.token.clone())
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
     if !secret::is_well_formed_invite_token(&token) {
         return Err(invites::invalid_invite_token());
     }
-    let acceptance = invites::Acceptance {
-        name: (body.name.as_deref())
-            .map(|raw| KeyName::parse("name", raw))
-            .transpose()?,
-        details: member_details(body.first_name, body.last_name, body.phone_number)?,
-        first_key_expires_at: (state.key_lifetime)
-            .expires_at(Expiry::Default, state.clock.now())?,
-    };
+    let acceptance = acceptance(body, state)?;
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
     let client = state.trusted_proxies.client_of(req);
     let unit = state
@@ -360,4 +352,20 @@ async fn usable_token(
     }
     state.lookup_limit.refund(unit);
     Ok((token, acceptance))
+}
+
+/// What an acceptance sends besides its token, checked, and when the first key it makes
+/// expires (the organisation's default key lifetime).
+fn acceptance(
+    body: AcceptInviteRequest,
+    state: &AppState,
+) -> Result<invites::Acceptance, ApiError> {
+    Ok(invites::Acceptance {
+        name: (body.name.as_deref())
+            .map(|raw| KeyName::parse("name", raw))
+            .transpose()?,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+        first_key_expires_at: (state.key_lifetime)
+            .expires_at(Expiry::Default, state.clock.now())?,
+    })
 }
