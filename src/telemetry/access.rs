@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::future::{Future, Ready, ready};
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -24,12 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
 use actix_web::http::header::USER_AGENT;
-use actix_web::{Error, HttpMessage, HttpRequest, web};
+use actix_web::{Error, HttpRequest, web};
 
 use super::{
     ACCESS_LOG, MAX_LOGGED_METHOD, MAX_LOGGED_TARGET, MAX_LOGGED_USER_AGENT, capped,
     loggable_target, loggable_user_agent,
 };
+use crate::client_addr::ClientAddr;
 use crate::config::LogFormat;
 use crate::domain::secret::redact_secrets;
 use crate::error::ApiError;
@@ -86,11 +88,7 @@ where
         let arrived = Instant::now();
         let id = RequestId::for_headers(req.headers());
         let method = method_index(req.method());
-        let line = enabled().then(|| {
-            let line = Rc::new(Line::arrived(&req, &id));
-            req.extensions_mut().insert(Rc::clone(&line));
-            line
-        });
+        let line = enabled().then(|| Rc::new(Line::arrived(&req, &id)));
         Observed {
             inner: self.service.call(req),
             arrived,
@@ -203,11 +201,15 @@ pub(super) fn serving() -> Option<String> {
     })
 }
 
-/// Puts the id of the key that authenticated `req` on its access line.
-pub fn record_key_id(req: &HttpRequest, key_id: &str) {
-    if let Some(line) = req.extensions().get::<Rc<Line>>() {
-        *line.key_id.borrow_mut() = Some(key_id.to_owned());
-    }
+/// Puts the id of the key that authenticated `req` on its access line. `req` is the request
+/// this thread is serving (authentication runs while [`Observed`] polls the request), so its
+/// line is found without a lookup in the request's extensions.
+pub fn record_key_id(_req: &HttpRequest, key_id: &str) {
+    SERVING.with_borrow(|line| {
+        if let Some(line) = line {
+            *line.key_id.borrow_mut() = Some(key_id.to_owned());
+        }
+    });
 }
 
 /// How lines are written: set once by `telemetry::init`.
@@ -239,9 +241,9 @@ pub struct Line {
 impl Line {
     fn arrived(req: &ServiceRequest, id: &RequestId) -> Self {
         let mut text = String::with_capacity(256);
-        let field = |text: &mut String, value: &dyn std::fmt::Display| {
+        let field = |text: &mut String, value: &str| {
             let start = text.len();
-            let _ = write!(text, "{value}");
+            text.push_str(value);
             start..text.len()
         };
         // A method is any token, so it may be a secret too.
@@ -253,12 +255,30 @@ impl Line {
             &mut text,
             &capped(loggable_target(req.uri()), MAX_LOGGED_TARGET),
         );
-        let request_id = field(&mut text, id);
+        let request_id = field(&mut text, id.as_str());
         // The client the lookup budget is kept under (after TRUSTED_PROXIES).
-        let client = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => field(&mut text, &state.trusted_proxies.client_of(req.request())),
-            None => field(&mut text, &"-"),
-        };
+        let start = text.len();
+        match req.app_data::<web::Data<AppState>>() {
+            Some(state) => match state.trusted_proxies.client_ip_of(req.request()) {
+                // What `ClientAddr` shows, without the formatting machinery for the usual case.
+                Some(IpAddr::V4(v4)) => {
+                    for (i, octet) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            text.push('.');
+                        }
+                        text.push_str(Digits::of(octet.into()).as_str());
+                    }
+                }
+                Some(ip) => {
+                    let _ = write!(text, "{}", ClientAddr::of(ip));
+                }
+                None => {
+                    let _ = write!(text, "{}", ClientAddr::UNKNOWN);
+                }
+            },
+            None => text.push('-'),
+        }
+        let client = start..text.len();
         let user_agent = req.headers().get(USER_AGENT).map(|value| {
             let shown = capped(loggable_user_agent(value.as_bytes()), MAX_LOGGED_USER_AGENT);
             field(&mut text, &shown)
@@ -336,54 +356,80 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     /// As the subscriber's text format shows an event in a span: `<time>  INFO HTTP
-    /// request{<span fields>}: admin_api_keys::access: finished latency_us=…`.
+    /// request{<span fields>}: admin_api_keys::access: finished latency_us=…`, each piece
+    /// pushed as it is (no formatting machinery: this runs on every request).
     fn text(&self, out: &mut String, now: Timestamp, ansi: bool) {
         let (dim, bold, italic, green, reset) = if ansi {
             ("\x1b[2m", "\x1b[1m", "\x1b[3m", "\x1b[32m", "\x1b[0m")
         } else {
             ("", "", "", "", "")
         };
-        let field = |out: &mut String, name: &str, value: &dyn std::fmt::Display| {
-            let _ = write!(out, " {italic}{name}{reset}{dim}={reset}{value}");
+        let field = |out: &mut String, name: &str, value: &str| {
+            out.push(' ');
+            push_all(out, &[italic, name, reset, dim, "=", reset, value]);
         };
-        let _ = write!(
+        push_all(out, &[dim]);
+        now.push_to(out);
+        push_all(
             out,
-            "{dim}{now}{reset} {green} INFO{reset} {bold}HTTP request{{{reset}"
+            &[
+                reset,
+                " ",
+                green,
+                " INFO",
+                reset,
+                " ",
+                bold,
+                "HTTP request{",
+                reset,
+            ],
         );
-        let _ = write!(
+        push_all(
             out,
-            "{italic}http.method{reset}{dim}={reset}{}",
-            self.method
+            &[italic, "http.method", reset, dim, "=", reset, self.method],
         );
-        field(out, "http.target", &self.target);
-        field(out, "request_id", &self.request_id);
-        field(out, "client.address", &self.client);
+        field(out, "http.target", self.target);
+        field(out, "request_id", self.request_id);
+        field(out, "client.address", self.client);
         if let Some(user_agent) = self.user_agent {
-            field(out, "user_agent.original", &user_agent);
+            field(out, "user_agent.original", user_agent);
         }
         if let Some(key_id) = self.key_id {
-            field(out, "key_id", &key_id);
+            field(out, "key_id", key_id);
         }
-        field(out, "http.route", &self.route);
-        field(out, "http.status_code", &self.status);
-        if let Some(code) = self.error_code {
-            field(out, "error_code", &code);
-        }
-        let _ = writeln!(
+        field(out, "http.route", self.route);
+        field(
             out,
-            "{bold}}}{reset}{dim}:{reset} {dim}{ACCESS_LOG}:{reset} finished {italic}latency_us{reset}{dim}={reset}{}",
-            self.latency_us
+            "http.status_code",
+            Digits::of(self.status.into()).as_str(),
         );
+        if let Some(code) = self.error_code {
+            field(out, "error_code", code);
+        }
+        push_all(
+            out,
+            &[
+                bold, "}", reset, dim, ":", reset, " ", dim, ACCESS_LOG, ":", reset,
+            ],
+        );
+        push_all(
+            out,
+            &[" finished ", italic, "latency_us", reset, dim, "=", reset],
+        );
+        out.push_str(Digits::of(self.latency_us).as_str());
+        out.push('\n');
     }
 
     /// As the subscriber's JSON format shows an event in a span: the event's fields at the
     /// top level, the span's under `span`, in the same order.
     fn json(&self, out: &mut String, now: Timestamp) {
-        let _ = write!(
-            out,
-            "{{\"timestamp\":\"{now}\",\"level\":\"INFO\",\"message\":\"finished\",\"latency_us\":{},\"target\":\"{ACCESS_LOG}\",\"span\":{{\"client.address\":",
-            self.latency_us
-        );
+        out.push_str("{\"timestamp\":\"");
+        now.push_to(out);
+        out.push_str("\",\"level\":\"INFO\",\"message\":\"finished\",\"latency_us\":");
+        out.push_str(Digits::of(self.latency_us).as_str());
+        out.push_str(",\"target\":\"");
+        out.push_str(ACCESS_LOG);
+        out.push_str("\",\"span\":{\"client.address\":");
         json_string(out, self.client);
         if let Some(code) = self.error_code {
             out.push_str(",\"error_code\":");
@@ -393,7 +439,8 @@ impl Fields<'_> {
         json_string(out, self.method);
         out.push_str(",\"http.route\":");
         json_string(out, self.route);
-        let _ = write!(out, ",\"http.status_code\":{}", self.status);
+        out.push_str(",\"http.status_code\":");
+        out.push_str(Digits::of(self.status.into()).as_str());
         out.push_str(",\"http.target\":");
         json_string(out, self.target);
         if let Some(key_id) = self.key_id {
@@ -407,6 +454,38 @@ impl Fields<'_> {
             json_string(out, user_agent);
         }
         out.push_str(",\"name\":\"HTTP request\"}}\n");
+    }
+}
+
+fn push_all(out: &mut String, pieces: &[&str]) {
+    for piece in pieces {
+        out.push_str(piece);
+    }
+}
+
+/// The decimal digits of a number, written without the formatting machinery.
+struct Digits {
+    buffer: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(mut n: u64) -> Self {
+        let mut buffer = [0; 20];
+        let mut start = buffer.len();
+        loop {
+            start -= 1;
+            buffer[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Self { buffer, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buffer[self.start..]).unwrap_or_default()
     }
 }
 
@@ -442,8 +521,10 @@ fn json_string(out: &mut String, value: &str) {
 #[derive(Clone, Copy)]
 struct Timestamp(SystemTime);
 
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Timestamp {
+    /// Pushes the moment as the subscriber's lines show it: RFC 3339 in UTC, to the
+    /// microsecond (`2026-12-07T05:27:37.012345Z`).
+    fn push_to(self, out: &mut String) {
         let since = self
             .0
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -451,14 +532,21 @@ impl std::fmt::Display for Timestamp {
         let secs = since.as_secs();
         let (days, of_day) = (secs / 86_400, secs % 86_400);
         let (year, month, day) = civil_from_days(days as i64);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60,
-            since.subsec_micros()
-        )
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut n: u64| {
+            for digit in text[at..at + width].iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year.clamp(0, 9999) as u64);
+        put(5, 2, month.into());
+        put(8, 2, day.into());
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day / 60 % 60);
+        put(17, 2, of_day % 60);
+        put(20, 6, since.subsec_micros().into());
+        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
     }
 }
 
@@ -499,7 +587,11 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc_3339_in_utc_to_the_microsecond() {
-        let at = |d| Timestamp(SystemTime::UNIX_EPOCH + d).to_string();
+        let at = |d| {
+            let mut text = String::new();
+            Timestamp(SystemTime::UNIX_EPOCH + d).push_to(&mut text);
+            text
+        };
         assert_eq!(at(Duration::ZERO), "1970-01-01T00:00:00.000000Z");
         assert_eq!(at(AT), "2026-12-07T05:27:37.012345Z");
         assert_eq!(
@@ -550,6 +642,13 @@ mod tests {
             })
         );
         assert!(line.ends_with("}}\n") && !line[..line.len() - 1].contains('\n'));
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 401, 123_456_789, u64::MAX] {
+            assert_eq!(Digits::of(n).as_str(), n.to_string());
+        }
     }
 
     #[test]

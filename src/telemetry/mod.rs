@@ -106,6 +106,10 @@ pub fn loggable_target(uri: &Uri) -> Cow<'_, str> {
 
 /// `text` cut after `max` characters, the cut marked with `…` and how many were left out.
 pub fn capped(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    // No more bytes than `max`: no more characters either.
+    if text.len() <= max {
+        return text;
+    }
     match text.char_indices().nth(max) {
         None => text,
         Some((end, _)) => {
