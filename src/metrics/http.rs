@@ -38,6 +38,8 @@ const METHODS: [(Method, &str); 7] = [
     (Method::OPTIONS, "OPTIONS"),
 ];
 const OTHER_METHOD: &str = "other";
+/// What [`method_index`] gives a method without a label of its own (and no other).
+pub const OTHER_METHODS: u8 = METHODS.len() as u8;
 
 const BUCKETS: usize = LATENCY_BUCKETS.len();
 
@@ -57,7 +59,7 @@ pub fn method_index(method: &Method) -> u8 {
     METHODS
         .iter()
         .position(|(m, _)| m == method)
-        .map_or(METHODS.len() as u8, |i| i as u8)
+        .map_or(OTHER_METHODS, |i| i as u8)
 }
 
 fn method_label(index: u8) -> &'static str {

@@ -35,7 +35,7 @@ use crate::client_addr::ClientAddr;
 use crate::config::LogFormat;
 use crate::domain::secret::redact_secrets;
 use crate::error::ApiError;
-use crate::metrics::http::{WorkerSeries, method_index};
+use crate::metrics::http::{OTHER_METHODS, WorkerSeries, method_index};
 use crate::request_id::{RequestId, WithRequestId, X_REQUEST_ID};
 use crate::state::AppState;
 
@@ -246,11 +246,15 @@ impl Line {
             text.push_str(value);
             start..text.len()
         };
-        // A method is any token, so it may be a secret too.
-        let method = field(
-            &mut text,
-            &capped(redact_secrets(req.method().as_str()), MAX_LOGGED_METHOD),
-        );
+        // A method is any token, so it may be a secret too (the standard ones are not).
+        let method = if method_index(req.method()) < OTHER_METHODS {
+            field(&mut text, req.method().as_str())
+        } else {
+            field(
+                &mut text,
+                &capped(redact_secrets(req.method().as_str()), MAX_LOGGED_METHOD),
+            )
+        };
         let target = field(
             &mut text,
             &capped(loggable_target(req.uri()), MAX_LOGGED_TARGET),
@@ -364,30 +368,64 @@ impl Fields<'_> {
         } else {
             ("", "", "", "", "")
         };
+        let mut first = true;
         let field = |out: &mut String, name: &str, value: &str| {
-            out.push(' ');
-            push_all(out, &[italic, name, reset, dim, "=", reset, value]);
+            if ansi {
+                let space = if std::mem::take(&mut first) { "" } else { " " };
+                push_all(out, &[space, italic, name, reset, dim, "=", reset, value]);
+            } else {
+                if !std::mem::take(&mut first) {
+                    out.push(' ');
+                }
+                out.push_str(name);
+                out.push('=');
+                out.push_str(value);
+            }
         };
-        push_all(out, &[dim]);
-        now.push_to(out);
-        push_all(
-            out,
-            &[
-                reset,
-                " ",
-                green,
-                " INFO",
-                reset,
-                " ",
-                bold,
-                "HTTP request{",
-                reset,
-            ],
-        );
-        push_all(
-            out,
-            &[italic, "http.method", reset, dim, "=", reset, self.method],
-        );
+        if ansi {
+            out.push_str(dim);
+            now.push_to(out);
+            push_all(
+                out,
+                &[
+                    reset,
+                    " ",
+                    green,
+                    " INFO",
+                    reset,
+                    " ",
+                    bold,
+                    "HTTP request{",
+                    reset,
+                ],
+            );
+        } else {
+            now.push_to(out);
+            out.push_str("  INFO HTTP request{");
+        }
+        self.each(out, field);
+        if ansi {
+            push_all(
+                out,
+                &[
+                    bold, "}", reset, dim, ":", reset, " ", dim, ACCESS_LOG, ":", reset,
+                ],
+            );
+            push_all(
+                out,
+                &[" finished ", italic, "latency_us", reset, dim, "=", reset],
+            );
+        } else {
+            out.push_str("}: admin_api_keys::access: finished latency_us=");
+        }
+        out.push_str(Digits::of(self.latency_us).as_str());
+        out.push('\n');
+    }
+
+    /// Calls `field` with the name and value of each span field of the text format, in
+    /// its order.
+    fn each(&self, out: &mut String, mut field: impl FnMut(&mut String, &str, &str)) {
+        field(out, "http.method", self.method);
         field(out, "http.target", self.target);
         field(out, "request_id", self.request_id);
         field(out, "client.address", self.client);
@@ -406,18 +444,6 @@ impl Fields<'_> {
         if let Some(code) = self.error_code {
             field(out, "error_code", code);
         }
-        push_all(
-            out,
-            &[
-                bold, "}", reset, dim, ":", reset, " ", dim, ACCESS_LOG, ":", reset,
-            ],
-        );
-        push_all(
-            out,
-            &[" finished ", italic, "latency_us", reset, dim, "=", reset],
-        );
-        out.push_str(Digits::of(self.latency_us).as_str());
-        out.push('\n');
     }
 
     /// As the subscriber's JSON format shows an event in a span: the event's fields at the
@@ -530,23 +556,36 @@ impl Timestamp {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
         let secs = since.as_secs();
-        let (days, of_day) = (secs / 86_400, secs % 86_400);
-        let (year, month, day) = civil_from_days(days as i64);
-        let mut text = *b"0000-00-00T00:00:00.000000Z";
-        let mut put = |at: usize, width: usize, mut n: u64| {
-            for digit in text[at..at + width].iter_mut().rev() {
-                *digit = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        };
-        put(0, 4, year.clamp(0, 9999) as u64);
-        put(5, 2, month.into());
-        put(8, 2, day.into());
-        put(11, 2, of_day / 3600);
-        put(14, 2, of_day / 60 % 60);
-        put(17, 2, of_day % 60);
-        put(20, 6, since.subsec_micros().into());
-        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+        // The date and time to the second change once a second: worked out then, per thread.
+        let mut text = SECOND.get();
+        if text.0 != secs {
+            let (days, of_day) = (secs / 86_400, secs % 86_400);
+            let (year, month, day) = civil_from_days(days as i64);
+            put_digits(&mut text.1[0..4], year.clamp(0, 9999) as u64);
+            put_digits(&mut text.1[5..7], month.into());
+            put_digits(&mut text.1[8..10], day.into());
+            put_digits(&mut text.1[11..13], of_day / 3600);
+            put_digits(&mut text.1[14..16], of_day / 60 % 60);
+            put_digits(&mut text.1[17..19], of_day % 60);
+            text.0 = secs;
+            SECOND.set(text);
+        }
+        put_digits(&mut text.1[20..26], since.subsec_micros().into());
+        out.push_str(std::str::from_utf8(&text.1).unwrap_or_default());
+    }
+}
+
+thread_local! {
+    /// The second a thread last wrote a timestamp of, and that timestamp.
+    static SECOND: std::cell::Cell<(u64, [u8; 27])> =
+        const { std::cell::Cell::new((u64::MAX, *b"0000-00-00T00:00:00.000000Z")) };
+}
+
+/// `n` in decimal, zero-padded to fill `digits`.
+fn put_digits(digits: &mut [u8], mut n: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -612,6 +651,23 @@ mod tests {
              http.route=/v1/organization/admin_api_keys http.status_code=401 \
              error_code=missing_api_key}: admin_api_keys::access: finished latency_us=42\n"
         );
+    }
+
+    #[test]
+    fn a_coloured_text_line_says_the_same_between_its_colour_codes() {
+        let at = Timestamp(SystemTime::UNIX_EPOCH + AT);
+        let (mut plain, mut coloured) = (String::new(), String::new());
+        fields().text(&mut plain, at, false);
+        fields().text(&mut coloured, at, true);
+        let mut stripped = String::new();
+        let mut rest = coloured.as_str();
+        while let Some((before, after)) = rest.split_once("\x1b[") {
+            stripped.push_str(before);
+            rest = after.split_once('m').expect("a colour code ends with m").1;
+        }
+        stripped.push_str(rest);
+        assert_ne!(plain, coloured);
+        assert_eq!(stripped, plain);
     }
 
     #[test]
