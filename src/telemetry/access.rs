@@ -11,7 +11,7 @@
 //! is worked out. One clock read at arrival and one when answered serve both the latency
 //! histogram and the line.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::future::{Future, Ready, ready};
 use std::io::Write as _;
@@ -197,7 +197,7 @@ impl Drop for Serving {
 pub(super) fn serving() -> Option<String> {
     SERVING.with_borrow(|line| {
         line.as_ref()
-            .map(|line| line.text[line.request_id.clone()].to_owned())
+            .map(|line| line.text.borrow()[line.request_id.clone()].to_owned())
     })
 }
 
@@ -207,7 +207,10 @@ pub(super) fn serving() -> Option<String> {
 pub fn record_key_id(_req: &HttpRequest, key_id: &str) {
     SERVING.with_borrow(|line| {
         if let Some(line) = line {
-            *line.key_id.borrow_mut() = Some(key_id.to_owned());
+            let mut text = line.text.borrow_mut();
+            let start = text.len();
+            text.push_str(key_id);
+            line.key_id.set(Some((start, text.len())));
         }
     });
 }
@@ -228,14 +231,15 @@ fn enabled() -> bool {
 
 /// An access line in the making: what is known when the request arrives.
 pub struct Line {
-    /// The method, target, request id, client address and user agent, one after the other.
-    text: String,
+    /// The method, target, request id, client address and user agent, one after the other,
+    /// then the key id once authentication found one.
+    text: RefCell<String>,
     method: Range<usize>,
     target: Range<usize>,
     request_id: Range<usize>,
     client: Range<usize>,
     user_agent: Option<Range<usize>>,
-    key_id: RefCell<Option<String>>,
+    key_id: Cell<Option<(usize, usize)>>,
 }
 
 impl Line {
@@ -288,13 +292,13 @@ impl Line {
             field(&mut text, &shown)
         });
         Self {
-            text,
+            text: RefCell::new(text),
             method,
             target,
             request_id,
             client,
             user_agent,
-            key_id: RefCell::new(None),
+            key_id: Cell::new(None),
         }
     }
 
@@ -310,14 +314,14 @@ impl Line {
             .filter(|_| status.is_client_error())
             .and_then(|e| e.as_error::<ApiError>())
             .and_then(ApiError::code);
-        let key_id = self.key_id.borrow();
+        let text = self.text.borrow();
         let fields = Fields {
-            method: &self.text[self.method.clone()],
-            target: &self.text[self.target.clone()],
-            request_id: &self.text[self.request_id.clone()],
-            client: &self.text[self.client.clone()],
-            user_agent: self.user_agent.clone().map(|r| &self.text[r]),
-            key_id: key_id.as_deref(),
+            method: &text[self.method.clone()],
+            target: &text[self.target.clone()],
+            request_id: &text[self.request_id.clone()],
+            client: &text[self.client.clone()],
+            user_agent: self.user_agent.clone().map(|r| &text[r]),
+            key_id: self.key_id.get().map(|(start, end)| &text[start..end]),
             route: route.unwrap_or(NO_ROUTE),
             status: status.as_u16(),
             error_code,
@@ -368,17 +372,17 @@ impl Fields<'_> {
         } else {
             ("", "", "", "", "")
         };
-        let mut first = true;
-        let field = |out: &mut String, name: &str, value: &str| {
+        // `label` is ` name=` (the first field's without the space).
+        let field = |out: &mut String, label: &str, value: &str| {
             if ansi {
-                let space = if std::mem::take(&mut first) { "" } else { " " };
+                let (space, name) = match label.strip_prefix(' ') {
+                    Some(name) => (" ", name),
+                    None => ("", label),
+                };
+                let name = name.strip_suffix('=').unwrap_or(name);
                 push_all(out, &[space, italic, name, reset, dim, "=", reset, value]);
             } else {
-                if !std::mem::take(&mut first) {
-                    out.push(' ');
-                }
-                out.push_str(name);
-                out.push('=');
+                out.push_str(label);
                 out.push_str(value);
             }
         };
@@ -422,27 +426,27 @@ impl Fields<'_> {
         out.push('\n');
     }
 
-    /// Calls `field` with the name and value of each span field of the text format, in
-    /// its order.
-    fn each(&self, out: &mut String, mut field: impl FnMut(&mut String, &str, &str)) {
-        field(out, "http.method", self.method);
-        field(out, "http.target", self.target);
-        field(out, "request_id", self.request_id);
-        field(out, "client.address", self.client);
+    /// Calls `field` with the label (` name=`, the first without its space) and value of
+    /// each span field of the text format, in its order.
+    fn each(&self, out: &mut String, field: impl Fn(&mut String, &str, &str)) {
+        field(out, "http.method=", self.method);
+        field(out, " http.target=", self.target);
+        field(out, " request_id=", self.request_id);
+        field(out, " client.address=", self.client);
         if let Some(user_agent) = self.user_agent {
-            field(out, "user_agent.original", user_agent);
+            field(out, " user_agent.original=", user_agent);
         }
         if let Some(key_id) = self.key_id {
-            field(out, "key_id", key_id);
+            field(out, " key_id=", key_id);
         }
-        field(out, "http.route", self.route);
+        field(out, " http.route=", self.route);
         field(
             out,
-            "http.status_code",
+            " http.status_code=",
             Digits::of(self.status.into()).as_str(),
         );
         if let Some(code) = self.error_code {
-            field(out, "error_code", code);
+            field(out, " error_code=", code);
         }
     }
 
