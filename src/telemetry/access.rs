@@ -224,9 +224,17 @@ pub(super) struct Style {
 
 pub(super) static STYLE: std::sync::OnceLock<Style> = std::sync::OnceLock::new();
 
-/// Whether the access line is written (`RUST_LOG` enables INFO for [`ACCESS_LOG`]).
+/// Whether the access line is written (`RUST_LOG` enables INFO for [`ACCESS_LOG`]). Asked of
+/// the subscriber once per thread: its filter is set once, at start, and never reloaded.
 fn enabled() -> bool {
-    tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
+    thread_local! {
+        static ENABLED: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    ENABLED.get().unwrap_or_else(|| {
+        let enabled = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO);
+        ENABLED.set(Some(enabled));
+        enabled
+    })
 }
 
 /// An access line in the making: what is known when the request arrives.
