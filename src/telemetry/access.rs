@@ -1,6 +1,6 @@
-//! [`Observe`], the middleware every request passes through first: it gives the request its
-//! id (`request_id`), counts it and its latency (`metrics::http`), and writes its access
-//! line.
+//! [`Observe`], the middleware around the routes of every request (the innermost, so it sees
+//! the response they produced): it gives the request its id (`request_id`), counts it and its
+//! latency (`metrics::http`), and writes its access line.
 //!
 //! The access line is written here, whole, with no `tracing` span behind it: the fields a
 //! client chose are worked out once, redacted where they enter (see the module policy of
@@ -44,7 +44,7 @@ const NO_ROUTE: &str = "-";
 /// The most characters of an unexpected error's cause chain a log line carries.
 const MAX_LOGGED_CAUSE: usize = 2048;
 
-/// Middleware outside everything else but the default headers; see the module docs.
+/// The request id, the HTTP metrics and the access line of each request; see the module docs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Observe;
 
