@@ -21,7 +21,6 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use tracing_actix_web::RootSpan;
 
 use crate::audit::Origin;
 use crate::cache::invalidation::LEASE;
@@ -216,12 +215,10 @@ impl Verdict {
     }
 }
 
-/// Puts the id of the key that authenticated `req` on its request span (see `telemetry`),
-/// so the access line says which key made the request.
+/// Puts the id of the key that authenticated `req` on its access line (see `telemetry`),
+/// so the line says which key made the request.
 pub fn record_key_id(req: &HttpRequest, key_id: &str) {
-    if let Some(span) = req.extensions().get::<RootSpan>() {
-        span.record("key_id", tracing::field::display(key_id));
-    }
+    crate::telemetry::access::record_key_id(req, key_id);
 }
 
 /// Handlers take `AdminKey` to see who is calling; [`require_admin_key`] put it there.

@@ -61,11 +61,11 @@ pub struct Settings {
     /// The configured models and everyone's default per-model limits (see
     /// `domain::rate_limits`).
     pub rate_limit_models: RateLimitModels,
-    /// The MCP policy presets keys may name (see `domain::mcp`).
-    pub mcp_presets: McpPresets,
     /// The organisation's maximum and default lifetime of new keys (see
     /// `domain::lifetime`); checked at start (`LifetimePolicy::check`).
     pub key_lifetime: LifetimePolicy,
+    /// The MCP policy presets keys may name (see `domain::mcp`).
+    pub mcp_presets: McpPresets,
 }
 
 /// The default database: a SQLite file in the working directory.
@@ -109,8 +109,8 @@ impl Default for Settings {
             forward_auth_key_header: Some(HeaderName::from_static(DEFAULT_FORWARD_AUTH_KEY_HEADER)),
             idempotency_sealer: None,
             rate_limit_models: RateLimitModels::default(),
-            mcp_presets: McpPresets::default(),
             key_lifetime: LifetimePolicy::default(),
+            mcp_presets: McpPresets::default(),
         }
     }
 }
@@ -376,15 +376,6 @@ pub struct ServeArgs {
     #[arg(long, env = "RATE_LIMIT_MODELS", default_value = "", hide_default_value = true,
           value_parser = clap::value_parser!(RateLimitModels))]
     pub rate_limit_models: RateLimitModels,
-    /// Named MCP policies keys may use (`mcp.preset`): entries separated by `;`, each a name
-    /// and `field=value` pairs: `tools=*` or `tools=a,b*`, `read_only=true|false`,
-    /// `instances=`, `projects=` and `permissions=` (comma-separated; `*` for any instance or
-    /// project), e.g. `support tools=search*,get_* read_only=true`. A key stores the preset's
-    /// name: changing a preset here changes every key that uses it. `read_only` and `full` are
-    /// built in and may be redefined [default: only the built-in two].
-    #[arg(long, env = "MCP_PRESETS", default_value = "", hide_default_value = true,
-          value_parser = clap::value_parser!(McpPresets))]
-    pub mcp_presets: McpPresets,
     /// The organisation's longest lifetime of a new key of any kind (admin, project member,
     /// service account), in seconds (1 to 31536000): every key made from then on expires
     /// within it (`expires_in_seconds` or `expires_at` beyond it is a 400, and so is a
@@ -400,6 +391,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KEY_DEFAULT_LIFETIME_SECS",
           value_parser = clap::value_parser!(i64).range(1..=MAX_EXPIRES_IN_SECONDS))]
     pub key_default_lifetime_secs: Option<i64>,
+    /// Named MCP policies keys may use (`mcp.preset`): entries separated by `;`, each a name
+    /// and `field=value` pairs: `tools=*` or `tools=a,b*`, `read_only=true|false`,
+    /// `instances=`, `projects=` and `permissions=` (comma-separated; `*` for any instance or
+    /// project), e.g. `support tools=search*,get_* read_only=true`. A key stores the preset's
+    /// name: changing a preset here changes every key that uses it. `read_only` and `full` are
+    /// built in and may be redefined [default: only the built-in two].
+    #[arg(long, env = "MCP_PRESETS", default_value = "", hide_default_value = true,
+          value_parser = clap::value_parser!(McpPresets))]
+    pub mcp_presets: McpPresets,
 }
 
 /// Parses `--idempotency-key-secret` without ever repeating it: clap's errors for a plain
@@ -521,11 +521,11 @@ impl From<ServeArgs> for Settings {
                 .idempotency_key_secret
                 .or(args.idempotency_key_secret_file),
             rate_limit_models: args.rate_limit_models,
-            mcp_presets: args.mcp_presets,
             key_lifetime: LifetimePolicy {
                 max_secs: args.key_max_lifetime_secs,
                 default_secs: args.key_default_lifetime_secs,
             },
+            mcp_presets: args.mcp_presets,
         }
     }
 }

@@ -4,14 +4,20 @@
 //! Policy. A client's (or proxy's) own `X-Request-Id` is kept when it is one header of 1 to
 //! [`MAX_LEN`] characters from `A-Z a-z 0-9 - _ . :` and not shaped like one of our secrets
 //! (a key pasted there would be echoed back and logged). Anything else is replaced by an id
-//! of ours, `req_` and 24 random letters and digits, and is neither echoed nor logged.
+//! of ours, and is neither echoed nor logged.
+//!
+//! Ours are `req_`, 12 letters and digits drawn once per process from the CSPRNG, and a
+//! 12-hex-digit count of the ids this process made: unique across processes as the random
+//! part is (71 bits), and unique within one until 2^48 requests, without drawing random
+//! numbers per request. They are not secrets: two of them tell a client how many ids the
+//! process made in between, and nothing more.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{Error, HttpResponse, ResponseError};
 
 use crate::domain::secret::redact_secrets;
 use crate::ids::random_id;
@@ -22,9 +28,18 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const MAX_LEN: usize = 64;
 /// What an id this service makes starts with.
 const PREFIX: &str = "req_";
+/// How many hex digits of the count an id of ours carries.
+const COUNT_DIGITS: usize = 12;
+/// The length of an id of ours.
+const LEN: usize = PREFIX.len() + 12 + COUNT_DIGITS;
 
-/// A request's id: the incoming one if safe, else one of ours. Left in the request's
-/// extensions by [`assign`].
+/// `req_` and this process's random part, drawn on first use.
+static PROCESS_PART: OnceLock<String> = OnceLock::new();
+/// Ids this process made so far.
+static MADE: AtomicU64 = AtomicU64::new(0);
+
+/// A request's id: the incoming one if safe, else one of ours. Given to each request, and
+/// put on its response, by `telemetry::access`.
 #[derive(Clone, Debug)]
 pub struct RequestId(HeaderValue);
 
@@ -40,8 +55,23 @@ impl RequestId {
 
     /// A fresh id of ours.
     pub fn generate() -> Self {
-        let id = HeaderValue::try_from(random_id(PREFIX)).expect("letters and digits");
-        Self(id)
+        let process = PROCESS_PART.get_or_init(|| {
+            let mut part = random_id(PREFIX);
+            part.truncate(LEN - COUNT_DIGITS);
+            part
+        });
+        let count = MADE.fetch_add(1, Ordering::Relaxed);
+        let mut id = [0u8; LEN];
+        id[..process.len()].copy_from_slice(process.as_bytes());
+        for (i, digit) in id[process.len()..].iter_mut().rev().enumerate() {
+            *digit = b"0123456789abcdef"[((count >> (4 * i)) & 0xf) as usize];
+        }
+        Self(HeaderValue::from_bytes(&id).expect("letters and digits"))
+    }
+
+    /// The id as a header value.
+    pub fn into_header_value(self) -> HeaderValue {
+        self.0
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,30 +96,12 @@ fn is_safe(id: &[u8]) -> bool {
             .is_ok_and(|id| matches!(redact_secrets(id), std::borrow::Cow::Borrowed(_)))
 }
 
-/// Middleware outside everything else (the request span included, which logs the id): gives
-/// the request its id and puts it on the response, the one made of an error an inner service
-/// returned included.
-pub async fn assign(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = RequestId::for_headers(req.headers());
-    req.extensions_mut().insert(id.clone());
-    match next.call(req).await {
-        Ok(mut response) => {
-            response.headers_mut().insert(X_REQUEST_ID, id.0);
-            Ok(response)
-        }
-        Err(error) => Err(WithRequestId { error, id }.into()),
-    }
-}
-
 /// An error from inner services whose response carries the request id. (The request cannot
 /// be kept here to answer with: the router needs it to be the only reference.)
 #[derive(Debug)]
-struct WithRequestId {
-    error: Error,
-    id: RequestId,
+pub struct WithRequestId {
+    pub error: Error,
+    pub id: RequestId,
 }
 
 impl std::fmt::Display for WithRequestId {
@@ -152,5 +164,16 @@ mod tests {
         let id = RequestId::for_headers(&headers);
         assert!(id.as_str().starts_with(PREFIX), "{id}");
         assert_eq!(id.as_str().len(), PREFIX.len() + 24);
+    }
+
+    #[test]
+    fn ids_of_ours_share_the_process_part_and_never_repeat() {
+        let (a, b) = (RequestId::generate(), RequestId::generate());
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(a.as_str()[..16], b.as_str()[..16]);
+        for id in [&a, &b] {
+            assert_eq!(id.as_str().len(), 28, "{id}");
+            assert!(is_safe(id.as_str().as_bytes()), "{id}");
+        }
     }
 }

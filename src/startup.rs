@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, web};
-use tracing_actix_web::TracingLogger;
 
 use crate::cache::usage::UsageTracker;
 use crate::cache::{Cache, invalidation};
@@ -18,11 +17,11 @@ use crate::db::{self, DatabaseTarget, DbSetupError, QueryCounter, Writer};
 use crate::error::{path_error_handler, query_error_handler};
 use crate::extract::BodyConfig;
 use crate::lookup_limit::{self, LookupLimiter};
-use crate::metrics::http::RequestMetrics;
 use crate::routes;
 use crate::server::{self, ConnectionLimits, ServerOptions};
 use crate::services;
 use crate::state::AppState;
+use crate::telemetry::access::Observe;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -184,15 +183,13 @@ impl Application {
         );
         let server = server::run(listener, options, move || {
             App::new()
-                // Innermost, so it sees the response the routes produced.
-                .wrap(RequestMetrics)
+                // The request id, the HTTP metrics and the access line; innermost, so it sees
+                // the response the routes produced.
+                .wrap(Observe)
                 .wrap(
                     DefaultHeaders::new()
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
                 )
-                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
-                // Outermost, so the request span sees the id and every response carries it.
-                .wrap(from_fn(crate::request_id::assign))
                 .configure(|cfg| {
                     if metrics_here {
                         cfg.service(metrics_resource());
@@ -391,10 +388,8 @@ fn metrics_server(
     };
     let server = server::run(listener, options, move || {
         App::new()
-            .wrap(RequestMetrics)
+            .wrap(Observe)
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
-            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
-            .wrap(from_fn(crate::request_id::assign))
             .app_data(state.clone())
             .service(metrics_resource())
             .default_service(web::to(routes::unknown_route))

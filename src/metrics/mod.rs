@@ -9,9 +9,10 @@
 //! - Recording stays off the request's expensive parts. Counters with a fixed set of labels
 //!   (authentication outcomes, cache hits, misses and evictions, invalidations, database
 //!   errors, lookup-limit decisions) are plain atomics here, one per label value, bumped with a
-//!   relaxed add and copied into the recorder when scraped. The HTTP families, whose labels
-//!   are only known once a request is answered, resolve their handles once per route, method
-//!   and status on each worker (see [`http`]). Gauges (pool, cache entries, pending usage, the
+//!   relaxed add and copied into the recorder when scraped. The HTTP families, recorded on
+//!   every request, are atomics too, a series per route, method and status (and a fixed array
+//!   of buckets for the latency), rendered by [`http`] itself; their handles are resolved once
+//!   per series on each worker. Gauges (pool, cache entries, pending usage, the
 //!   listener) are read from the live objects at scrape time ([`Snapshot`]), not kept up to
 //!   date on every change.
 //! - Labels are bounded: route templates (never the raw path, which a client chooses), a
@@ -28,7 +29,8 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// The buckets of every latency histogram, in seconds: 250 µs to 10 s.
+/// The buckets of every latency histogram, in seconds: 250 µs to 10 s (the HTTP latency's
+/// and those of the recorder alike).
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0,
@@ -336,15 +338,6 @@ fn build_recorder() -> Option<Recorder> {
 fn describe() {
     use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
-        HTTP_REQUESTS,
-        "Requests answered, by route template, method and status."
-    );
-    describe_histogram!(
-        HTTP_DURATION,
-        Unit::Seconds,
-        "Time from a request's head to its response, by route template and method."
-    );
-    describe_counter!(
         AUTH_OUTCOMES,
         "Presented keys, by how they were presented and what their verification came to."
     );
@@ -426,7 +419,9 @@ pub fn render(snapshot: &Snapshot) -> Option<String> {
     let recorder = RECORDER.get().and_then(Option::as_ref)?;
     publish_counters();
     publish_gauges(snapshot);
-    Some(recorder.handle.render())
+    let mut text = recorder.handle.render();
+    http::render(&mut text);
+    Some(text)
 }
 
 /// Copies the atomics of the fixed families into the recorder.

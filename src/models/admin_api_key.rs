@@ -60,9 +60,9 @@ pub struct KeyChanges {
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
     pub permissions: Option<Permissions>,
-    pub mcp: Option<McpPolicy>,
     /// Only ever earlier (`services::keys::update`).
     pub expires_at: Option<i64>,
+    pub mcp: Option<McpPolicy>,
 }
 
 impl KeyChanges {
@@ -71,8 +71,8 @@ impl KeyChanges {
             && self.enabled.is_none()
             && self.scopes.is_none()
             && self.permissions.is_none()
-            && self.mcp.is_none()
             && self.expires_at.is_none()
+            && self.mcp.is_none()
     }
 }
 

@@ -54,11 +54,11 @@ pub struct KeyUpdate {
     pub enabled: Option<bool>,
     pub scopes: Option<Scopes>,
     pub permissions: Option<Permissions>,
-    /// A change of the MCP policy, over the key's own.
-    pub mcp: McpRequest,
     /// A new, earlier `expires_at`: after now, within the lifetime policy, never later than
     /// the key's current one (an update shortens a key's life and never extends it).
     pub expires_at: Option<i64>,
+    /// A change of the MCP policy, over the key's own.
+    pub mcp: McpRequest,
 }
 
 /// The 404 for a key id that does not exist.
@@ -167,22 +167,33 @@ pub fn within_ceiling(permissions: &Permissions, owner: &User) -> Result<(), Api
     }
 }
 
-/// A successor of the key `key_id` (same name, owner and scopes) and the end of the old one
-/// after `overlap`. The caller must hold every scope of the rotated key. `lifetime` `None`
-/// gives the successor the lifetime the old key was given, within `policy`. A key is replaced once: rotating
-/// it again while its successor exists is a 409 naming the successor.
-// The rotation's two settings (the lifetime policy, the MCP presets) come with it.
-#[allow(clippy::too_many_arguments)]
+/// What a rotation asks for: the successor's lifetime (`None`: the lifetime the old key was
+/// given), within the organisation's `policy`, and how long the old key overlaps it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub lifetime: Option<KeyLifetime>,
+    pub overlap: Overlap,
+    pub policy: LifetimePolicy,
+}
+
+/// A successor of the key `key_id` (same name, owner, scopes and MCP policy, checked against
+/// `presets`) and the end of the old one after the overlap. The caller must hold every scope
+/// of the rotated key. A key is replaced once: rotating it again while its successor exists
+/// is a 409 naming the successor.
 pub fn rotate<'a>(
     conn: &mut DbConnection,
     who: impl Into<Principal<'a>>,
     key_id: &str,
-    lifetime: Option<KeyLifetime>,
-    overlap: Overlap,
-    policy: &LifetimePolicy,
+    asked: Rotation,
     presets: &crate::domain::McpPresets,
     now: i64,
 ) -> Result<Change<Issued>, ApiError> {
+    let Rotation {
+        lifetime,
+        overlap,
+        policy,
+    } = asked;
+    let policy = &policy;
     if !ids::plausible(key_id) {
         return Err(no_such_key(key_id));
     }
@@ -297,7 +308,6 @@ pub fn update<'a>(
         if let Some(at) = changes.expires_at {
             only_earlier(at, target.expires_at)?;
         }
-        // The MCP policy's change applies to the key's policy as read under the lock.
         changes.mcp = crate::services::mcp::changed_policy(&caller, &target.mcp, &mcp_request)?;
         if changes.enabled == Some(true) {
             caller.may_grant(target.scopes)?;

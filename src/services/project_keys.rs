@@ -39,10 +39,10 @@ pub struct NewProjectKey {
     pub name: KeyName,
     /// Each covered by the caller's own effective permissions.
     pub scopes: Permissions,
-    /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
-    pub mcp: McpRequest,
     /// When it expires, as the organisation's lifetime policy made it of the request.
     pub expires_at: Option<i64>,
+    /// The MCP policy: fields left out are the caller's own (see `services::mcp`).
+    pub mcp: McpRequest,
 }
 
 /// The owner of a key being made.

@@ -57,17 +57,17 @@ pub fn no_such_service_account(account_id: &str) -> ApiError {
 }
 
 /// Makes a service account in `project_id` (`service_account.created`), with role `member`
-/// and a first key (no scopes, expiring at `first_key_expires_at`: the organisation's default
-/// lifetime) unless `account_only`, which makes it with role `none` and no key.
+/// and a first key (no scopes) expiring at `first_key`'s time (the organisation's default
+/// lifetime; `Some(None)` never), or with `first_key` `None` with role `none` and no key.
 pub fn create<'a>(
     conn: &mut DbConnection,
     who: impl Into<Principal<'a>>,
     project_id: &str,
     name: KeyName,
-    account_only: bool,
-    first_key_expires_at: Option<i64>,
+    first_key: Option<Option<i64>>,
     now: i64,
 ) -> Result<Change<Created>, ApiError> {
+    let account_only = first_key.is_none();
     let caller = authorize(conn, who, Scope::ProjectsWrite, Target::Nothing, now)?;
     active_project(conn, project_id, RowLock::Share)?;
     let role = if account_only {
@@ -96,7 +96,7 @@ pub fn create<'a>(
     let first = NewProjectKey {
         name: KeyName::parse("name", FIRST_KEY_NAME)?,
         scopes: Permissions::default(),
-        expires_at: first_key_expires_at,
+        expires_at: first_key.flatten(),
         mcp: Default::default(),
     };
     let owner = NewKeyOwner::ServiceAccount(&account.id);

@@ -19,6 +19,7 @@ backend_tests!(
     an_update_brings_a_keys_end_forward_and_forward_auth_stops_it_there,
     an_update_never_extends_a_key,
     bringing_a_keys_end_forward_is_audited,
+    bringing_the_last_admin_keys_end_within_five_minutes_is_refused,
 );
 
 mod with_a_policy {
@@ -277,6 +278,26 @@ async fn bringing_a_keys_end_forward_is_audited(app: TestApp) {
         json!({ "expires_at": START + 50 }),
         "{page}"
     );
+}
+
+async fn bringing_the_last_admin_keys_end_within_five_minutes_is_refused(app: TestApp) {
+    let bootstrap = json!({ "id": app.admin_key_id });
+
+    let response = app
+        .post_json(&key_path(&bootstrap), &json!({ "expires_at": START + 60 }))
+        .await;
+
+    let error = assert_error(response, StatusCode::CONFLICT, "the lock-out guard").await;
+    assert_eq!(error["code"], "last_admin_key");
+    let (status, body) = read(
+        app.post_json(
+            &key_path(&bootstrap),
+            &json!({ "expires_at": START + 3600 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "an hour is enough: {body}");
 }
 
 async fn new_keys_of_every_kind_get_the_default_lifetime(app: TestApp) {

@@ -133,13 +133,13 @@ fn fingerprint(body: &CreateAdminApiKeyRequest) -> serde_json::Value {
         "owner_id": body.owner_id,
         "permissions": body.permissions,
     });
-    // Only when sent, so a request made before `expires_at` (or `mcp`) existed keeps its
+    // Only when sent, so a request made before `expires_at` and `mcp` existed keeps its
     // fingerprint.
     if let Some(at) = body.expires_at {
         fields["expires_at"] = at.into();
     }
     if let Some(mcp) = &body.mcp {
-        fields["mcp"] = serde_json::to_value(mcp).unwrap_or_default();
+        fields["mcp"] = serde_json::json!(mcp);
     }
     fields
 }

@@ -205,10 +205,6 @@ pub struct UpdateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, max_items = 64)]
     pub permissions: Option<Vec<String>>,
-    /// Changes to the key's MCP policy (an extension); fields left out keep their value.
-    #[serde(default, deserialize_with = "crate::extract::non_null")]
-    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
-    pub mcp: Option<crate::routes::mcp::McpBody>,
     /// A new, earlier end for the key, as a Unix time in seconds (an extension): after now,
     /// and never later than its current `expires_at` (an update shortens a key's life; to
     /// extend it, rotate it). A key that never expired may be given any end within the
@@ -217,6 +213,10 @@ pub struct UpdateAdminApiKeyRequest {
     #[serde(default, deserialize_with = "crate::extract::non_null")]
     #[schema(nullable = false, example = 1766483200)]
     pub expires_at: Option<i64>,
+    /// Changes to the key's MCP policy (an extension); fields left out keep their value.
+    #[serde(default, deserialize_with = "crate::extract::non_null")]
+    #[schema(value_type = Option<McpPolicyRequest>, nullable = false)]
+    pub mcp: Option<crate::routes::mcp::McpBody>,
 }
 
 impl RequestBody for CreateAdminApiKeyRequest {
@@ -226,8 +226,8 @@ impl RequestBody for CreateAdminApiKeyRequest {
         "scopes",
         "owner_id",
         "permissions",
-        "mcp",
         "expires_at",
+        "mcp",
     ];
 
     fn expects(field: &str) -> String {

@@ -63,18 +63,34 @@ pub async fn rotate(
     );
     let old_id = key_id.clone();
     let (usage, sealer) = (state.usage.clone(), state.idempotency_sealer.clone());
-    let (policy, presets) = (state.key_lifetime, state.cache.mcp_presets().clone());
+    let rotation = keys::Rotation {
+        lifetime,
+        overlap,
+        policy: state.key_lifetime,
+    };
+    let presets = state.cache.mcp_presets().clone();
     let answer = services::write(&state, move |conn| {
         idempotency::once(conn, once.as_ref(), sealer.as_ref(), now, |conn| {
-            let rotated = keys::rotate(
-                conn, &caller, &old_id, lifetime, overlap, &policy, &presets, now,
-            )?;
-            rotated.try_map(|issued| answer(issued, &old_id, &usage, &presets))
+            keys::rotate(conn, &caller, &old_id, rotation, &presets, now)?
+                .try_map(|issued| answer(issued, &old_id, &usage, &presets))
         })
     })
     .await?;
     tracing::info!(key_id = %answer.key_id, rotated_from = %key_id, by = %by, replayed = answer.replayed, "admin key rotated");
     Ok(respond(answer))
+}
+
+/// The fields of a rotation that an `Idempotency-Key` binds. `expires_in_seconds` absent and
+/// `null` ask different things; both are kept apart.
+fn fingerprint(body: &RotateAdminApiKeyRequest) -> serde_json::Value {
+    let mut fields = serde_json::Map::new();
+    if let Some(expires_in) = body.expires_in_seconds {
+        fields.insert("expires_in_seconds".into(), expires_in.into());
+    }
+    if let Some(overlap) = body.previous_key_expires_in_seconds {
+        fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
+    }
+    fields.into()
 }
 
 /// A rotation's answer, as sent (and kept for replays).
@@ -90,17 +106,4 @@ fn answer(
         rotated_from: old_id.to_owned(),
     };
     made(new_id, &answer)
-}
-
-/// The fields of a rotation that an `Idempotency-Key` binds. `expires_in_seconds` absent and
-/// `null` ask different things; both are kept apart.
-fn fingerprint(body: &RotateAdminApiKeyRequest) -> serde_json::Value {
-    let mut fields = serde_json::Map::new();
-    if let Some(expires_in) = body.expires_in_seconds {
-        fields.insert("expires_in_seconds".into(), expires_in.into());
-    }
-    if let Some(overlap) = body.previous_key_expires_in_seconds {
-        fields.insert("previous_key_expires_in_seconds".into(), overlap.into());
-    }
-    fields.into()
 }

@@ -91,8 +91,8 @@ fn parse_update(
         && update.mcp.change.is_none()
     {
         return Err(ApiError::invalid_request(
-            "Send at least one of `name`, `enabled`, `scopes`, `permissions`, `expires_at` and \
-             `mcp`.",
+            "Send at least one of `name`, `enabled`, `scopes`, `permissions`, `expires_at` \
+             and `mcp`.",
         ));
     }
     Ok(update)

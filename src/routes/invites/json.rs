@@ -238,7 +238,8 @@ fn expects_phone() -> String {
 pub struct AcceptInviteResponse {
     /// The member the invite made.
     pub user: UserJson,
-    /// The member's first key, holding every scope their role allows and never expiring.
+    /// The member's first key, holding every scope their role allows and expiring as the
+    /// organisation's default key lifetime says (by default, never).
     pub api_key: AdminApiKeyCreateResponse,
 }
 

@@ -337,8 +337,9 @@ pub async fn delete(
 /// needed: the token is the credential, and it works once. The new member gets the invite's
 /// email and role; the `first_name`, `last_name` and `phone_number` sent, or else the
 /// invite's; the `name` sent, or else one derived from the first and last names (`first
-/// last`, or the one given; without either, `name` is required); and a first admin key holding every scope the role allows (never
-/// expiring), whose secret `value` only this response carries. A token that is malformed,
+/// last`, or the one given; without either, `name` is required); and a first admin key
+/// holding every scope the role allows (expiring as the organisation's default key lifetime
+/// says: by default, never), whose secret `value` only this response carries. A token that is malformed,
 /// unknown, withdrawn, expired or already used is refused with the same 400
 /// (`invalid_invite_token`), whichever it is.
 #[utoipa::path(
@@ -383,8 +384,8 @@ pub async fn accept(
     }))
 }
 
-/// The token and what else an acceptance sends, once a read (no write transaction, no lock) has found
-/// the token pending: a flood of invented tokens never queues behind the writes. Like a
+/// The token and what else an acceptance sends, once a read (no write transaction, no lock)
+/// has found the token pending: a flood of invented tokens never queues behind the writes. Like a
 /// lookup of an unknown admin key, a lookup that finds no pending invite is charged to the
 /// client's budget (`lookup_limit`: a unit taken before, given back when the token is
 /// pending), and a client with none left gets 429 without a lookup.
@@ -393,20 +394,12 @@ async fn usable_token(
     req: &HttpRequest,
     body: AcceptInviteRequest,
 ) -> Result<(String, invites::Acceptance), ApiError> {
-    let token = body
-        .token
+    let token = (body.token.clone())
         .ok_or_else(|| ApiError::invalid_param("token", "`token` is required."))?;
     if !secret::is_well_formed_invite_token(&token) {
         return Err(invites::invalid_invite_token());
     }
-    let acceptance = invites::Acceptance {
-        name: (body.name.as_deref())
-            .map(|raw| KeyName::parse("name", raw))
-            .transpose()?,
-        details: member_details(body.first_name, body.last_name, body.phone_number)?,
-        first_key_expires_at: (state.key_lifetime)
-            .expires_at(Expiry::Default, state.clock.now())?,
-    };
+    let acceptance = acceptance(body, state)?;
     let (hash, now) = (secret::hash_key(&token), state.clock.now());
     let client = state.trusted_proxies.client_of(req);
     let unit = state
@@ -422,4 +415,20 @@ async fn usable_token(
     }
     state.lookup_limit.refund(unit);
     Ok((token, acceptance))
+}
+
+/// What an acceptance sends besides its token, checked, and when the first key it makes
+/// expires (the organisation's default key lifetime).
+fn acceptance(
+    body: AcceptInviteRequest,
+    state: &AppState,
+) -> Result<invites::Acceptance, ApiError> {
+    Ok(invites::Acceptance {
+        name: (body.name.as_deref())
+            .map(|raw| KeyName::parse("name", raw))
+            .transpose()?,
+        details: member_details(body.first_name, body.last_name, body.phone_number)?,
+        first_key_expires_at: (state.key_lifetime)
+            .expires_at(Expiry::Default, state.clock.now())?,
+    })
 }

@@ -195,9 +195,9 @@ impl RequestBody for CreateServiceAccountKeyRequest {
     fn expects(field: &str) -> String {
         match field {
             "name" => format!("a string of 1 to {MAX_NAME_CHARS} characters"),
-            "mcp" => crate::routes::mcp::expects_mcp(),
             "expires_in_seconds" => "a whole number of seconds, or null".to_owned(),
             "expires_at" => "a Unix time in whole seconds, after now, or null".to_owned(),
+            "mcp" => crate::routes::mcp::expects_mcp(),
             _ => format!(
                 "an array of at most {MAX_PERMISSIONS} scopes of 1 to {MAX_PERMISSION_CHARS} \
                  characters"

@@ -147,19 +147,11 @@ pub async fn create(
         .name
         .ok_or_else(|| ApiError::invalid_param("name", "`name` is required."))?;
     let name = KeyName::parse("name", &name)?;
-    let account_only = body.create_service_account_only.unwrap_or(false);
     let (project_id, now) = (project_id.into_inner(), state.clock.now());
     let expires_at = state.key_lifetime.expires_at(Expiry::Default, now)?;
+    let first_key = (!body.create_service_account_only.unwrap_or(false)).then_some(expires_at);
     let created = services::write(&state, move |conn| {
-        service_accounts::create(
-            conn,
-            &caller,
-            &project_id,
-            name,
-            account_only,
-            expires_at,
-            now,
-        )
+        service_accounts::create(conn, &caller, &project_id, name, first_key, now)
     })
     .await?;
     tracing::info!(service_account_id = %created.account.id, "service account created");

@@ -1,18 +1,19 @@
 //! What the log says about each request, and how it is written.
 //!
-//! Policy. Per request the log holds one span, `HTTP request`, with the method, the matched
-//! route template (`http.route`, `-` when no route matched), the target with every
-//! secret-shaped run redacted and the query reduced to its parameter names (`http.target`,
-//! e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), where the call came from (the
-//! client address, `client.address`: the one the lookup budget is kept under, after
-//! `TRUSTED_PROXIES`, an IPv6 client shown as its /64; and the `User-Agent`, redacted and
-//! capped, `user_agent.original`), the request id (`request_id`, the
-//! one returned as `X-Request-Id`, see `request_id`), the id of the key that authenticated
-//! it (`key_id`, recorded by `auth`) and, once answered, the status and, for a 4xx, its error
-//! code (`error_code`, one of ours, never the message); and one INFO line when it is answered,
-//! `finished latency_us=…`, whose span context carries the rest. Both use the target
-//! [`ACCESS_LOG`], so `RUST_LOG=info,admin_api_keys::access=off` silences them while events
-//! from inside a request keep going to the log (without the span context, then).
+//! Policy. Per request the log holds one INFO line when the request is answered, the access
+//! line (`access`): `HTTP request{…}: admin_api_keys::access: finished latency_us=…`, laid
+//! out as the subscriber lays out an event inside a span of that name, and carrying the
+//! method, the matched route template (`http.route`, `-` when no route matched), the target
+//! with every secret-shaped run redacted and the query reduced to its parameter names
+//! (`http.target`, e.g. `/v1/organization/admin_api_keys?limit=…&after=…`), where the call
+//! came from (the client address, `client.address`: the one the lookup budget is kept under,
+//! after `TRUSTED_PROXIES`, an IPv6 client shown as its /64; and the `User-Agent`, redacted
+//! and capped, `user_agent.original`), the request id (`request_id`, the one returned as
+//! `X-Request-Id`, see `request_id`), the id of the key that authenticated it (`key_id`,
+//! recorded by `auth`), the status and, for a 4xx, its error code (`error_code`, one of ours,
+//! never the message). It uses the target [`ACCESS_LOG`], so
+//! `RUST_LOG=info,admin_api_keys::access=off` silences it while other events keep going to
+//! the log.
 //!
 //! What a client sends is capped per field: the method at [`MAX_LOGGED_METHOD`] characters and
 //! the target at [`MAX_LOGGED_TARGET`] and the user agent at [`MAX_LOGGED_USER_AGENT`]
@@ -21,7 +22,8 @@
 //! costs the log half a kilobyte. The request id is at most 64 characters (`request_id`),
 //! the route template and the error code are ours.
 //!
-//! Client text is redacted once, where it enters a field (method, target, user agent).
+//! Client text is redacted once, where it enters a field (method, target, user agent); the
+//! request id is kept only when it is not shaped like a secret, and the rest is ours.
 //!
 //! Never logged: a header value of any kind (`Authorization`, `Cookie`, `Host`, forwarding
 //! headers: a client can paste a key into any of them) but a safe `X-Request-Id` and the
@@ -45,29 +47,27 @@
 //! Lines are text (`LOG_FORMAT=text`, the default), coloured only when stderr is a terminal
 //! and `NO_COLOR` is unset or empty, or JSON (`LOG_FORMAT=json`): one object per line, the
 //! event's fields at the top level beside `timestamp`, `level`, `target` and `message`, and
-//! the request span's fields under `span`.
+//! the access line's request fields under `span`. The access line does not pass through
+//! the subscriber (it is written whole, once, by `access`), nor through the whole-line
+//! redaction: every field of it a client chose was redacted where it entered.
+
+pub mod access;
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
-use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Uri;
-use actix_web::http::header::USER_AGENT;
-use actix_web::{Error, HttpMessage, web};
-use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 use crate::db::DatabaseTarget;
 use crate::domain::secret::redact_secrets;
-use crate::error::ApiError;
-use crate::request_id::RequestId;
-use crate::state::AppState;
 
-/// The `tracing` target of the request span and of the per-request INFO line.
+/// The `tracing` target of the per-request INFO line.
 pub const ACCESS_LOG: &str = "admin_api_keys::access";
 
 /// The most characters of a request's method a log line carries.
@@ -76,115 +76,6 @@ pub const MAX_LOGGED_METHOD: usize = 32;
 pub const MAX_LOGGED_TARGET: usize = 512;
 /// The most characters of a request's `User-Agent` a log line carries.
 pub const MAX_LOGGED_USER_AGENT: usize = 256;
-/// The most characters of an unexpected error's cause chain a log line carries.
-const MAX_LOGGED_CAUSE: usize = 2048;
-
-/// What `http.route` says when no route matched.
-const NO_ROUTE: &str = "-";
-
-/// The root span `TracingLogger` opens for each request: see the module policy.
-pub struct RequestSpan;
-
-/// When the request arrived; left in the request's extensions while its span is enabled.
-struct Arrived(Instant);
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let arrived = Instant::now();
-        let extensions = request.extensions();
-        let request_id = extensions.get::<RequestId>();
-        let span = tracing::info_span!(
-            target: ACCESS_LOG,
-            "HTTP request",
-            // A method is any token, so it may be a secret too.
-            http.method = %capped(redact_secrets(request.method().as_str()), MAX_LOGGED_METHOD),
-            // Recorded when the request is answered, from the route the router matched.
-            http.route = tracing::field::Empty,
-            http.target = %capped(loggable_target(request.uri()), MAX_LOGGED_TARGET),
-            client.address = tracing::field::Empty,
-            user_agent.original = tracing::field::Empty,
-            request_id = request_id.map(tracing::field::display),
-            key_id = tracing::field::Empty,
-            http.status_code = tracing::field::Empty,
-            error_code = tracing::field::Empty,
-        );
-        drop(extensions);
-        // Nothing more is worked out for a span nobody logs (`RUST_LOG=warn`, say).
-        if !span.is_disabled() {
-            // The client the lookup budget is kept under (after TRUSTED_PROXIES).
-            if let Some(state) = request.app_data::<web::Data<AppState>>() {
-                let client = state.trusted_proxies.client_of(request.request());
-                span.record("client.address", tracing::field::display(client));
-            }
-            if let Some(user_agent) = request.headers().get(USER_AGENT) {
-                let logged = capped(
-                    loggable_user_agent(user_agent.as_bytes()),
-                    MAX_LOGGED_USER_AGENT,
-                );
-                span.record("user_agent.original", tracing::field::display(logged));
-            }
-            request.extensions_mut().insert(Arrived(arrived));
-        }
-        span
-    }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, error, arrived, route) = match outcome {
-            Ok(response) => (
-                response.status(),
-                response.response().error(),
-                response
-                    .request()
-                    .extensions()
-                    .get::<Arrived>()
-                    .map(|a| a.0),
-                // After routing actix finds the template from the resource it matched,
-                // without matching the path against the routes again; only for a span
-                // that is logged.
-                (!span.is_disabled())
-                    .then(|| response.request().match_pattern())
-                    .flatten(),
-            ),
-            Err(error) => (
-                error.as_response_error().status_code(),
-                Some(error),
-                None,
-                None,
-            ),
-        };
-        if !span.is_disabled() {
-            span.record(
-                "http.route",
-                tracing::field::display(route.as_deref().unwrap_or(NO_ROUTE)),
-            );
-        }
-        span.record("http.status_code", status.as_u16());
-        if status.is_client_error()
-            && let Some(code) = error
-                .and_then(|e| e.as_error::<ApiError>())
-                .and_then(ApiError::code)
-        {
-            span.record("error_code", tracing::field::display(code));
-        }
-        // An ApiError has logged its own cause chain; anything else that ends in a 5xx is
-        // logged here, once.
-        if let Some(error) =
-            error.filter(|e| status.is_server_error() && e.as_error::<ApiError>().is_none())
-        {
-            tracing::error!(
-                status = status.as_u16(),
-                cause = %capped(redact_secrets(&error.to_string()), MAX_LOGGED_CAUSE),
-                "request failed"
-            );
-        }
-        tracing::info!(
-            target: ACCESS_LOG,
-            latency_us = arrived.map(|at| u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX)),
-            "finished"
-        );
-    }
-}
-
 /// The request target as the log shows it: the path with percent-encoded unreserved
 /// characters decoded and secrets redacted, then the parameter names of the query (redacted
 /// too), each followed by `=…` where it had a value. Borrows the path when there is no query
@@ -215,6 +106,10 @@ pub fn loggable_target(uri: &Uri) -> Cow<'_, str> {
 
 /// `text` cut after `max` characters, the cut marked with `…` and how many were left out.
 pub fn capped(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    // No more bytes than `max`: no more characters either.
+    if text.len() <= max {
+        return text;
+    }
     match text.char_indices().nth(max) {
         None => text,
         Some((end, _)) => {
@@ -296,16 +191,66 @@ pub fn init(format: LogFormat) {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| RedactingStderr);
+    let ansi = matches!(format, LogFormat::Text) && colour_wanted();
+    let _ = access::STYLE.set(access::Style { format, ansi });
+    let lines = tracing_subscriber::fmt::format();
     match format {
-        LogFormat::Text => subscriber.with_ansi(colour_wanted()).init(),
-        LogFormat::Json => subscriber
-            .json()
-            .flatten_event(true)
-            // Requests open no span inside the request span, so it is always the current one.
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_ansi(false)
+        LogFormat::Text => subscriber
+            .with_ansi(ansi)
+            .event_format(InRequest {
+                inner: lines.with_ansi(ansi),
+                json: false,
+            })
             .init(),
+        LogFormat::Json => subscriber
+            .with_ansi(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(InRequest {
+                inner: lines
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_ansi(false),
+                json: true,
+            })
+            .init(),
+    }
+}
+
+/// The subscriber's line format, with the id of the request being served on this thread
+/// (`access::serving`) added to an event logged while it is: ` request_id=…` at the end of
+/// a text line, a top-level `request_id` in a JSON one. So what a request logs (a change it
+/// made, a 5xx's cause chain) can be told apart from what others log between its arrival
+/// and its access line.
+struct InRequest<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> FormatEvent<S, N> for InRequest<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(id) = access::serving() else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let body = line.strip_suffix('\n').unwrap_or(&line);
+        match body.strip_suffix('}') {
+            Some(object) if self.json => writeln!(writer, "{object},\"request_id\":\"{id}\"}}"),
+            _ => writeln!(writer, "{body} request_id={id}"),
+        }
     }
 }
 
