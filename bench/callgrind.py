@@ -37,6 +37,7 @@ adds the table to bench/RESULTS.md. `--keep-dumps DIR` keeps every dump for
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import statistics
@@ -54,6 +55,15 @@ FORWARD_PATH = "/v1/forward-auth?permission=billing:read"
 FORWARD_NAME = "forward auth GET /v1/forward-auth?permission=billing:read (a cached key)"
 INVENTED_NAME = ("forward auth GET /v1/forward-auth?permission=billing:read (an invented "
                  "well-formed key: 401, hash not in the set)")
+PROJECT_PATH = "/v1/forward-auth?project={PROJECT}"
+PROJECT_NAME = ("forward auth GET /v1/forward-auth?project=<id> (a cached project key, member "
+                "owned)")
+# The model's limits (RATE_LIMIT_MODELS) are high enough that no phase is refused.
+BENCH_MODEL = "bench-model"
+MODEL_LIMITS = f"{BENCH_MODEL} rpm=1000000000 rpd=1000000000"
+MODEL_PATH = f"/v1/forward-auth?model={BENCH_MODEL}"
+MODEL_NAME = ("forward auth GET /v1/forward-auth?model=bench-model (a cached project key; one "
+              "request taken from its per-minute and per-day budgets)")
 # Scenarios that run on SQLite only (see the module docs).
 SQLITE_ONLY = {"invented"}
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -89,6 +99,10 @@ def plan(keys):
     out.append(("forward", FORWARD_NAME, "GET", FORWARD_PATH, None, True))
     # The same check with a key that was never issued.
     out.append(("invented", INVENTED_NAME, "GET", FORWARD_PATH, None, "invented"))
+    # A project key's check, pinned to its project ({PROJECT} is replaced by its id).
+    out.append(("project", PROJECT_NAME, "GET", PROJECT_PATH, None, "project"))
+    # The same key naming a model, so its per-model rate limit is taken.
+    out.append(("model", MODEL_NAME, "GET", MODEL_PATH, None, "project"))
     return out
 
 
@@ -101,7 +115,8 @@ class CallgrindServer:
         self.parts = 0  # dumps taken so far; dump k is written to `<out>.k`
         # BENCH_RUST_LOG=info counts the access log too (the default level of a deployment).
         env = dict(os.environ, DATABASE_URL=database_url,
-                   RUST_LOG=os.environ.get("BENCH_RUST_LOG", "warn"))
+                   RUST_LOG=os.environ.get("BENCH_RUST_LOG", "warn"),
+                   RATE_LIMIT_MODELS=MODEL_LIMITS)
         command = bench.pinned(bench.SERVER_CPU) + [
             "valgrind", "--tool=callgrind", "--trace-children=no",
             f"--callgrind-out-file={self.out}",
@@ -161,13 +176,46 @@ class CallgrindServer:
         self.log.close()
 
 
-def send(port, scenario, key, count):
+def call(port, key, method, path, body=None):
+    """One JSON request as `key` (setting up the project scenarios); the answer's body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        connection.request(method, path, body=json.dumps(body) if body else None,
+                           headers=headers)
+        response = connection.getresponse()
+        answer = json.loads(response.read() or b"null")
+        if response.status != 200:
+            sys.exit(f"callgrind: setup {method} {path} answered {response.status}: {answer}")
+        return answer
+    finally:
+        connection.close()
+
+
+class ProjectKey:
+    """A project with the bootstrap key's owner as a member, and a key of that member's, made
+    through the API of the server under measurement."""
+
+    def __init__(self, port, admin_key):
+        org = "/v1/organization"
+        self.project = call(port, admin_key, "POST", f"{org}/projects",
+                            {"name": "bench"})["id"]
+        owner = call(port, admin_key, "GET", f"{org}/users?limit=1")["data"][0]["id"]
+        call(port, admin_key, "POST", f"{org}/projects/{self.project}/users",
+             {"user_id": owner, "role": "member"})
+        self.value = call(port, admin_key, "POST", f"{org}/projects/{self.project}/api_keys",
+                          {"user_id": owner, "name": "bench"})["value"]
+
+
+def send(port, scenario, key, count, project=None):
     """Sends `count` requests one after another on one keep-alive connection."""
     slug, _, method, path, body, authenticated = scenario
     headers = {}
     expected = 200
     if authenticated == "invented":
         key, expected = invented_key(), 401
+    if authenticated == "project":
+        key, path = project.value, path.replace("{PROJECT}", project.project)
     if authenticated:
         headers["Authorization"] = f"Bearer {key}"
     if body is not None:
@@ -185,15 +233,15 @@ def send(port, scenario, key, count):
         connection.close()
 
 
-def measure(server, scenario, key, args, keep_as):
+def measure(server, scenario, key, args, keep_as, project=None):
     """Instructions per request of one scenario: (I(6N) - I(N)) / 5N, `args.repeats` times."""
-    send(server.port, scenario, key, args.warmup)
+    send(server.port, scenario, key, args.warmup, project)
     results = []
     for _ in range(args.repeats):
         totals = {}
         for count in (args.requests, 6 * args.requests):
             server.zero()
-            send(server.port, scenario, key, count)
+            send(server.port, scenario, key, count, project)
             # Let the server see the connection close before the counters are read.
             time.sleep(0.5)
             path, totals[count] = server.dump()
@@ -216,6 +264,9 @@ def run_backend(backend, args):
         with tempfile.TemporaryDirectory(prefix="aak-callgrind-") as work_dir:
             server = CallgrindServer(database.url, work_dir, args.startup_timeout)
             try:
+                project = None
+                if not args.scenarios or {"project", "model"} & set(args.scenarios):
+                    project = ProjectKey(server.port, key)
                 for scenario in plan(args.keys):
                     slug, name = scenario[:2]
                     if args.scenarios and slug not in args.scenarios:
@@ -224,7 +275,7 @@ def run_backend(backend, args):
                         continue
                     keep_as = (os.path.join(args.keep_dumps, f"{backend}-{slug}")
                                if args.keep_dumps else None)
-                    runs = measure(server, scenario, key, args, keep_as)
+                    runs = measure(server, scenario, key, args, keep_as, project)
                     row = dict(backend=backend, slug=slug, scenario=name,
                                instructions=statistics.median(runs),
                                spread=(max(runs) - min(runs)) / statistics.median(runs))
@@ -278,7 +329,7 @@ def parser():
                    help="measurements per scenario; the median is reported (default 3)")
     p.add_argument("--scenarios", default="",
                    help="comma-separated subset of: baseline, retrieve, first, deep, create, "
-                        "audit, introspect, forward, invented (default: all)")
+                        "audit, introspect, forward, invented, project, model (default: all)")
     p.add_argument("--keep-dumps", metavar="DIR",
                    help="keep the dumps of each scenario's last measurement in DIR as "
                         "<backend>-<scenario>-<requests>.out")

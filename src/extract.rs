@@ -434,7 +434,16 @@ impl QueryParams {
         })
     }
 
+    /// Whether a parameter's name starts with `prefix` (a cheap test before taking several).
+    pub fn has_name_starting_with(&self, prefix: &str) -> bool {
+        self.pairs.iter().any(|(name, _)| name.starts_with(prefix))
+    }
+
     fn take_values(&mut self, matches: impl Fn(&str) -> bool) -> Vec<String> {
+        // Most lookups find nothing: leave the pairs as they are then (no new vectors).
+        if !self.pairs.iter().any(|(name, _)| matches(name)) {
+            return Vec::new();
+        }
         let (taken, kept) = std::mem::take(&mut self.pairs)
             .into_iter()
             .partition(|(name, _)| matches(name));

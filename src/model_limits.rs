@@ -234,11 +234,11 @@ impl ModelLimiter {
             return Decision::Unlimited;
         }
         let mut budgets = self.lock();
-        let arrivals = budgets
-            .get(project)
-            .and_then(|models| models.get(model))
-            .copied()
-            .unwrap_or_default();
+        // One lookup for a pair seen before (every request but its first).
+        let mut existing = budgets
+            .get_mut(project)
+            .and_then(|models| models.get_mut(model));
+        let arrivals = existing.as_deref().copied().unwrap_or_default();
         let probes = [
             limits
                 .per_minute
@@ -268,7 +268,10 @@ impl ModelLimiter {
             .min_by_key(|q| q.remaining)
             .expect("at least one budget applies");
         let [minute, day] = probes;
-        let entry = Self::entry(&mut budgets, project, model);
+        let entry = match existing.take() {
+            Some(entry) => entry,
+            None => Self::entry(&mut budgets, project, model),
+        };
         if let Some(minute) = minute {
             entry.minute = minute.outcome.unwrap_or(entry.minute);
         }
@@ -337,18 +340,16 @@ pub fn reset_header(reset: Duration) -> String {
 /// OpenAI's `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
 /// `x-ratelimit-reset-requests` for `quota`.
 pub fn quota_headers(quota: &Quota) -> [(HeaderName, HeaderValue); 3] {
+    // Checked when compiled, not on every request.
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
     let reset = HeaderValue::from_str(&reset_header(quota.reset))
         .expect("digits and unit letters are a header value");
     [
-        (
-            HeaderName::from_static("x-ratelimit-limit-requests"),
-            HeaderValue::from(quota.limit),
-        ),
-        (
-            HeaderName::from_static("x-ratelimit-remaining-requests"),
-            HeaderValue::from(quota.remaining),
-        ),
-        (HeaderName::from_static("x-ratelimit-reset-requests"), reset),
+        (LIMIT, HeaderValue::from(quota.limit)),
+        (REMAINING, HeaderValue::from(quota.remaining)),
+        (RESET, reset),
     ]
 }
 

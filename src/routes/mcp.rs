@@ -414,6 +414,19 @@ impl McpAsked {
         req: &actix_web::HttpRequest,
         mut query: Option<&mut crate::extract::QueryParams>,
     ) -> Result<Option<Self>, ApiError> {
+        // Every forward-auth check asks this; almost all name nothing of MCP. One pass over
+        // the parameters and the header names says so, before eight lookups would.
+        let in_query = query
+            .as_deref()
+            .is_some_and(|q| q.has_name_starting_with("mcp_"));
+        if !in_query
+            && !req
+                .headers()
+                .keys()
+                .any(|name| name.as_str().starts_with("x-mcp-"))
+        {
+            return Ok(None);
+        }
         let mut values: [Option<String>; 4] = Default::default();
         for (slot, (param, header)) in values.iter_mut().zip(ASKED) {
             let mut given = query

@@ -163,6 +163,7 @@ fn no_page_after(id: &str) -> ApiError {
     request_body = InviteRequest,
     responses(
         (status = 200, description = "The invite, with its accept token.", body = InviteCreateResponse),
+        (status = 404, description = "A project named in `projects` does not exist (`not_found`, `param` is `projects`).", body = ErrorResponse),
         (status = 409, description = "A member has this email address (`email_taken`), or an invite for it is pending (`invite_pending`).", body = ErrorResponse),
         BodyErrors,
         SharedErrors,
