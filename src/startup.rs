@@ -340,6 +340,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
             routes::health::get_or_head().to(routes::health::readyz),
             "GET, HEAD",
         ))
+        .configure(routes::verification)
         .service(probe(
             "/openapi.json",
             web::get().to(crate::openapi::serve),

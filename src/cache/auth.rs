@@ -9,12 +9,15 @@
 //! set cannot vouch for absences) are remembered separately, so retries reach the database
 //! once per hash per TTL. Malformed keys never get this far.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use actix_web::web::Bytes;
+
+use super::headers::{self, VerdictHeaders};
 use super::{Cache, FillTicket};
 use crate::domain::secret::KeyDigest;
-use crate::domain::{McpPolicy, McpPresets, Permissions, Scopes};
+use crate::domain::{McpPolicy, McpPresets, Permissions, Scope, Scopes};
 use crate::metrics::{self, CacheName};
 use crate::models::admin_api_key::AuthRecord;
 use crate::models::user::User;
@@ -34,6 +37,12 @@ pub struct CachedKey {
     pub expires_at: Option<i64>,
     /// The key's effective MCP policy (its preset resolved), for MCP checks.
     pub mcp: McpPolicy,
+    /// What forward auth answers for it, rendered at fill.
+    pub headers: VerdictHeaders,
+    /// What introspection answers for it (for an admin key, all but its `key` object, which
+    /// shows the latest use), rendered by the first introspection of this entry and kept with
+    /// it, so it is dropped with the entry.
+    pub introspection: OnceLock<Bytes>,
     cached_at: i64,
     /// The latest second this key was seen in, so usage is recorded once per key per second.
     last_seen: AtomicI64,
@@ -41,10 +50,22 @@ pub struct CachedKey {
 
 impl CachedKey {
     pub fn new(record: AuthRecord, owner: User, now: i64, presets: &McpPresets) -> Self {
+        let scopes = record.scopes.intersect(owner.role().ceiling());
+        let permissions = record.permissions.within(&owner.permissions);
+        let scope_names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+        let headers = VerdictHeaders::render([
+            (headers::KEY_ID, &record.id),
+            (headers::OWNER_ID, &owner.id),
+            (headers::OWNER_TYPE, "user"),
+            (headers::SCOPES, &scope_names.join(" ")),
+            (headers::PERMISSIONS, &permissions.to_db()),
+        ]);
         Self {
             mcp: record.mcp.effective(presets),
-            scopes: record.scopes.intersect(owner.role().ceiling()),
-            permissions: record.permissions.within(&owner.permissions),
+            scopes,
+            permissions,
+            headers,
+            introspection: OnceLock::new(),
             key_id: record.id,
             owner,
             enabled: record.enabled,

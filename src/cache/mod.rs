@@ -40,6 +40,7 @@
 //!   arrived ([`Cache::wait_for_sync_after`]: one ping, ~0.3 s), and asks the set again.
 
 pub mod auth;
+pub mod headers;
 pub mod invalidation;
 pub mod keyset;
 pub mod project;

@@ -8,9 +8,12 @@
 //! member removed or changed, service account deleted), `User` (a member changed, disabled or
 //! deleted) and `Key` (the key itself). Unknown hashes share the admin keys' negative cache.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use actix_web::web::Bytes;
+
+use super::headers::{self, VerdictHeaders};
 use super::{Cache, FillTicket};
 use crate::domain::secret::KeyDigest;
 use crate::domain::{McpPolicy, McpPresets, Permissions};
@@ -34,6 +37,12 @@ pub struct CachedProjectKey {
     pub owner_has_access: bool,
     /// The key's effective MCP policy (its preset resolved), for MCP checks.
     pub mcp: McpPolicy,
+    /// What forward auth answers for it, rendered at fill.
+    pub headers: VerdictHeaders,
+    /// What introspection answers for it (for an admin key, all but its `key` object, which
+    /// shows the latest use), rendered by the first introspection of this entry and kept with
+    /// it, so it is dropped with the entry.
+    pub introspection: OnceLock<Bytes>,
     cached_at: i64,
     /// The latest second this key was seen in, so usage is recorded once per key per second.
     last_seen: AtomicI64,
@@ -41,9 +50,20 @@ pub struct CachedProjectKey {
 
 impl CachedProjectKey {
     pub fn new(record: ProjectAuthRecord, now: i64, presets: &McpPresets) -> Self {
+        let scopes_header = record.scopes.to_db();
+        let headers = VerdictHeaders::render([
+            (headers::KEY_ID, &record.id),
+            (headers::OWNER_ID, record.owner.id()),
+            (headers::OWNER_TYPE, record.owner.kind()),
+            (headers::PROJECT_ID, &record.project_id),
+            (headers::SCOPES, &scopes_header),
+            (headers::PERMISSIONS, &scopes_header),
+        ]);
         Self {
             mcp: record.mcp.effective(presets),
-            scopes_header: record.scopes.to_db(),
+            headers,
+            introspection: OnceLock::new(),
+            scopes_header,
             key_id: record.id,
             project_id: record.project_id,
             owner: record.owner,

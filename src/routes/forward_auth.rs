@@ -45,15 +45,16 @@
 //!   (Envoy's `path_prefix`): there the path and the query parameters other than `permission`
 //!   and `project` belong to the original request and are ignored.
 
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::{self, AdminKey, ProjectKey, Verdict};
+use crate::cache::headers::VerdictHeaders;
 use crate::domain::BodyModel;
+use crate::domain::Permissions;
 use crate::domain::model::{MAX_BODY_SCAN_BYTES, model_in_body};
 use crate::domain::permissions::{self, MAX_PERMISSIONS};
 use crate::domain::rate_limits::ModelName;
-use crate::domain::{Permissions, Scope};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::metrics::{self, Via};
@@ -64,29 +65,18 @@ use crate::state::AppState;
 
 /// The header a proxy may set to name the permissions a location needs.
 pub const REQUIRED_PERMISSION: &str = "x-required-permission";
-/// Response header: the key's id.
-pub const KEY_ID: &str = "x-api-key-id";
-/// Response header: the id of the key's owner.
-pub const OWNER_ID: &str = "x-api-key-owner-id";
-/// Response header: the key's effective scopes, space-separated.
-pub const SCOPES: &str = "x-api-key-scopes";
-/// Response header: the key's permissions, space-separated.
-pub const PERMISSIONS: &str = "x-api-key-permissions";
-/// Response header: the project of a project key.
-pub const PROJECT_ID: &str = "x-api-key-project-id";
-/// Response header: what owns the key, `user` or `service_account`.
-pub const OWNER_TYPE: &str = "x-api-key-owner-type";
+pub use crate::cache::headers::{KEY_ID, OWNER_ID, OWNER_TYPE, PERMISSIONS, PROJECT_ID, SCOPES};
 
-/// Registers `/forward-auth` and `/forward-auth/{path}` (relative to `/v1` or the root) for
+/// Registers `/forward-auth` and `/forward-auth/{path}` under `prefix` (`/v1` or the root) for
 /// every method.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, prefix: &str) {
     cfg.service(
-        web::resource("/forward-auth")
+        web::resource(format!("{prefix}/forward-auth"))
             .name("forward_auth")
             .to(forward_auth),
     )
     .service(
-        web::resource("/forward-auth/{path:.*}")
+        web::resource(format!("{prefix}/forward-auth/{{path:.*}}"))
             .name("forward_auth_path")
             .to(forward_auth_any_path),
     );
@@ -533,39 +523,21 @@ fn admin_headers(key: &AdminKey, required: &Permissions) -> Result<HttpResponse,
     if key.permissions.first_uncovered(required).is_some() {
         return Err(missing_permission());
     }
-    let scopes: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
-    let permissions = key.permissions.to_db();
-    respond(&[
-        (KEY_ID, key.key_id.as_str()),
-        (OWNER_ID, key.owner.id.as_str()),
-        (OWNER_TYPE, "user"),
-        (SCOPES, &scopes.join(" ")),
-        (PERMISSIONS, &permissions),
-    ])
+    respond(&key.headers)
 }
 
 fn project_headers(key: &ProjectKey, required: &Permissions) -> Result<HttpResponse, ApiError> {
     if key.scopes.first_uncovered(required).is_some() {
         return Err(missing_permission());
     }
-    respond(&[
-        (KEY_ID, key.key_id.as_str()),
-        (OWNER_ID, key.owner.id()),
-        (OWNER_TYPE, key.owner.kind()),
-        (PROJECT_ID, key.project_id.as_str()),
-        (SCOPES, &key.scopes_header),
-        (PERMISSIONS, &key.scopes_header),
-    ])
+    respond(&key.headers)
 }
 
-/// 200 with `headers`.
-fn respond(headers: &[(&'static str, &str)]) -> Result<HttpResponse, ApiError> {
-    let mut response = HttpResponse::Ok();
-    for &(name, value) in headers {
-        // Ids, scope names and permissions are all visible ASCII (checked when stored).
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ApiError::Internal(format!("{name} is not a header value").into()))?;
-        response.insert_header((HeaderName::from_static(name), value));
-    }
-    Ok(response.finish())
+/// 200 with the key's headers, rendered when its cache entry was filled.
+fn respond(headers: &VerdictHeaders) -> Result<HttpResponse, ApiError> {
+    let mut response = HttpResponse::Ok().finish();
+    headers
+        .apply(&mut response)
+        .map_err(|name| ApiError::Internal(format!("{name} is not a header value").into()))?;
+    Ok(response)
 }

@@ -13,7 +13,11 @@
 //! MCP policy (`mcp`, from the cache), so an MCP server acting as an RFC 7662 resource server
 //! can enforce it.
 
+use std::sync::OnceLock;
+
+use actix_web::http::header::ContentType;
 use actix_web::middleware::from_fn;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -31,9 +35,9 @@ use crate::routes::method_not_allowed;
 use crate::state::AppState;
 
 /// Registers `/introspect` (relative to `/v1` or the root), behind the admin key middleware.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, prefix: &str) {
     cfg.service(
-        web::resource("/introspect")
+        web::resource(format!("{prefix}/introspect"))
             .name("introspect")
             .wrap(from_fn(auth::require_admin_key))
             .route(web::post().to(introspect))
@@ -109,25 +113,6 @@ pub struct Introspection {
     pub mcp: Option<crate::routes::mcp::McpPolicyJson>,
 }
 
-impl Introspection {
-    fn inactive() -> Self {
-        Self {
-            active: false,
-            token_type: None,
-            project_id: None,
-            owner_type: None,
-            client_id: None,
-            sub: None,
-            scope: None,
-            permissions: None,
-            iat: None,
-            exp: None,
-            key: None,
-            mcp: None,
-        }
-    }
-}
-
 /// Introspect a key
 ///
 /// Says whether `token` is a key that works now (an admin key, or a project key of a member or
@@ -171,43 +156,72 @@ pub async fn introspect(
         Via::Introspection,
         auth::outcome(verdict.as_ref().map(Verdict::has_access), Some(&token)),
     );
-    let answer = match verdict {
+    let body = match verdict {
         // A key that can do nothing (its owner's role and ceiling leave it no scope and no
         // permission) is as good as no key to a resource server.
         Ok(Verdict::Admin(key)) if key.has_access() => describe(&state, &key).await?,
-        Ok(Verdict::Admin(_)) => Introspection::inactive(),
-        Ok(Verdict::Project(key)) => describe_project(&key),
-        Err(ApiError::Unauthorized { .. }) => Introspection::inactive(),
+        Ok(Verdict::Project(key)) => rendered(&key.introspection, || describe_project(&key))?,
+        Ok(Verdict::Admin(_)) | Err(ApiError::Unauthorized { .. }) => Bytes::from_static(INACTIVE),
         Err(other) => return Err(other),
     };
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
-/// The answer for a usable key (inactive if it went away in the meantime).
-async fn describe(state: &AppState, key: &AdminKey) -> Result<Introspection, ApiError> {
+/// The answer for anything but a usable key.
+const INACTIVE: &[u8] = br#"{"active":false}"#;
+
+/// The answer `memo` holds, rendering it from `answer` the first time (the memo lives in the
+/// key's cache entry, so a change to the key drops it with the entry).
+fn rendered(
+    memo: &OnceLock<Bytes>,
+    answer: impl FnOnce() -> Introspection,
+) -> Result<Bytes, ApiError> {
+    if let Some(body) = memo.get() {
+        return Ok(body.clone());
+    }
+    let body: Bytes = serde_json::to_vec(&answer())
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+        .into();
+    Ok(memo.get_or_init(|| body).clone())
+}
+
+/// The answer for a usable admin key (inactive if it went away in the meantime): what the
+/// auth cache knows, rendered once per entry, and the key's object as retrieve shows it (with
+/// its latest use) appended as `key`.
+async fn describe(state: &AppState, key: &AdminKey) -> Result<Bytes, ApiError> {
     let Some(view) = view_of(state, &key.key_id).await? else {
-        return Ok(Introspection::inactive());
+        return Ok(Bytes::from_static(INACTIVE));
     };
-    let body = view_body(&view, &state.usage, state.cache.mcp_presets())?;
-    let object = std::str::from_utf8(&body)
-        .ok()
-        .and_then(|text| RawValue::from_string(text.to_owned()).ok())
-        .ok_or_else(|| ApiError::Internal("a rendered key is not JSON".into()))?;
-    let scope: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
-    Ok(Introspection {
-        active: true,
-        token_type: Some("admin_api_key"),
-        project_id: None,
-        owner_type: Some("user"),
-        client_id: Some(key.key_id.clone()),
-        sub: Some(key.owner.id.clone()),
-        scope: Some(scope.join(" ")),
-        permissions: Some(key.permissions.clone()),
-        iat: Some(view.key.0.created_at),
-        exp: key.expires_at,
-        key: Some(object),
-        mcp: Some(key.mcp.clone().into()),
-    })
+    let object = view_body(&view, &state.usage, state.cache.mcp_presets())?;
+    let head = rendered(&key.introspection, || {
+        let scope: Vec<&str> = key.scopes.iter().map(Scope::as_str).collect();
+        Introspection {
+            active: true,
+            token_type: Some("admin_api_key"),
+            project_id: None,
+            owner_type: Some("user"),
+            client_id: Some(key.key_id.clone()),
+            sub: Some(key.owner.id.clone()),
+            scope: Some(scope.join(" ")),
+            permissions: Some(key.permissions.clone()),
+            iat: Some(view.key.0.created_at),
+            exp: key.expires_at,
+            key: None,
+            mcp: Some(key.mcp.clone().into()),
+        }
+    })?;
+    // `head` is a JSON object with at least `active`: reopen it and add `key`.
+    let open = head
+        .strip_suffix(b"}")
+        .ok_or_else(|| ApiError::Internal("a rendered introspection is not an object".into()))?;
+    let mut body = BytesMut::with_capacity(open.len() + object.len() + 8);
+    body.extend_from_slice(open);
+    body.extend_from_slice(br#","key":"#);
+    body.extend_from_slice(&object);
+    body.extend_from_slice(b"}");
+    Ok(body.freeze())
 }
 
 /// The answer for a usable project key, from the cache alone.

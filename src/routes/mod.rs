@@ -38,9 +38,18 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .configure(service_accounts::routes)
             .configure(project_api_keys::routes)
             .configure(mcp::routes),
-    )
-    .configure(introspect::routes)
-    .configure(forward_auth::routes);
+    );
+}
+
+/// Registers the verification routes (forward auth and introspection), under `/v1` and at the
+/// root. Every request of every service behind the proxy comes through them, so they are
+/// registered ahead of the API's scopes (the router tries patterns in order): a check is
+/// matched after a handful of patterns instead of after every route of the API.
+pub fn verification(cfg: &mut web::ServiceConfig) {
+    for prefix in ["/v1", ""] {
+        forward_auth::routes(cfg, prefix);
+        introspect::routes(cfg, prefix);
+    }
 }
 
 /// The default route of a resource: a method it does not take is answered 405 in the error

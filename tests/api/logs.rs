@@ -670,7 +670,8 @@ fn bootstrap(database_url: &str, log: &Path, format: Format) -> String {
         .expect("bootstrap runs");
     assert!(
         output.status.success(),
-        "bootstrap failed: {}",
+        "bootstrap failed ({}): {}",
+        output.status,
         std::fs::read_to_string(log).unwrap_or_default()
     );
     let key = String::from_utf8(output.stdout).expect("UTF-8 on stdout");
