@@ -6,12 +6,13 @@
 //     found by search; the value works against the API (200);
 //   - disable it in the console: the API answers 401; enable it; rotate with no overlap: the
 //     old value answers 401 and the successor 200; delete the successor (the confirmation names
-//     it; Escape cancels and gives focus back): its value answers 401;
+//     it and starts on Cancel; Escape cancels and gives focus back): its value answers 401;
 //   - invite a member, read the accept token from the reveal, accept with it from here, and see
 //     the new member listed;
+//   - create a project, add a member, a service account (its key revealed) and a member's key;
 //   - the audit view shows each of those steps, and its filters find them;
 //   - the key list fits a phone's width; axe-core finds no serious or critical violation on the
-//     sign-in, key list, create/reveal, users and audit screens;
+//     sign-in, key list, create/reveal, users, project and audit screens;
 //   - nothing failed: no console error (a Content-Security-Policy violation is one), no page
 //     error, no failed request, no 4xx/5xx in the browser, no request to another host.
 //
@@ -62,6 +63,17 @@ async function statusWith(key) {
     headers: { Authorization: `Bearer ${key}` },
   });
   return response.status;
+}
+
+/** A call of the API with the admin key, from outside the browser; its JSON. */
+async function api(method, path, body) {
+  const response = await fetch(`${base}/v1/${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${adminKey}`, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  check(response.ok, `${method} ${path} answered ${response.status}`);
+  return response.json();
 }
 
 /** axe-core on the page as it is now; serious and critical violations become problems. */
@@ -185,6 +197,15 @@ try {
   check((await statusWith(value)) === 200, "the new key works against the API");
   steps.push("created, revealed, copied; the value answers 200");
 
+  // Two more keys made through the API, so the list has company (one of them disabled).
+  for (const body of [
+    { name: "grafana dashboards", scopes: ["audit_logs.read", "users.read"] },
+    { name: "nightly backup (retired)", scopes: ["admin_api_keys.read"] },
+  ]) {
+    const made = await api("POST", "organization/admin_api_keys", body);
+    if (body.name.includes("retired")) await api("POST", `organization/admin_api_keys/${made.id}`, { enabled: false });
+  }
+
   // Listed, and found by search.
   await page.getByRole("link", { name: "Back to the list" }).click();
   await page.getByRole("heading", { level: 1, name: "Admin keys" }).waitFor();
@@ -243,7 +264,10 @@ try {
   const confirm = page.getByRole("dialog", { name: "Delete this key?" });
   await confirm.waitFor();
   check((await confirm.textContent()).includes(name), "the confirmation names the key");
-  check(await confirm.evaluate((el) => el.contains(document.activeElement)), "focus is in the dialog");
+  check(
+    await confirm.getByRole("button", { name: "Cancel" }).evaluate((el) => el === document.activeElement),
+    "focus starts on Cancel in the dialog",
+  );
   await page.keyboard.press("Escape");
   await confirm.waitFor({ state: "detached" });
   check(await deleteButton.evaluate((el) => el === document.activeElement), "focus returns to Delete");
@@ -284,11 +308,34 @@ try {
   );
   steps.push("invited, accepted with the token, listed");
 
+  // A project, a service account and its key, a member's project key.
+  await page.getByRole("link", { name: "Projects" }).click();
+  await page.getByRole("heading", { level: 1, name: "Projects" }).waitFor();
+  await page.getByLabel("Name").fill("Billing");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("heading", { level: 1, name: "Billing" }).waitFor();
+  await page.getByRole("button", { name: "Add member" }).click();
+  await page.getByText("joined the project").waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("billing-bot");
+  await page.getByRole("button", { name: "Create service account" }).click();
+  const botKey = (await page.locator(".reveal").getByTestId("secret-value").textContent()).trim();
+  check(botKey.startsWith("sk-"), "the service account's key is revealed");
+  await page.getByLabel("Key name").fill("laptop");
+  await page.getByRole("button", { name: "Create project key" }).click();
+  await page.getByText("Created “laptop”.").waitFor();
+  const projectKeys = await page.getByRole("table", { name: "Project keys" }).textContent();
+  check(projectKeys.includes("laptop") && projectKeys.includes("billing-bot"), "both keys are listed in the project");
+  await axe(page, "project");
+  steps.push("project with a member, a service account and keys");
+
   // The audit view shows every step.
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
   const types = await page.locator("tbody .event-type").allTextContents();
-  for (const type of ["api_key.created", "api_key.updated", "api_key.deleted", "invite.sent", "invite.accepted"]) {
+  for (const type of [
+    "api_key.created", "api_key.updated", "api_key.deleted", "invite.sent", "invite.accepted",
+    "project.created", "service_account.created",
+  ]) {
     check(types.includes(type), `the audit log shows ${type}: ${types.join(", ")}`);
   }
   await axe(page, "audit");

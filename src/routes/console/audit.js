@@ -29,7 +29,8 @@ function resourceLink(entry) {
   else if (kind === "user" || kind === "invite") href = "#/users";
   else if (kind === "project") href = `#/projects/${seg(id)}`;
   else if (entry.project?.id) href = `#/projects/${seg(entry.project.id)}`;
-  return h("a", { href }, h("code", {}, id));
+  const name = detail.data?.name ?? detail.data?.email ?? detail.email;
+  return h("span", {}, h("a", { href }, h("code", {}, id)), name ? h("span", { class: "muted block" }, name) : null);
 }
 
 function actorLink(actor) {

@@ -128,10 +128,6 @@ export async function projectPage(view, id) {
 
   // Service accounts, each with its keys and a way to make another.
   const revealSlot = h("div", {});
-  const showSecret = (label, value) => {
-    revealSlot.replaceChildren(reveal(label, value));
-    revealSlot.querySelector("button")?.focus();
-  };
   const accountRows = accounts.map((account) => {
     const own = keys.filter((key) => key.owner?.service_account?.id === account.id);
     const newKeyButton = h("button", { type: "button", class: "secondary", disabled: !live }, "New key");
@@ -190,6 +186,29 @@ export async function projectPage(view, id) {
     return [key.name, h("code", {}, key.redacted_value), owner, badge(key.owner_project_access), when(key.last_used_at, "never"), when(key.expires_at, "never"), remove];
   });
 
+  // A key for a member of the project (its secret revealed once).
+  const holder = select("user_id", projectUsers.map((user) => [user.id, user.name]), projectUsers[0]?.id ?? "");
+  const keyName = h("input", { type: "text", name: "name", required: true, autocomplete: "off" });
+  const createKey = h("button", { type: "submit", disabled: !live || projectUsers.length === 0 }, "Create project key");
+  const keyForm = h(
+    "form",
+    {
+      class: "inline-form",
+      "aria-label": "Create a project key for a member",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const made = await busy(createKey, slot, () => post(`${base}/api_keys`, { user_id: holder.value, name: keyName.value.trim() }));
+        if (!made) return;
+        await reload(`Created “${made.name}”.`);
+        view.querySelector(".reveal-slot").replaceChildren(reveal(`Project key “${made.name}”`, made.value));
+        view.querySelector(".reveal-slot button")?.focus();
+      },
+    },
+    field("Member", holder),
+    field("Key name", keyName),
+    h("div", { class: "filter-actions" }, createKey),
+  );
+
   // Rate limits: one row per model, the two main numbers editable.
   const limitRows = limits.map((limit) => {
     const requests = h("input", { type: "number", min: 0, value: limit.max_requests_per_1_minute, "aria-label": `Requests per minute for ${limit.model}` });
@@ -209,16 +228,17 @@ export async function projectPage(view, id) {
     h("p", { class: "crumbs" }, h("a", { href: "#/projects" }, "Projects"), " / "),
     h("div", { class: "title-row" }, h("h1", {}, project.name), badge(project.status)),
     slot,
+    revealSlot,
     h("div", { class: "actions" }, rename, archive, h("a", { href: hashFor("audit", { project: project.id }) }, "Activity in this project")),
     h("h2", {}, "Members"),
     table("Project members", ["Name", "Project role", "Added", ""], memberRows, "No member."),
     live ? addForm : null,
     h("h2", {}, "Service accounts"),
-    revealSlot,
     table("Service accounts", ["Name", "Role", "Keys", ""], accountRows, "No service account."),
     live ? accountForm : null,
     h("h2", {}, "Project keys"),
     table("Project keys", ["Name", "Key", "Owner", "Owner's access", "Last used", "Expires", ""], keyRows, "No key in this project."),
+    live && projectUsers.length ? keyForm : null,
     h("h2", {}, "Rate limits"),
     table("Rate limits per model", ["Model", "Requests per minute", "Tokens per minute", ""], limitRows, "No model limits."),
   );

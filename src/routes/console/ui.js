@@ -123,10 +123,11 @@ export function reveal(label, value, note) {
     },
     "Copy",
   );
+  const headingId = uid("reveal");
   return h(
     "section",
-    { class: "reveal", "aria-labelledby": (code.id = uid("reveal")) + "-h" },
-    h("h2", { id: `${code.id}-h` }, label),
+    { class: "reveal", "aria-labelledby": headingId },
+    h("h2", { id: headingId }, label),
     h(
       "p",
       { class: "warning" },
@@ -160,7 +161,10 @@ export function dialog(title, build) {
     box.append(h("h2", { id: titleId }, title), build(close));
     document.body.append(box);
     box.showModal();
-    const first = box.querySelector("input, select, textarea, button:not(.secondary)") || box.querySelector("button");
+    const first =
+      box.querySelector("[autofocus]") ||
+      box.querySelector("input, select, textarea, button:not(.secondary)") ||
+      box.querySelector("button");
     first?.focus();
   });
 }
@@ -176,7 +180,8 @@ export function confirmDanger(title, what, action) {
         "div",
         { class: "actions" },
         h("button", { type: "button", class: "danger", onclick: () => close(true) }, action),
-        h("button", { type: "button", class: "secondary", onclick: () => close(false) }, "Cancel"),
+        // Focus starts on Cancel: Enter right after opening must not destroy anything.
+        h("button", { type: "button", class: "secondary", autofocus: true, onclick: () => close(false) }, "Cancel"),
       ),
     ),
   ).then((answer) => answer === true);
@@ -236,7 +241,8 @@ export function table(caption, headers, rows, empty = "Nothing here yet.") {
       h(
         "tbody",
         {},
-        rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell)))),
+        // Each cell names its column, which the phone layout shows in place of the header row.
+        rows.map((cells) => h("tr", {}, cells.map((cell, i) => h("td", { "data-label": headers[i] || null }, cell)))),
       ),
     ),
   );
