@@ -104,8 +104,17 @@ async function signIn(event) {
   }
 }
 
-/** Shows the screen the address names. */
-async function route() {
+/**
+ * Shows the screen the address names. Screens are drawn one after another, in the order the
+ * address changed: a slow answer for a screen left behind cannot paint over a newer one.
+ */
+let drawing = Promise.resolve();
+function route() {
+  drawing = drawing.then(draw, draw);
+  return drawing;
+}
+
+async function draw() {
   if (!storedKey()) return;
   const [path] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
