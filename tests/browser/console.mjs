@@ -7,8 +7,9 @@
 //   - disable it in the console: the API answers 401; enable it; rotate with no overlap: the
 //     old value answers 401 and the successor 200; delete the successor (the confirmation names
 //     it and starts on Cancel; Escape cancels and gives focus back): its value answers 401;
-//   - invite a member, read the accept token from the reveal, accept with it from here, and see
-//     the new member listed;
+//   - invite a member, read the accept token from the reveal, accept with it from here, see the
+//     new member listed and their key through the owner filter; promote them, disable them (their
+//     key answers 401), enable them (200) and remove them (401);
 //   - create a project, add a member, a service account (its key revealed) and a member's key;
 //   - the audit view shows each of those steps, and its filters find them;
 //   - the key list fits a phone's width; axe-core finds no serious or critical violation on the
@@ -340,6 +341,28 @@ try {
   check(theirs.length === 1 && theirs[0].includes(member.api_key.name), `their keys: ${theirs}`);
   steps.push("invited, accepted with the token, listed; their keys by owner");
 
+  // Promote, disable (their key is refused), enable, remove.
+  check((await statusWith(member.api_key.value)) === 200, "the new member's key works");
+  await page.getByRole("link", { name: "Users" }).click();
+  const row = () => page.getByRole("table", { name: "Members" }).locator("tr", { hasText: email });
+  await row().waitFor();
+  await row().getByLabel("Role of Grace Hopper").selectOption("owner");
+  await row().getByRole("button", { name: "Save role" }).click();
+  await page.getByText("Grace Hopper is now owner.").waitFor();
+  await row().getByRole("button", { name: "Disable" }).click();
+  await page.getByText("Grace Hopper is disabled").waitFor();
+  check((await statusWith(member.api_key.value)) === 401, "a disabled member's key answers 401");
+  await row().getByRole("button", { name: "Enable" }).click();
+  await page.getByText("Grace Hopper is enabled again.").waitFor();
+  check((await statusWith(member.api_key.value)) === 200, "enabled again, their key answers 200");
+  await row().getByRole("button", { name: "Delete" }).click();
+  const removal = page.getByRole("dialog", { name: "Remove this member?" });
+  check((await removal.textContent()).includes(email), "the confirmation names the member");
+  await removal.getByRole("button", { name: "Delete Grace Hopper" }).click();
+  await page.getByText("Removed Grace Hopper.").waitFor();
+  check((await statusWith(member.api_key.value)) === 401, "a removed member's key answers 401");
+  steps.push("member promoted, disabled (401), enabled (200), removed (401)");
+
   // A project, a service account and its key, a member's project key.
   await page.getByRole("link", { name: "Projects" }).click();
   await page.getByRole("heading", { level: 1, name: "Projects" }).waitFor();
@@ -366,7 +389,7 @@ try {
   const types = await page.locator("tbody .event-type").allTextContents();
   for (const type of [
     "api_key.created", "api_key.updated", "api_key.deleted", "invite.sent", "invite.accepted",
-    "project.created", "service_account.created",
+    "project.created", "service_account.created", "user.updated", "user.deleted",
   ]) {
     check(types.includes(type), `the audit log shows ${type}: ${types.join(", ")}`);
   }
