@@ -1,6 +1,7 @@
 // Drives the admin console (/console) in Debian's headless Chromium as a person would, and checks
 // the service's answers from outside the browser:
 //   - sign in with the keyboard (the key pasted, Enter), and the header says who is signed in;
+//   - a create the API refuses shows the error envelope's message in the form;
 //   - create a key with scopes, permissions and an expiry date; read its value from the
 //     one-time reveal (and the copy button puts it on the clipboard); the key is listed and
 //     found by search; the value works against the API (200);
@@ -45,6 +46,10 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 const problems = [];
+// Error answers the test provokes on purpose ({ status, path }), each allowed once, with the
+// console line the browser writes for it.
+const expectedErrors = [];
+const expectedConsoleErrors = [];
 const requests = [];
 const steps = [];
 
@@ -139,12 +144,28 @@ try {
     problems.push(`request failed: ${request.url()} (${request.failure()?.errorText})`);
   });
   context.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`${response.status()} for ${response.request().method()} ${response.url()}`);
+    if (response.status() < 400) return;
+    const at = expectedErrors.findIndex(
+      (e) => e.status === response.status() && new URL(response.url()).pathname.endsWith(e.path),
+    );
+    if (at !== -1) {
+      expectedErrors.splice(at, 1);
+      expectedConsoleErrors.push(`status of ${response.status()}`);
+      return;
+    }
+    problems.push(`${response.status()} for ${response.request().method()} ${response.url()}`);
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+    if (message.type() !== "error" && message.type() !== "warning") return;
+    // The browser's own line for an answer the test provoked on purpose.
+    const at = expectedConsoleErrors.findIndex((e) => message.text().startsWith(`Failed to load resource: the server responded with a ${e}`));
+    if (at !== -1) {
+      expectedConsoleErrors.splice(at, 1);
+      return;
+    }
+    problems.push(`console ${message.type()}: ${message.text()}`);
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   page.on("dialog", (dialog) => {
@@ -192,6 +213,23 @@ try {
   await page.getByLabel("Name", { exact: true }).fill(name);
   await page.getByLabel("admin_api_keys.read", { exact: false }).check();
   await page.getByLabel("audit_logs.read", { exact: false }).check();
+  // A permission the API refuses: the form shows the API's own message, and keeps what was typed.
+  await page.getByLabel("Permissions").fill("billing read!");
+  const refused = await fetch(`${base}/v1/organization/admin_api_keys`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "x", permissions: ["billing", "read!"] }),
+  }).then((r) => r.json());
+  expectedErrors.push({ status: 400, path: "/v1/organization/admin_api_keys" });
+  await page.getByRole("button", { name: "Create key" }).click();
+  const alert = page.locator("main [role=alert]");
+  await alert.waitFor();
+  check(
+    (await alert.textContent()) === refused.error.message,
+    `the form shows the API's message: ${await alert.textContent()} / ${refused.error.message}`,
+  );
+  check((await page.getByLabel("Name", { exact: true }).inputValue()) === name, "the form keeps its input");
+  steps.push(`a refused create shows the API's message (${refused.error.code})`);
   await page.getByLabel("Permissions").fill("billing:read\nmodels:*");
   await page.getByLabel("Expires at the end of").fill("2027-06-30");
   await axe(page, "create");
