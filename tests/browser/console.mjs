@@ -12,6 +12,7 @@
 //     new member listed and their key through the owner filter; promote them, disable them (their
 //     key answers 401), enable them (200) and remove them (401);
 //   - create a project, add a member, a service account (its key revealed) and a member's key;
+//     after a check names a model, set that model's rate limit (the API then has it);
 //   - the audit view shows each of those steps, and its filters find them;
 //   - the key list fits a phone's width; axe-core finds no serious or critical violation on the
 //     sign-in, key list, create/reveal, users, project and audit screens;
@@ -229,7 +230,7 @@ try {
     `the form shows the API's message: ${await alert.textContent()} / ${refused.error.message}`,
   );
   check((await page.getByLabel("Name", { exact: true }).inputValue()) === name, "the form keeps its input");
-  steps.push(`a refused create shows the API's message (${refused.error.code})`);
+  steps.push(`a refused create shows the API's message ("${refused.error.message.slice(0, 60)}…")`);
   await page.getByLabel("Permissions").fill("billing:read\nmodels:*");
   await page.getByLabel("Expires at the end of").fill("2027-06-30");
   await axe(page, "create");
@@ -418,8 +419,23 @@ try {
   await page.getByText("Created “laptop”.").waitFor();
   const projectKeys = await page.getByRole("table", { name: "Project keys" }).textContent();
   check(projectKeys.includes("laptop") && projectKeys.includes("billing-bot"), "both keys are listed in the project");
+  // A model first named by a check gets a limit in the project; set it from the console.
+  const projectId = decodeURIComponent(new URL(page.url()).hash.split("/")[2]);
+  const check1 = await fetch(`${base}/v1/forward-auth?model=gpt-4o`, { headers: { Authorization: `Bearer ${botKey}` } });
+  check(check1.status === 200, `forward auth with the service account's key answered ${check1.status}`);
+  await page.reload(); // the key stays in the tab across a reload
+  const limits = page.getByRole("table", { name: "Rate limits per model" });
+  await limits.waitFor();
+  await limits.getByLabel("Requests per minute for gpt-4o").fill("7");
+  await limits.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved the limits of gpt-4o.").waitFor();
+  const saved = await api("GET", `organization/projects/${projectId}/rate_limits`);
+  check(
+    saved.data.find((limit) => limit.model === "gpt-4o")?.max_requests_per_1_minute === 7,
+    "the new limit is in the API",
+  );
   await axe(page, "project");
-  steps.push("project with a member, a service account and keys");
+  steps.push("project with a member, a service account and keys; a model's rate limit set");
 
   // The audit view shows every step.
   await page.getByRole("link", { name: "Audit log" }).click();
@@ -427,7 +443,7 @@ try {
   const types = await page.locator("tbody .event-type").allTextContents();
   for (const type of [
     "api_key.created", "api_key.updated", "api_key.deleted", "invite.sent", "invite.accepted",
-    "project.created", "service_account.created", "user.updated", "user.deleted",
+    "project.created", "service_account.created", "user.updated", "user.deleted", "rate_limit.updated",
   ]) {
     check(types.includes(type), `the audit log shows ${type}: ${types.join(", ")}`);
   }
