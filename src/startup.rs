@@ -353,8 +353,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
             web::get().to(crate::openapi::serve),
             "GET",
         ))
-        // The browser's entry points (`/`, `/docs`), outside `/v1`: they are pages, not API.
+        // The browser's entry points (`/`, `/docs`, `/console`), outside `/v1`: they are
+        // pages, not API.
         .configure(routes::docs::routes)
+        .configure(routes::console::routes)
         .service(web::scope("/v1").configure(routes::api))
         .configure(routes::api)
         .default_service(web::to(routes::unknown_route));

@@ -15,9 +15,10 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, guard, web};
+use actix_web::{HttpResponse, web};
 use utoipa_swagger_ui::Config;
 
+use super::get_or_head;
 use crate::error::ApiError;
 
 /// What the page may load: its own origin only, no inline script or style (Swagger UI sets
@@ -46,22 +47,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // The page's links are relative to `/docs`; from `/docs/` they would point elsewhere.
         .service(get_or_head("/docs/", || async { redirect("../docs") }))
         .service(get_or_head("/docs/{file}", asset));
-}
-
-fn get_or_head<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .name(path)
-        .route(
-            web::route()
-                .guard(guard::Any(guard::Get()).or(guard::Head()))
-                .to(handler),
-        )
-        .default_service(super::method_not_allowed("GET, HEAD"))
 }
 
 /// `GET /`: a temporary redirect to the reference. Temporary (307), so a browser does not

@@ -3,6 +3,7 @@
 
 pub mod admin_api_keys;
 pub mod audit_logs;
+pub mod console;
 pub mod docs;
 pub mod forward_auth;
 pub mod health;
@@ -18,7 +19,7 @@ pub mod users;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, Route, web};
+use actix_web::{HttpResponse, Route, guard, web};
 
 use crate::error::ApiError;
 
@@ -68,4 +69,22 @@ pub fn method_not_allowed(allow: &'static str) -> Route {
 /// The answer for a path no route matches.
 pub async fn unknown_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::UnknownRoute)
+}
+
+/// A resource at `path` answering GET and HEAD with `handler`; any other method gets 405 with
+/// `Allow: GET, HEAD`. For the pages a browser loads (`/docs`, `/console`) and their files.
+pub fn get_or_head<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .name(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(method_not_allowed("GET, HEAD"))
 }

@@ -6,14 +6,10 @@
 //! `tests/browser` it passes with a note on stderr, except under `CI`, where they must be there
 //! (`.ci/run` installs them).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use admin_api_keys::routes::docs::CONTENT_SECURITY_POLICY;
 use reqwest::{Method, StatusCode};
 
+use crate::browser::BrowserSetup;
 use crate::helpers::{Backend, TestApp, assert_error, read};
 
 backend_tests!(
@@ -232,106 +228,21 @@ async fn the_probes_are_in_the_document_and_answer_at_the_root(app: TestApp) {
     );
 }
 
-/// How long the browser run may take, start to end, before it is killed.
-const BROWSER_TIME_LIMIT: Duration = Duration::from_secs(120);
-
 /// Once, on SQLite: the page is the same on both backends, and a browser is slow to start.
 #[actix_web::test]
 async fn the_docs_page_renders_every_operation_in_headless_chromium_without_leaving_the_machine() {
-    let Some(setup) = BrowserSetup::find() else {
+    let Some(setup) = BrowserSetup::find("/docs") else {
         return;
     };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let (base, key) = (app.address.clone(), app.admin_key.clone());
-    let (status, output) = actix_web::rt::task::spawn_blocking(move || setup.run(&base, &key))
-        .await
-        .unwrap();
+    let (status, output) = actix_web::rt::task::spawn_blocking(move || {
+        setup.run("docs.mjs", &base, &[("DOCS_ADMIN_KEY", &key)])
+    })
+    .await
+    .unwrap();
     eprintln!("{output}");
     assert!(status, "the browser check failed:\n{output}");
     assert!(output.contains("operations rendered"), "{output}");
     assert!(output.contains("Try it out: 200"), "{output}");
-}
-
-struct BrowserSetup {
-    dir: PathBuf,
-    chromium: PathBuf,
-}
-
-impl BrowserSetup {
-    /// Chromium, Node and `tests/browser/node_modules`; `None` (with a note) when one is
-    /// missing and this is not CI.
-    fn find() -> Option<BrowserSetup> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-        let chromium = std::env::var_os("CHROMIUM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-        let node = Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|out| out.status.success());
-        let missing = [
-            (!chromium.exists(), "Chromium (apt-get install chromium)"),
-            (!node, "Node.js"),
-            (
-                !dir.join("node_modules/playwright-core").exists(),
-                "playwright-core (npm ci in tests/browser)",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(missing, what)| missing.then_some(what))
-        .collect::<Vec<_>>();
-        if missing.is_empty() {
-            return Some(BrowserSetup { dir, chromium });
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser test needs {}; .ci/run installs them",
-            missing.join(", ")
-        );
-        eprintln!(
-            "note: the /docs browser test checks nothing here: {} missing",
-            missing.join(", ")
-        );
-        None
-    }
-
-    /// Runs `node docs.mjs <base>` under the time limit, with `key` for "Try it out"; whether
-    /// it exited 0, and its output.
-    fn run(&self, base: &str, key: &str) -> (bool, String) {
-        let log = tempfile::tempfile().unwrap();
-        let mut child = Command::new("node")
-            .arg(self.dir.join("docs.mjs"))
-            .arg(base)
-            .env("CHROMIUM", &self.chromium)
-            .env("DOCS_ADMIN_KEY", key)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log.try_clone().unwrap())
-            .spawn()
-            .expect("node starts");
-        let deadline = Instant::now() + BROWSER_TIME_LIMIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                child.kill().ok();
-                child.wait().ok();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut output = String::new();
-        let mut log = log;
-        std::io::Seek::rewind(&mut log).unwrap();
-        log.read_to_string(&mut output).unwrap();
-        match status {
-            Some(status) => (status.success(), output),
-            None => (
-                false,
-                format!("{output}\nkilled after {BROWSER_TIME_LIMIT:?}"),
-            ),
-        }
-    }
 }
