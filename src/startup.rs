@@ -340,26 +340,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>, body:
             routes::health::get_or_head().to(routes::health::readyz),
             "GET, HEAD",
         ))
+        // The verification paths next: every request of every service behind the proxy
+        // comes through them, and the router tries patterns in order.
         .configure(routes::verification)
-        .service(probe(
-            "/openapi.json",
-            web::get().to(crate::openapi::serve),
-            "GET",
-        ))
-        // Before the `/v1` scope, which would otherwise answer it 404: clients given the `/v1`
-        // base URL look for the document there.
-        .service(probe(
-            "/v1/openapi.json",
-            web::get().to(crate::openapi::serve),
-            "GET",
-        ))
-        // The browser's entry points (`/`, `/docs`, `/console`), outside `/v1`: they are
-        // pages, not API.
+        // The document under `/v1` too: clients given the `/v1` base URL look for it there.
+        .service(
+            web::scope("/v1")
+                .configure(routes::api)
+                .service(openapi_resource()),
+        )
+        .configure(routes::api)
+        .service(openapi_resource())
+        // The browser's entry points (`/`, `/docs`, `/console`), outside `/v1` and after the
+        // API, whose requests need not be tried against them: they are pages, not API.
         .configure(routes::docs::routes)
         .configure(routes::console::routes)
-        .service(web::scope("/v1").configure(routes::api))
-        .configure(routes::api)
         .default_service(web::to(routes::unknown_route));
+}
+
+/// `GET /openapi.json`, relative to `/v1` or the root.
+fn openapi_resource() -> actix_web::Resource {
+    probe("/openapi.json", web::get().to(crate::openapi::serve), "GET")
 }
 
 /// `GET /metrics` (and `HEAD`), unauthenticated like the probes (see `routes::metrics`).
