@@ -68,7 +68,9 @@ pub const REQUIRED_PERMISSION: &str = "x-required-permission";
 pub use crate::cache::headers::{KEY_ID, OWNER_ID, OWNER_TYPE, PERMISSIONS, PROJECT_ID, SCOPES};
 
 /// Registers `/forward-auth` and `/forward-auth/{path}` under `prefix` (`/v1` or the root) for
-/// every method.
+/// every method. The first is a plain path, matched by one comparison; the second sits in a
+/// scope, so a request for any other path is told apart by a comparison of its start rather
+/// than by trying the pattern.
 pub fn routes(cfg: &mut web::ServiceConfig, prefix: &str) {
     cfg.service(
         web::resource(format!("{prefix}/forward-auth"))
@@ -76,9 +78,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, prefix: &str) {
             .to(forward_auth),
     )
     .service(
-        web::resource(format!("{prefix}/forward-auth/{{path:.*}}"))
-            .name("forward_auth_path")
-            .to(forward_auth_any_path),
+        web::scope(&format!("{prefix}/forward-auth")).service(
+            web::resource("/{path:.*}")
+                .name("forward_auth_path")
+                .to(forward_auth_any_path),
+        ),
     );
 }
 
