@@ -190,6 +190,27 @@ struct Keys {
     fresh: bool,
     /// Moves each time the set is marked stale, so a reload that raced one stays stale.
     generation: u64,
+    /// While reloads are in flight: each hash added (`true`) or removed (`false`) since the
+    /// first of them began, in order. A reload's read may predate some of them, so they are
+    /// replayed onto the set it installs; otherwise a key created during a reload would be
+    /// missing from a set that claims to be fresh, and refused.
+    journal: Vec<(keyset::HashPrefix, bool)>,
+    /// Reloads in flight (the journal is kept while there is one).
+    reloading: usize,
+}
+
+impl Keys {
+    /// Applies an added (`live`) or removed hash, noting it for the reloads in flight.
+    fn change(&mut self, prefix: keyset::HashPrefix, live: bool) {
+        if live {
+            self.set.insert(prefix);
+        } else {
+            self.set.remove(prefix);
+        }
+        if self.reloading > 0 {
+            self.journal.push((prefix, live));
+        }
+    }
 }
 
 /// What fills and invalidations change together.
@@ -244,6 +265,8 @@ impl Cache {
                 set: KeySet::default(),
                 fresh: false,
                 generation: 0,
+                journal: Vec::new(),
+                reloading: 0,
             }),
             loader: OnceLock::new(),
             synced: AtomicU64::new(0),
@@ -269,11 +292,11 @@ impl Cache {
     pub fn apply(&self, invalidation: &Invalidation) {
         match invalidation {
             Invalidation::KeyCreated(prefix) => {
-                self.write_keys().set.insert(*prefix);
+                self.write_keys().change(*prefix, true);
                 self.forget_unknown();
             }
             Invalidation::KeyDeleted(prefix) => {
-                self.write_keys().set.remove(*prefix);
+                self.write_keys().change(*prefix, false);
             }
             Invalidation::Key(key_id) => self.forget_key(key_id),
             Invalidation::User(user_id) => self.forget_owner(user_id),
@@ -470,10 +493,30 @@ impl Cache {
         let Some(loader) = self.loader.get() else {
             return Ok(());
         };
-        let generation = self.keys_generation();
-        let set = loader()?;
-        self.load_keys(set, generation);
-        Ok(())
+        let generation = {
+            let mut keys = self.write_keys();
+            keys.reloading += 1;
+            keys.generation
+        };
+        let loaded = loader();
+        let mut keys = self.write_keys();
+        keys.reloading -= 1;
+        let result = loaded.map(|mut set| {
+            // What changed while the table was read: its read may or may not include it.
+            for &(prefix, live) in &keys.journal {
+                if live {
+                    set.insert(prefix);
+                } else {
+                    set.remove(prefix);
+                }
+            }
+            keys.set = set;
+            keys.fresh = keys.generation == generation;
+        });
+        if keys.reloading == 0 {
+            keys.journal = Vec::new();
+        }
+        result
     }
 
     /// True when the set of live hashes was marked stale (or never loaded).
@@ -719,6 +762,36 @@ mod tests {
         cache.mark_keys_stale();
         cache.load_keys(KeySet::default(), generation);
         assert!(cache.keys_stale());
+    }
+
+    #[test]
+    fn hashes_added_or_removed_while_a_reload_reads_the_table_survive_it() {
+        let cache = std::sync::Arc::new(loaded(&[1, 2]));
+        let during = std::sync::Arc::clone(&cache);
+        // The table as read before key 3 was committed and after key 1 was deleted; key 3's
+        // creation and key 2's deletion are applied while the read is under way.
+        cache.set_key_loader(Box::new(move || {
+            during.apply(&Invalidation::KeyCreated(3));
+            during.apply(&Invalidation::KeyDeleted(2));
+            Ok(KeySet::from_prefixes(&[2]))
+        }));
+        cache.reload_keys().unwrap();
+        assert!(!cache.keys_stale(), "nothing marked the set stale");
+        assert_eq!(cache.presence(3), Presence::Live, "created during the read");
+        assert_eq!(
+            cache.presence(2),
+            Presence::Absent,
+            "deleted during the read"
+        );
+        assert_eq!(
+            cache.presence(1),
+            Presence::Absent,
+            "deleted before the read"
+        );
+
+        // Once no reload is in flight, changes are not kept for the next one.
+        cache.apply(&Invalidation::KeyCreated(4));
+        assert!(cache.read_keys().journal.is_empty());
     }
 
     #[test]
