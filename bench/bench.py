@@ -70,6 +70,29 @@ def http_status(url):
         return None
 
 
+def live_hashes(base):
+    """The count of the server's set of live key hashes, from its /metrics (None if absent)."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    match = re.search(r'^admin_api_keys_cache_entries\{cache="live_hashes"\} (\S+)$', text, re.M)
+    return int(float(match.group(1))) if match else None
+
+
+def wait_key_set(base, at_least, timeout=600, interval=0.01):
+    """Waits until the server's set of live key hashes (loaded in the background after start)
+    holds `at_least` hashes; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        held = live_hashes(base)
+        if held is not None and held >= at_least:
+            return time.perf_counter() - started
+        time.sleep(interval)
+    sys.exit(f"bench: the set of live key hashes did not reach {at_least:,} in {timeout} s")
+
+
 class Server:
     """The release binary on `database_url`, one worker, with a peak-RSS sampler."""
 

@@ -24,6 +24,10 @@ is not in the set of live hashes, so it is answered 401 without a lookup. On Pos
 answer waits for the invalidation listener's next ping (see src/auth.rs), so the process is
 mostly idle and the listener thread's own work would dominate the count.
 
+Measuring starts once the server is ready and its set of live key hashes has loaded. Other
+settings pass through the environment: `AUTH_CACHE_TTL_SECS=0` turns the key caches off, so
+every check reads its key from the database (the set still says which hashes exist).
+
 The server runs at `RUST_LOG=warn` (no access log) unless `BENCH_RUST_LOG` says otherwise:
 `BENCH_RUST_LOG=info bash bench/run.sh callgrind ...` counts a request with its access line.
 Usage flushing is pushed out to once an hour so that a
@@ -109,8 +113,9 @@ def plan(keys):
 class CallgrindServer:
     """The release binary under callgrind, one HTTP worker, on `database_url`."""
 
-    def __init__(self, database_url, work_dir, startup_timeout):
+    def __init__(self, database_url, work_dir, startup_timeout, keys):
         self.port = bench.free_port()
+        self.keys = keys
         self.out = os.path.join(work_dir, "callgrind.out")
         self.parts = 0  # dumps taken so far; dump k is written to `<out>.k`
         # BENCH_RUST_LOG=info counts the access log too (the default level of a deployment).
@@ -141,6 +146,10 @@ class CallgrindServer:
                     tail = log.read()[-2000:]
                 sys.exit(f"callgrind: the server exited with {self.process.returncode}:\n{tail}")
             if bench.http_status(f"http://127.0.0.1:{self.port}/readyz") == 200:
+                # The set of live hashes loads in the background after start: let it finish
+                # before anything is counted (at 1,000,000 keys that takes a while here).
+                bench.wait_key_set(f"http://127.0.0.1:{self.port}", self.keys,
+                                   timeout=max(1, deadline - time.monotonic()), interval=0.5)
                 return
             time.sleep(0.2)
         self.stop()
@@ -262,7 +271,7 @@ def run_backend(backend, args):
         print(f"callgrind: {backend}: seeding {args.keys:,} keys", file=sys.stderr)
         key = bench.seed(database.url, args.keys)
         with tempfile.TemporaryDirectory(prefix="aak-callgrind-") as work_dir:
-            server = CallgrindServer(database.url, work_dir, args.startup_timeout)
+            server = CallgrindServer(database.url, work_dir, args.startup_timeout, args.keys)
             try:
                 project = None
                 if not args.scenarios or {"project", "model"} & set(args.scenarios):

@@ -92,14 +92,29 @@ impl Application {
         let watch_from = crate::cache::sqlite_watch::data_version(&writer)
             .await
             .map_err(|e| StartupError::KeySet(e.to_string().into()))?;
+        // Read in the background: the server is ready before the set is (start-up does not
+        // grow with the number of keys). Until it is loaded the set vouches for no absence,
+        // so a hash not in it is looked up on the client's budget, as while a listener is
+        // down; a found key costs nothing. A change committed meanwhile is journaled and
+        // replayed onto the loaded set (see `Cache::reload_keys`).
         let loading = Arc::clone(&cache);
-        let started = std::time::Instant::now();
-        web::block(move || loading.reload_keys())
-            .await
-            .expect("the blocking pool is running")
-            .map_err(StartupError::KeySet)?;
-        let (live_hashes, bytes) = cache.key_set_size();
-        tracing::info!(live_hashes, bytes, elapsed = ?started.elapsed(), "set of live key hashes loaded");
+        let generation = cache.begin_reload();
+        actix_web::rt::spawn(async move {
+            let started = std::time::Instant::now();
+            let cache = Arc::clone(&loading);
+            match web::block(move || loading.finish_reload(generation)).await {
+                Ok(Ok(())) => {
+                    let (live_hashes, bytes) = cache.key_set_size();
+                    tracing::info!(live_hashes, bytes, elapsed = ?started.elapsed(), "set of live key hashes loaded");
+                }
+                // Retried by the listener (PostgreSQL) or the reconciler (SQLite), which
+                // reload a set that is stale.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %crate::error::error_chain(&*e), "cannot load the set of live key hashes; unknown hashes are looked up on the clients' budgets until it is loaded")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot load the set of live key hashes"),
+            }
+        });
         if let Some((conn, url)) = listener {
             cache.renew_lease(std::time::Instant::now() + invalidation::LEASE);
             invalidation::spawn(url, conn, &cache).map_err(StartupError::Listener)?;
@@ -305,11 +320,18 @@ fn reconcile_keys(state: &AppState) {
         .get()
         .map_err(|e| e.to_string())
         .and_then(|mut conn| {
-            crate::models::admin_api_key::count(&mut conn).map_err(|e| e.to_string())
+            // The set holds both kinds of key.
+            let admin = crate::models::admin_api_key::count(&mut conn);
+            let project = crate::models::project_api_key::count(&mut conn);
+            admin
+                .and_then(|admin| Ok(admin + project?))
+                .map_err(|e| e.to_string())
         });
     let Ok(stored) = stored else { return };
     let held = state.cache.key_set_size().0;
-    if !state.cache.keys_stale() && usize::try_from(stored).is_ok_and(|stored| stored == held) {
+    if state.cache.keys_reloading()
+        || (!state.cache.keys_stale() && usize::try_from(stored).is_ok_and(|stored| stored == held))
+    {
         return;
     }
     match state.cache.reload_keys() {

@@ -164,7 +164,7 @@ fn apply_pending(conn: &mut PgConnection, cache: &Cache) -> QueryResult<()> {
         .map(|notification| notification.map(|n| n.payload))
         .collect::<QueryResult<Vec<_>>>()?;
     apply_payloads(cache, &payloads);
-    if cache.keys_stale() {
+    if cache.keys_need_reload() {
         let started = Instant::now();
         match cache.reload_keys() {
             Ok(()) => tracing::info!(

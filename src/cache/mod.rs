@@ -176,6 +176,8 @@ pub struct Cache {
     sync: tokio::sync::Notify,
     /// Set by [`Cache::doubt_key_set`].
     doubted: std::sync::atomic::AtomicBool,
+    /// Set by the first load of the set that succeeded.
+    loaded_once: std::sync::atomic::AtomicBool,
     /// Set by [`Cache::watched`]: without a listener, a watcher syncs the caches instead.
     watched: std::sync::atomic::AtomicBool,
     /// The MCP presets (`MCP_PRESETS`): cached keys carry their policy with the preset
@@ -272,6 +274,7 @@ impl Cache {
             synced: AtomicU64::new(0),
             sync: tokio::sync::Notify::new(),
             doubted: std::sync::atomic::AtomicBool::new(false),
+            loaded_once: std::sync::atomic::AtomicBool::new(false),
             watched: std::sync::atomic::AtomicBool::new(false),
             mcp_presets: crate::domain::McpPresets::default(),
         }
@@ -490,38 +493,73 @@ impl Cache {
 
     /// Reads the set of live hashes afresh, with the registered loader (blocking).
     pub fn reload_keys(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Some(loader) = self.loader.get() else {
+        if self.loader.get().is_none() {
             return Ok(());
-        };
-        let generation = {
-            let mut keys = self.write_keys();
-            keys.reloading += 1;
-            keys.generation
-        };
-        let loaded = loader();
+        }
+        let generation = self.begin_reload();
+        self.finish_reload(generation)
+    }
+
+    /// Notes that a reload of the set is under way, before it starts (so nothing else starts
+    /// one meanwhile, see [`Cache::keys_need_reload`]); returns the generation to hand to
+    /// [`Cache::finish_reload`], which must follow.
+    pub fn begin_reload(&self) -> u64 {
+        let mut keys = self.write_keys();
+        keys.reloading += 1;
+        keys.generation
+    }
+
+    /// Reads the set afresh with the registered loader (blocking) and installs it, with the
+    /// changes made while it was read replayed onto it; ends what [`Cache::begin_reload`]
+    /// began.
+    pub fn finish_reload(
+        &self,
+        generation: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let loaded = self.loader.get().map(|loader| loader());
         let mut keys = self.write_keys();
         keys.reloading -= 1;
-        let result = loaded.map(|mut set| {
-            // What changed while the table was read: its read may or may not include it.
-            for &(prefix, live) in &keys.journal {
-                if live {
-                    set.insert(prefix);
-                } else {
-                    set.remove(prefix);
+        let result = match loaded {
+            None => Ok(()),
+            Some(loaded) => loaded.map(|mut set| {
+                // What changed while the table was read: its read may or may not include it.
+                for &(prefix, live) in &keys.journal {
+                    if live {
+                        set.insert(prefix);
+                    } else {
+                        set.remove(prefix);
+                    }
                 }
-            }
-            keys.set = set;
-            keys.fresh = keys.generation == generation;
-        });
+                keys.set = set;
+                keys.fresh = keys.generation == generation;
+                self.loaded_once.store(true, Ordering::Release);
+            }),
+        };
         if keys.reloading == 0 {
             keys.journal = Vec::new();
         }
         result
     }
 
+    /// True once a load of the set has succeeded (it may be stale since).
+    pub fn keys_loaded_once(&self) -> bool {
+        self.loaded_once.load(Ordering::Acquire)
+    }
+
     /// True when the set of live hashes was marked stale (or never loaded).
     pub fn keys_stale(&self) -> bool {
         !self.read_keys().fresh
+    }
+
+    /// True while a reload of the set is reading the tables.
+    pub fn keys_reloading(&self) -> bool {
+        self.read_keys().reloading > 0
+    }
+
+    /// True when the set is stale and no reload is under way to fix it.
+    pub fn keys_need_reload(&self) -> bool {
+        let keys = self.read_keys();
+        !keys.fresh && keys.reloading == 0
     }
 
     /// Marks the set of live hashes stale: it may have missed a change, and will be reloaded.
@@ -792,6 +830,46 @@ mod tests {
         // Once no reload is in flight, changes are not kept for the next one.
         cache.apply(&Invalidation::KeyCreated(4));
         assert!(cache.read_keys().journal.is_empty());
+    }
+
+    #[test]
+    fn a_load_begun_at_start_is_the_only_one_and_vouches_for_nothing_until_it_ends() {
+        let cache = Cache::new(CacheOptions::default());
+        cache.set_key_loader(Box::new(|| Ok(KeySet::from_prefixes(&[1]))));
+        // Begun before the server is ready, finished in the background.
+        let generation = cache.begin_reload();
+        assert!(!cache.keys_loaded_once());
+        assert!(
+            !cache.keys_need_reload(),
+            "a listener or reconciler must not start a second load meanwhile"
+        );
+        assert_eq!(
+            cache.presence(1),
+            Presence::Unsure,
+            "a stored key is looked up"
+        );
+        assert_eq!(cache.presence(2), Presence::Unsure, "so is an invented one");
+        // A key made while the tables are read is kept.
+        cache.apply(&Invalidation::KeyCreated(5));
+        cache.finish_reload(generation).unwrap();
+        assert!(cache.keys_loaded_once());
+        assert!(!cache.keys_need_reload());
+        assert_eq!(cache.presence(1), Presence::Live);
+        assert_eq!(cache.presence(5), Presence::Live);
+        assert_eq!(cache.presence(2), Presence::Absent);
+
+        // A load that fails leaves the set to be reloaded.
+        cache.mark_keys_stale();
+        let failing = Cache::new(CacheOptions::default());
+        failing.set_key_loader(Box::new(|| Err("the database is away".into())));
+        let generation = failing.begin_reload();
+        assert!(failing.finish_reload(generation).is_err());
+        assert!(!failing.keys_loaded_once());
+        assert!(
+            failing.keys_need_reload(),
+            "the next listener ping or reconcile retries"
+        );
+        assert!(cache.keys_need_reload());
     }
 
     #[test]

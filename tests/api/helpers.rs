@@ -67,7 +67,21 @@ async fn start_server(
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
+    key_set_loaded(&state).await;
     (address, state)
+}
+
+/// Waits until the server's set of live key hashes has loaded once (it loads in the
+/// background after start), so that tests of what the set decides see it.
+pub async fn key_set_loaded(state: &AppState) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !state.cache.keys_loaded_once() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the set of live key hashes did not load within 30 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The settings `TestApp::spawn` runs with, unchanged (for `backend_tests!`).
