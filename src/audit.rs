@@ -784,22 +784,24 @@ pub fn record(
     actor: &Actor,
     event: &AuditEvent,
 ) -> QueryResult<()> {
-    audit_log::insert(
-        conn,
-        &AuditLogRow {
-            id: ids::random_id(ids::AUDIT_LOG),
-            type_: event.event_type().as_str().to_owned(),
-            effective_at,
-            actor_id: actor.id().to_owned(),
-            actor: actor.to_json(),
-            resource_id: event.resource_id().to_owned(),
-            details: event.details_json(),
-            actor_user_id: Some(actor.user_id().to_owned()),
-            ip_address: actor.origin().ip_address.map(|ip| ip.to_string()),
-            user_agent: actor.origin().user_agent.clone(),
-            project_id: event.project_id().map(str::to_owned),
-        },
-    )
+    audit_log::insert(conn, &entry(effective_at, actor, event))
+}
+
+/// The row [`record`] writes for `event`, for a write that stores it with its own change.
+pub fn entry(effective_at: i64, actor: &Actor, event: &AuditEvent) -> AuditLogRow {
+    AuditLogRow {
+        id: ids::random_id(ids::AUDIT_LOG),
+        type_: event.event_type().as_str().to_owned(),
+        effective_at,
+        actor_id: actor.id().to_owned(),
+        actor: actor.to_json(),
+        resource_id: event.resource_id().to_owned(),
+        details: event.details_json(),
+        actor_user_id: Some(actor.user_id().to_owned()),
+        ip_address: actor.origin().ip_address.map(|ip| ip.to_string()),
+        user_agent: actor.origin().user_agent.clone(),
+        project_id: event.project_id().map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use diesel::sql_types::{Bool, Text};
 
 use crate::db::DbConnection;
 use crate::domain::{McpPolicy, Permissions, Scope, Scopes};
+use crate::models::audit_log::AuditLogRow;
 use crate::models::user::User;
-use crate::schema::{admin_api_keys, users};
+use crate::schema::{admin_api_keys, audit_logs, users};
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 diesel::define_sql_function!(fn replace(text: Text, from: Text, to: Text) -> Text);
@@ -34,6 +35,28 @@ pub struct AdminApiKeyRow {
     pub permissions: Permissions,
     /// The MCP policy as stored (its preset not resolved).
     pub mcp: McpPolicy,
+}
+
+/// The insert of a key, returning its row.
+macro_rules! insert_query {
+    ($key:expr) => {{
+        use crate::schema::admin_api_keys::dsl::*;
+        // Listed in `AdminApiKeyRow`'s order: `as_returning()` has no `MultiConnection`
+        // support.
+        diesel::insert_into(admin_api_keys).values($key).returning((
+            id,
+            name,
+            redacted_value,
+            owner_id,
+            created_at,
+            last_used_at,
+            expires_at,
+            scopes,
+            enabled,
+            permissions,
+            mcp,
+        ))
+    }};
 }
 
 /// A key to insert (enabled).
@@ -158,6 +181,26 @@ pub fn find_caller(
     }
 }
 
+/// [`find_caller`], with the key's row and its owner's locked `FOR SHARE` by the same
+/// statement on PostgreSQL (key first, then owner: the order [`lock_keys`] then
+/// `user::lock` take them in), so neither can change or go away until the transaction ends.
+pub fn find_caller_locked(
+    conn: &mut DbConnection,
+    key_id: &str,
+) -> QueryResult<Option<(AuthRecord, User)>> {
+    match conn {
+        DbConnection::Pg(pg) => admin_api_keys::table
+            .inner_join(users::table)
+            .filter(admin_api_keys::id.eq(key_id))
+            .select((AuthRecord::as_select(), User::as_select()))
+            .for_share()
+            .first(pg)
+            .optional(),
+        // One write at a time: nothing to lock.
+        DbConnection::Sqlite(_) => find_caller(conn, key_id),
+    }
+}
+
 /// The key that replaced `key_id` by rotation, if it still exists.
 pub fn live_successor(conn: &mut DbConnection, key_id: &str) -> QueryResult<Option<String>> {
     let successor: Option<Option<String>> = admin_api_keys::table
@@ -177,24 +220,29 @@ pub fn live_successor(conn: &mut DbConnection, key_id: &str) -> QueryResult<Opti
 
 /// Inserts one key and returns it as stored (one statement: `RETURNING`).
 pub fn insert(conn: &mut DbConnection, key: &NewAdminApiKey<'_>) -> QueryResult<AdminApiKeyRow> {
-    use crate::schema::admin_api_keys::dsl::*;
-    // Listed in `AdminApiKeyRow`'s order: `as_returning()` has no `MultiConnection` support.
-    diesel::insert_into(admin_api_keys)
-        .values(key)
-        .returning((
-            id,
-            name,
-            redacted_value,
-            owner_id,
-            created_at,
-            last_used_at,
-            expires_at,
-            scopes,
-            enabled,
-            permissions,
-            mcp,
-        ))
-        .get_result(conn)
+    insert_query!(key).get_result(conn)
+}
+
+/// [`insert`] with the audit entry that records it, in one statement on PostgreSQL (see
+/// [`WithWrite`](crate::models::WithWrite)); two on SQLite, where a statement costs no round
+/// trip.
+pub fn insert_audited(
+    conn: &mut DbConnection,
+    key: &NewAdminApiKey<'_>,
+    entry: &AuditLogRow,
+) -> QueryResult<AdminApiKeyRow> {
+    match conn {
+        DbConnection::Pg(pg) => crate::models::WithWrite::new(
+            diesel::insert_into(audit_logs::table).values(entry),
+            insert_query!(key),
+        )
+        .get_result(pg),
+        DbConnection::Sqlite(_) => {
+            let row = insert(conn, key)?;
+            crate::models::audit_log::insert(conn, entry)?;
+            Ok(row)
+        }
+    }
 }
 
 /// One key with its owner.

@@ -13,9 +13,48 @@ pub mod rate_limit;
 pub mod service_account;
 pub mod user;
 
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::db::DbConnection;
+
+/// Two writes as one PostgreSQL statement, `WITH first AS (<first>) <second>`: one round trip
+/// instead of two, and still a statement Diesel prepares once and keeps (both parts have
+/// static query ids). PostgreSQL runs a data-modifying `WITH` to completion whether or not
+/// the rest reads it; the two must not depend on each other (neither sees the other's row).
+/// What it returns is what `second` returns.
+#[derive(Debug, Clone, Copy)]
+pub struct WithWrite<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A, B> WithWrite<A, B> {
+    pub fn new(first: A, second: B) -> Self {
+        Self { first, second }
+    }
+}
+
+impl<A: QueryFragment<Pg>, B: QueryFragment<Pg>> QueryFragment<Pg> for WithWrite<A, B> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH first_write AS (");
+        self.first.walk_ast(out.reborrow())?;
+        out.push_sql(") ");
+        self.second.walk_ast(out.reborrow())
+    }
+}
+
+impl<A: QueryId, B: QueryId> QueryId for WithWrite<A, B> {
+    type QueryId = WithWrite<A::QueryId, B::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = A::HAS_STATIC_QUERY_ID && B::HAS_STATIC_QUERY_ID;
+}
+
+impl<A, B: Query> Query for WithWrite<A, B> {
+    type SqlType = B::SqlType;
+}
+
+impl<A, B, Conn> RunQueryDsl<Conn> for WithWrite<A, B> {}
 
 /// The tables of keys, whose `last_used_at` is written alike.
 #[derive(Clone, Copy, Debug)]

@@ -194,17 +194,27 @@ pub fn authorize<'a>(
             (ids, RowLock::Update, RowLock::Update, Some(user_id))
         }
     };
-    if !key_ids.is_empty() {
-        let key_ids: Vec<&str> = key_ids.iter().map(String::as_str).collect();
-        admin_api_key::lock_keys(conn, &key_ids, key_lock)?;
+    // The common case, a key acting on nothing else (a create for its own owner): one
+    // statement reads the key with its owner and locks both, in the order the general path
+    // below takes them.
+    let alone = matches!(target, Target::Nothing) && matches!(who, Principal::Key(_));
+    if !alone {
+        if !key_ids.is_empty() {
+            let key_ids: Vec<&str> = key_ids.iter().map(String::as_str).collect();
+            admin_api_key::lock_keys(conn, &key_ids, key_lock)?;
+        }
+        let mut user_ids = vec![owner];
+        user_ids.extend(target_user);
+        user::lock(conn, &user_ids, user_lock)?;
     }
-    let mut user_ids = vec![owner];
-    user_ids.extend(target_user);
-    user::lock(conn, &user_ids, user_lock)?;
     match who {
         Principal::Key(key) => {
-            let (record, owner) =
-                admin_api_key::find_caller(conn, &key.key_id)?.ok_or_else(auth::invalid_key)?;
+            let found = if alone {
+                admin_api_key::find_caller_locked(conn, &key.key_id)?
+            } else {
+                admin_api_key::find_caller(conn, &key.key_id)?
+            };
+            let (record, owner) = found.ok_or_else(auth::invalid_key)?;
             auth::check_usable(record.enabled, record.expires_at, now)?;
             auth::check_owner(&owner)?;
             let scopes = record.scopes.intersect(owner.role().ceiling());
