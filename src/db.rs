@@ -261,6 +261,7 @@ impl DatabaseTarget {
                 Ok(DbConnection::Pg(conn))
             }
             Self::Sqlite(path) => {
+                sqlite_multi_thread_mode();
                 let mut conn = SqliteConnection::establish(path).map_err(|e| match e {
                     ConnectionError::BadConnection(msg) => {
                         ConnectionError::BadConnection(format!("SQLite file {path:?}: {msg}"))
@@ -280,6 +281,30 @@ impl DatabaseTarget {
             }
         }
     }
+}
+
+/// Puts SQLite in its multi-thread mode before this process opens its first connection; call it
+/// before opening a SQLite connection by any other way than [`DatabaseTarget`]'s.
+/// The bundled library is built serialized: every call on a connection (each column of each
+/// row read) takes and releases a mutex, in case two threads share the connection. Ours never
+/// do: a connection is owned by the writer thread or lent by the pool to one thread at a time
+/// (Diesel's connections are not `Sync`). Multi-thread mode drops those mutexes (about 15k
+/// instructions of a 20-key list page, one lock per value read).
+pub fn sqlite_multi_thread_mode() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_config` may only run before SQLite is initialised and while no
+        // other thread calls into SQLite. Every connection this process opens is opened just
+        // after this call (by `DatabaseTarget::connect` or after calling this), and `call_once` holds back every other opener until it returns, so
+        // nothing else is in SQLite meanwhile. Once a connection has been opened (initialised)
+        // the call does nothing and returns SQLITE_MISUSE; serialized mode then stays, which
+        // is only slower.
+        let status =
+            unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD) };
+        if status != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(status, "SQLite stays in serialized mode");
+        }
+    });
 }
 
 thread_local! {

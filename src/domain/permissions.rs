@@ -126,9 +126,12 @@ impl Permissions {
         self.0.join(" ")
     }
 
-    /// Reads the stored form.
+    /// Reads the stored form (permissions are ASCII, joined by spaces).
     pub fn from_db(stored: &str) -> Self {
-        stored.split_whitespace().map(str::to_owned).collect()
+        if stored.is_empty() {
+            return Self::default();
+        }
+        stored.split_ascii_whitespace().map(str::to_owned).collect()
     }
 }
 

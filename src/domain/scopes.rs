@@ -143,9 +143,15 @@ impl Scopes {
         self.iter().collect()
     }
 
-    /// Reads the stored form; unknown names (from a newer version) are ignored.
+    /// Reads the stored form; unknown names (from a newer version) are ignored. The form is
+    /// ASCII (names joined by spaces), so it is split on ASCII whitespace: byte comparisons,
+    /// where `split_whitespace` decodes and classifies every character (most of a key's
+    /// decoding cost in a list page).
     pub fn from_db(stored: &str) -> Self {
-        stored.split_whitespace().filter_map(Scope::parse).collect()
+        stored
+            .split_ascii_whitespace()
+            .filter_map(Scope::parse)
+            .collect()
     }
 }
 

@@ -438,13 +438,27 @@ macro_rules! keys_page {
             i64,
             &ListFilter,
         ) = ($conn, $after, $order, $limit, $filter);
-        let page = $source.select($select).limit(limit);
         // Without a filter the statement has no filter at all: every bound value costs a
-        // trip through the backend's bind machinery, on every request.
-        if filter.is_empty() {
-            ordered_page!(conn, page, order, after)
-        } else {
-            ordered_page!(conn, page.filter(key_filter!(filter)), order, after)
+        // trip through the backend's bind machinery, on every request. Run on the backend's
+        // own connection: through `MultiConnection` each execution walks the query once
+        // more to serialise it, and every value is decoded through one more layer.
+        match conn {
+            DbConnection::Pg(conn) => {
+                let page = $source.select($select).limit(limit);
+                if filter.is_empty() {
+                    ordered_page!(conn, page, order, after)
+                } else {
+                    ordered_page!(conn, page.filter(key_filter!(filter)), order, after)
+                }
+            }
+            DbConnection::Sqlite(conn) => {
+                let page = $source.select($select).limit(limit);
+                if filter.is_empty() {
+                    ordered_page!(conn, page, order, after)
+                } else {
+                    ordered_page!(conn, page.filter(key_filter!(filter)), order, after)
+                }
+            }
         }
     }};
 }
@@ -514,9 +528,15 @@ pub fn list_page_keys(
     limit: i64,
     filter: &ListFilter,
 ) -> QueryResult<Vec<KeyWithOwner>> {
-    let source = admin_api_keys::table.inner_join(users::table);
-    let columns = (AdminApiKeyRow::as_select(), User::as_select());
-    keys_page!(conn, source, columns, after, order, limit, filter)
+    keys_page!(
+        conn,
+        admin_api_keys::table.inner_join(users::table),
+        (AdminApiKeyRow::as_select(), User::as_select()),
+        after,
+        order,
+        limit,
+        filter
+    )
 }
 
 /// Page `offset / limit + 1` of the keys that pass `filter`, as [`list_page`] reads them:

@@ -86,6 +86,7 @@ const CEILINGS: &str = "2026-12-07-100000";
 #[test]
 fn the_upgrade_gives_owners_every_permission_and_readers_what_their_keys_held_on_sqlite() {
     let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    admin_api_keys::db::sqlite_multi_thread_mode();
     let mut conn = SqliteConnection::establish(&database.url()).unwrap();
     migrate_before(&mut conn, SQLITE, CEILINGS);
     conn.batch_execute(BEFORE_CEILINGS).unwrap();
