@@ -8,7 +8,7 @@
 #   bash bench/run.sh --backends sqlite    # see `python3 bench/bench.py --help` for options
 #   bash bench/run.sh --callgrind          # also count instructions per request (callgrind)
 #   bash bench/run.sh callgrind [options]  # only the counts; `python3 bench/callgrind.py --help`
-#   bash bench/run.sh proxy [options]      # forward auth (direct, through nginx), introspection
+#   bash bench/run.sh proxy [options]      # forward auth (direct, through nginx and Caddy), introspection
 #
 # Needs: a Rust toolchain, python3, and for PostgreSQL a server at BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres; the script creates and drops a
@@ -46,6 +46,7 @@ elif [ "${1:-}" = proxy ]; then
     driver=bench/proxy.py
     install wrk wrk
     install nginx nginx-light
+    install caddy caddy
 else
     install wrk wrk
 fi
