@@ -15,6 +15,7 @@ diesel::table! {
         rotated_to -> Nullable<Text>,
         permissions -> Text,
         mcp -> Text,
+        revision -> BigInt,
     }
 }
 

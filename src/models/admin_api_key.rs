@@ -35,6 +35,8 @@ pub struct AdminApiKeyRow {
     pub permissions: Permissions,
     /// The MCP policy as stored (its preset not resolved).
     pub mcp: McpPolicy,
+    /// Moves with every change to the key but its `last_used_at` (a trigger moves it).
+    pub revision: i64,
 }
 
 /// The insert of a key, returning its row.
@@ -55,6 +57,7 @@ macro_rules! insert_query {
             enabled,
             permissions,
             mcp,
+            revision,
         ))
     }};
 }
@@ -313,31 +316,20 @@ fn like_literal(text: &str) -> String {
     out
 }
 
-/// What a list page reads of each key when the rest may come from the view cache: the id and
-/// every column a change can move. A cached view is used only if it agrees on all of them.
+/// What a list page reads of each key when the rest may come from the view cache: the id,
+/// the revision (which every other change moves) and `last_used_at` (which moves the
+/// revision not). A cached view is used only if it agrees on all three.
 #[derive(Clone, Debug, Queryable)]
 pub struct Listed {
     pub id: String,
-    pub name: String,
+    pub revision: i64,
     pub last_used_at: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub scopes: Scopes,
-    pub enabled: bool,
-    pub permissions: Permissions,
-    pub mcp: McpPolicy,
 }
 
 impl Listed {
     /// Whether `row` shows this key as the listing read it.
     pub fn matches(&self, row: &AdminApiKeyRow) -> bool {
-        self.id == row.id
-            && self.name == row.name
-            && self.last_used_at == row.last_used_at
-            && self.expires_at == row.expires_at
-            && self.scopes == row.scopes
-            && self.enabled == row.enabled
-            && self.permissions == row.permissions
-            && self.mcp == row.mcp
+        self.id == row.id && self.revision == row.revision && self.last_used_at == row.last_used_at
     }
 }
 
@@ -507,16 +499,7 @@ pub fn list_page(
     filter: &ListFilter,
 ) -> QueryResult<Vec<Listed>> {
     use crate::schema::admin_api_keys::dsl::*;
-    let columns = (
-        id,
-        name,
-        last_used_at,
-        expires_at,
-        scopes,
-        enabled,
-        permissions,
-        mcp,
-    );
+    let columns = (id, revision, last_used_at);
     keys_page!(conn, admin_api_keys, columns, after, order, limit, filter)
 }
 
@@ -549,16 +532,7 @@ pub fn numbered_page(
     filter: &ListFilter,
 ) -> QueryResult<Vec<Listed>> {
     use crate::schema::admin_api_keys::dsl::*;
-    let columns = (
-        id,
-        name,
-        last_used_at,
-        expires_at,
-        scopes,
-        enabled,
-        permissions,
-        mcp,
-    );
+    let columns = (id, revision, last_used_at);
     numbered_page!(conn, admin_api_keys, columns, order, offset, limit, filter)
 }
 

@@ -242,4 +242,50 @@ async fn a_list_shows_a_change_made_behind_the_service_at_once(app: TestApp) {
     let disabled = app.list("status=disabled").await;
     assert_eq!(ids(&disabled), vec![id.clone()]);
     assert_eq!(disabled["data"][0]["enabled"], false, "{disabled}");
+
+    // The page compares each key's revision: a trigger moves it for any change but one to
+    // last_used_at alone (the usage flush's), which the page compares by itself.
+    let revision = |id: String| {
+        app.with_db(move |conn| {
+            use ::admin_api_keys::schema::admin_api_keys as keys;
+            use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+            keys::table
+                .filter(keys::id.eq(id))
+                .select(keys::revision)
+                .first::<i64>(conn)
+                .unwrap()
+        })
+    };
+    let before = revision(id.clone()).await;
+    let target = id.clone();
+    app.with_db(move |conn| {
+        use ::admin_api_keys::schema::admin_api_keys as keys;
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        diesel::update(keys::table.filter(keys::id.eq(target)))
+            .set(keys::last_used_at.eq(Some(1_900_000_000_i64)))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    assert_eq!(revision(id.clone()).await, before, "last_used_at alone");
+    assert_eq!(
+        shown(&app.list("limit=100").await)["last_used_at"],
+        1_900_000_000_i64
+    );
+    let target = id.clone();
+    app.with_db(move |conn| {
+        use ::admin_api_keys::schema::admin_api_keys as keys;
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        diesel::update(keys::table.filter(keys::id.eq(target)))
+            .set(keys::mcp.eq(r#"{"active":false}"#))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    assert_eq!(
+        revision(id.clone()).await,
+        before + 1,
+        "the MCP policy changed"
+    );
+    assert_eq!(shown(&app.list("limit=100").await)["mcp"]["active"], false);
 }

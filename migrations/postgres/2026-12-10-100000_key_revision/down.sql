@@ -1,0 +1,3 @@
+DROP TRIGGER admin_api_keys_revise ON admin_api_keys;
+DROP FUNCTION admin_api_keys_revise();
+ALTER TABLE admin_api_keys DROP COLUMN revision;
