@@ -272,25 +272,9 @@ impl McpPolicy {
         serde_json::to_string(&Stored::from(self)).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// Reads the stored form. Most keys share a few policies (the default, `{}`, above all),
-    /// so the text last read on this thread is remembered with its policy: a page of keys
-    /// with the same policy parses it once, and each further key costs a comparison and a
-    /// clone (reference counts).
+    /// Reads the stored form.
     pub fn from_db(stored: &str) -> Result<Self, serde_json::Error> {
-        thread_local! {
-            static LAST: std::cell::RefCell<Option<(Box<str>, McpPolicy)>> =
-                const { std::cell::RefCell::new(None) };
-        }
-        LAST.with(|last| {
-            if let Some((text, policy)) = &*last.borrow()
-                && **text == *stored
-            {
-                return Ok(policy.clone());
-            }
-            let policy = serde_json::from_str::<Stored>(stored).map(Self::from)?;
-            *last.borrow_mut() = Some((stored.into(), policy.clone()));
-            Ok(policy)
-        })
+        serde_json::from_str::<Stored>(stored).map(Self::from)
     }
 }
 
@@ -841,22 +825,6 @@ mod tests {
             read_only,
             ..McpCall::default()
         }
-    }
-
-    #[test]
-    fn the_remembered_policy_is_only_reused_for_the_same_text() {
-        let paused = r#"{"active":false,"read_only":true}"#;
-        assert!(McpPolicy::from_db("{}").unwrap().active);
-        let read = McpPolicy::from_db(paused).unwrap();
-        assert!(!read.active && read.read_only);
-        assert_eq!(McpPolicy::from_db(paused).unwrap(), read, "read again");
-        let default = McpPolicy::from_db("{}").unwrap();
-        assert!(default.active && !default.read_only);
-        assert!(McpPolicy::from_db("{not json").is_err());
-        assert!(
-            McpPolicy::from_db("{}").unwrap().active,
-            "a text that failed is not remembered"
-        );
     }
 
     #[test]
